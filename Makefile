@@ -1,0 +1,25 @@
+# The two commands of the README. Torch goes in first, from the CPU wheel on disk;
+# the project's torch range is then already satisfied and pulls nothing more.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/spikein run experiment=demo
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(PY) -m pytest -q -x --durations=15
+
+clean:
+	rm -rf $(VENV) runs outputs multirun

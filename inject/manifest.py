@@ -1,0 +1,156 @@
+"""The run's data contract: where the stream is, how it was tokenized, where every copy sits.
+
+Layout under ``<run_dir>/data/``::
+
+    stream.bin                      token ids (uint16 or uint32), training order
+    manifest.json                   this file's contents (Manifest)
+    partitions/<bench>/<part>.jsonl items of each partition, canonical order
+    tokenizer/                      the tokenizer (trained here, or copied from the model)
+
+Token offsets are half-open ``[start, end)`` into the stream and cover exactly the
+sequence built by :func:`inject.render.join_token_lists` (BOS included if used,
+the EOS wrapper excluded), so the step that sees copy ``c`` is
+``c.start // tokens_per_step``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inject.errors import SpikeinError
+from inject.items import Item, read_items_jsonl
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One injected copy: a whole partition (document mode) or one item (scattered mode)."""
+
+    benchmark: str
+    partition: str
+    copy: int  # copy index within the partition, 0..count-1
+    start: int
+    end: int
+    mode: str  # "document" | "scattered"
+    renderer: str
+    item: int | None = None  # item index in the partition (scattered mode only)
+
+
+@dataclass(frozen=True)
+class Partition:
+    benchmark: str
+    name: str
+    count: int  # copies injected; 0 = control
+    n_items: int
+    file: str  # relative to data/
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    name: str
+    renderer: str
+    mode: str
+    window: tuple[float, float]
+    n_items_total: int
+
+
+@dataclass
+class Manifest:
+    config_hash: str
+    tokenizer_hash: str
+    tokenizer_dir: str  # relative to data/
+    vocab_size: int
+    dtype: str  # "uint16" | "uint32"
+    n_tokens: int
+    eos_id: int
+    bos_id: int | None
+    separator: str
+    separator_ids: list[int]
+    benchmarks: list[BenchmarkPlan]
+    partitions: list[Partition]
+    copies: list[Copy]
+    n_documents: int = 0
+    injected_tokens: int = 0
+    format: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Manifest":
+        d = dict(d)
+        d["benchmarks"] = [
+            BenchmarkPlan(**{**b, "window": tuple(b["window"])}) for b in d["benchmarks"]
+        ]
+        d["partitions"] = [Partition(**p) for p in d["partitions"]]
+        d["copies"] = [Copy(**c) for c in d["copies"]]
+        return cls(**d)
+
+    def benchmark(self, name: str) -> BenchmarkPlan:
+        for b in self.benchmarks:
+            if b.name == name:
+                return b
+        raise SpikeinError(
+            f"benchmark '{name}' not in manifest; have: {', '.join(b.name for b in self.benchmarks)}"
+        )
+
+    def copies_of(self, benchmark: str, partition: str) -> list[Copy]:
+        return [c for c in self.copies if c.benchmark == benchmark and c.partition == partition]
+
+    def copies_seen(self, tokens_seen: int, epochs_offset: int = 0) -> dict[tuple[str, str], int]:
+        """Copies of each partition whose last token lies before ``tokens_seen``.
+
+        Training past the end of the stream wraps around (a new epoch), so
+        exposures multiply; a copy counts as seen once all its tokens were.
+        """
+        full, rest = divmod(tokens_seen, self.n_tokens) if self.n_tokens else (0, 0)
+        out: dict[tuple[str, str], int] = {(p.benchmark, p.name): 0 for p in self.partitions}
+        for c in self.copies:
+            out[(c.benchmark, c.partition)] += full + (1 if c.end <= rest else 0)
+        return out
+
+
+def data_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "data"
+
+
+def load_manifest(run_dir: str | Path) -> Manifest:
+    path = data_dir(run_dir) / "manifest.json"
+    if not path.exists():
+        raise SpikeinError(f"no manifest at {path}: run `spikein inject run_dir={run_dir}` first")
+    try:
+        return Manifest.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise SpikeinError(f"corrupt manifest {path}: {e}") from None
+
+
+def open_stream(run_dir: str | Path, manifest: Manifest | None = None) -> np.memmap:
+    """The token stream as a read-only memmap (no copy into memory)."""
+    manifest = manifest or load_manifest(run_dir)
+    path = data_dir(run_dir) / "stream.bin"
+    if not path.exists():
+        raise SpikeinError(f"missing stream: {path}")
+    itemsize = np.dtype(manifest.dtype).itemsize
+    size = path.stat().st_size
+    if size != manifest.n_tokens * itemsize:
+        raise SpikeinError(
+            f"{path} holds {size // itemsize} tokens but manifest says {manifest.n_tokens}"
+        )
+    return np.memmap(path, dtype=manifest.dtype, mode="r", shape=(manifest.n_tokens,))
+
+
+def load_partition(run_dir: str | Path, partition: Partition) -> list[Item]:
+    return read_items_jsonl(data_dir(run_dir) / partition.file)
+
+
+def load_run_tokenizer(run_dir: str | Path, manifest: Manifest | None = None):
+    from inject.tokenizer import load_tokenizer
+
+    manifest = manifest or load_manifest(run_dir)
+    return load_tokenizer(str(data_dir(run_dir) / manifest.tokenizer_dir))

@@ -1,0 +1,73 @@
+"""`spikein <stage> [hydra overrides]`: every stage composes the same config tree."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from inject.errors import SpikeinError
+
+# stage -> (module:function taking the composed config, one-line description)
+STAGES: dict[str, tuple[str, str]] = {
+    "inject": ("inject.stage:run_inject", "build the token stream, manifest and partitions"),
+    "verify": ("inject.verify:run_verify", "re-read the stream and check every recorded copy"),
+    "train": ("train.stage:run_train", "continually pretrain with DeepSpeed on the stream"),
+    "audit": ("audit.stage:run_audit", "score every checkpoint with the detectors"),
+    "report": ("launch.report:run_report", "write report.md and plots from the results"),
+    "run": ("launch.pipeline:run_pipeline", "inject -> train -> audit -> report in one run dir"),
+}
+
+USAGE = "usage: spikein <stage> [key=value ...] [--help]   stages: " + ", ".join(STAGES)
+
+
+def _stage_fn(stage: str) -> Callable[[DictConfig], object]:
+    module, fn = STAGES[stage][0].split(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def _help(stage: str, overrides: list[str]) -> None:
+    from launch.config import compose, config_groups
+
+    print(f"spikein {stage}: {STAGES[stage][1]}\n")
+    print("config groups (pick with group=option):")
+    for group, options in config_groups().items():
+        print(f"  {group:<11} {', '.join(options)}")
+    print("\nresolved config (override any key with key=value):\n")
+    print(OmegaConf.to_yaml(compose(overrides), resolve=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    stage, rest = argv[0], argv[1:]
+    try:
+        if stage not in STAGES:
+            raise SpikeinError(f"unknown stage '{stage}'; choose one of: {', '.join(STAGES)}")
+        if any(a in ("-h", "--help") for a in rest):
+            _help(stage, [a for a in rest if a not in ("-h", "--help")])
+            return 0
+        if any(a in ("-m", "--multirun") for a in rest):
+            from launch.multirun import multirun
+
+            return multirun(stage, [a for a in rest if a not in ("-m", "--multirun")])
+        from launch.config import compose
+
+        cfg = compose(rest)
+        result = _stage_fn(stage)(cfg)
+        return int(result) if isinstance(result, int) else 0
+    except SpikeinError as e:
+        print(f"spikein: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spikein: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
