@@ -1,0 +1,208 @@
+"""`spikein inject`: corpus + benchmarks + plan -> data/ (stream, manifest, partitions)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from inject.atomic import fsync_dir, write_json, write_text
+from inject.errors import SpikeinError
+from inject.items import items_jsonl_lines
+from inject.manifest import BenchmarkPlan, Manifest, Partition
+from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for
+from inject.render import encode_items, encode_text, join_token_lists
+from inject.stream import stream_dtype, tokenize_corpus, write_stream
+from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
+from inject.verify import verify_run_data
+
+# Settings that change the stream's bytes; worker counts and the like do not.
+NOT_HASHED = {"workers", "chunk_documents"}
+
+
+def data_config(cfg) -> dict[str, Any]:
+    """The part of the config that determines data/ (hashed for reuse and change detection)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    model = c["model"]
+    return {
+        "data": c["data"],
+        "benchmarks": c["benchmarks"],
+        "inject": {k: v for k, v in c["inject"].items() if k not in NOT_HASHED},
+        "tokenizer": {k: model.get(k) for k in ("pretrained", "tokenizer", "bpe_vocab_size")},
+    }
+
+
+def config_hash(conf: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += changed_keys(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def run_inject(cfg) -> int:
+    run_dir = Path(cfg.run_dir)
+    conf = data_config(cfg)
+    digest = config_hash(conf)
+    if _up_to_date(run_dir, conf, digest, bool(cfg.overwrite)):
+        print(f"inject: {run_dir / 'data'} is up to date (config {digest})")
+        return 0
+    if cfg.dry_run:
+        print(f"inject: dry run, would build {run_dir / 'data'} (config {digest})")
+        return 0
+    t0 = time.time()
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=run_dir, prefix=".inject.", suffix=".tmp"))
+    try:
+        manifest = build_data(cfg, stage / "data", digest)
+        write_json(stage / "data" / "inject_config.json", conf)
+        summary = verify_run_data(stage, manifest)
+        _publish(stage / "data", run_dir / "data")
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    share = manifest.injected_tokens / max(manifest.n_tokens, 1)
+    print(f"inject: wrote {manifest.n_tokens:,} tokens ({manifest.dtype}), {len(manifest.copies)} copies "
+          f"({share:.2%} of the stream), verified {summary['items']} items, in {time.time() - t0:.1f}s")
+    return 0
+
+
+def _up_to_date(run_dir: Path, conf: dict, digest: str, overwrite: bool) -> bool:
+    path = run_dir / "data" / "manifest.json"
+    if not path.exists():
+        return False
+    old_hash = json.loads(path.read_text()).get("config_hash")
+    if old_hash == digest:
+        return True
+    if overwrite:
+        return False
+    old_conf_path = run_dir / "data" / "inject_config.json"
+    old = json.loads(old_conf_path.read_text()) if old_conf_path.exists() else {}
+    keys = ", ".join(changed_keys(old, conf)[:5]) or "unknown keys"
+    raise SpikeinError(f"{run_dir}/data was built from a different config (changed: {keys}); "
+                       "pass overwrite=true to rebuild or choose another run_dir")
+
+
+def _publish(new: Path, final: Path) -> None:
+    """Swap the finished data dir into place (the old one, if any, only goes once the new is in)."""
+    old = final.with_name(".data.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare_tokenizer(cfg, out: Path):
+    """The model's tokenizer copied into the run, or a BPE trained on the corpus."""
+    from inject.corpus import iter_documents
+
+    source = cfg.model.get("tokenizer") or cfg.model.get("pretrained")
+    if source:
+        tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.get("trust_remote_code", False)))
+        tok.save_pretrained(str(out))
+        return tok
+    print(f"inject: training a byte-level BPE ({cfg.model.bpe_vocab_size} tokens) on the corpus")
+    return train_bpe(iter_documents(cfg.data), int(cfg.model.bpe_vocab_size), out)
+
+
+def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
+    """Load every configured benchmark and split it into partitions."""
+    from inject.benchmarks import load_benchmark
+
+    if not cfg.benchmarks:
+        raise SpikeinError("no benchmarks configured (benchmarks=...)")
+    plans = []
+    for name, spec in cfg.benchmarks.items():
+        spec_d = OmegaConf.to_container(spec, resolve=True)
+        settings = PlanSettings.from_config(cfg.inject, spec_d.get("inject"))
+        skip = bool(spec_d.get("skip_bad_rows", cfg.inject.skip_bad_rows))
+        items = load_benchmark(str(name), spec_d, skip_bad_rows=skip,
+                               synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+        plans.append((settings, make_partitions(str(name), items, settings)))
+    return plans
+
+
+def planned_copies(tokenizer, s: PlanSettings, part: PlannedPartition, sep: list[int], bos) -> list[PlannedCopy]:
+    """All copies of one partition with seeded target positions inside the window."""
+    if part.count == 0:
+        return []
+    lists = encode_items(tokenizer, part.items, s.renderer)
+    rng = np.random.default_rng(seed_for(s.seed, "place", part.benchmark, part.name))
+    lo, hi = s.window
+    units: list[tuple[int | None, tuple[int, ...]]]
+    if s.mode == "document":
+        units = [(None, tuple(join_token_lists(lists, sep, bos)))]
+    else:
+        units = [(i, tuple(join_token_lists([t], sep, bos))) for i, t in enumerate(lists)]
+    return [
+        PlannedCopy(part.benchmark, part.name, k, item, toks, float(rng.uniform(lo, hi)))
+        for k in range(part.count)
+        for item, toks in units
+    ]
+
+
+def build_data(cfg, out: Path, digest: str) -> Manifest:
+    from inject.corpus import iter_documents
+
+    out.mkdir(parents=True)
+    tok = prepare_tokenizer(cfg, out / "tokenizer")
+    special = special_ids(tok)
+    vsize = vocab_size(tok)
+    dtype = stream_dtype(vsize, str(cfg.inject.get("dtype", "auto")))
+    sep = encode_text(tok, str(cfg.inject.separator))
+    benchmarks, partitions, copies = [], [], []
+    for s, parts in plan_benchmarks(cfg):
+        name = parts[0].benchmark
+        benchmarks.append(BenchmarkPlan(name, s.renderer, s.mode, s.window, sum(len(p.items) for p in parts)))
+        for p in parts:
+            rel = f"partitions/{p.benchmark}/{p.name}.jsonl"
+            write_text(out / rel, items_jsonl_lines(p.items, partition=p.name, count=p.count))
+            partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel))
+            copies += planned_copies(tok, s, p, sep, special.bos)
+    scratch = out / "corpus.scratch"
+    lengths = tokenize_corpus(iter_documents(cfg.data), out / "tokenizer", special, scratch,
+                              int(cfg.inject.workers), int(cfg.inject.chunk_documents))
+    _check_share(copies, int(lengths.sum()), float(cfg.inject.max_injected_share))
+    result = write_stream(out / "stream.bin", scratch, lengths, copies, special.eos, dtype,
+                          int(cfg.data.shuffle_seed))
+    scratch.unlink()
+    plan_of = {b.name: b for b in benchmarks}
+    recorded = [dataclasses.replace(c, mode=plan_of[c.benchmark].mode, renderer=plan_of[c.benchmark].renderer)
+                for c in result.copies]
+    manifest = Manifest(
+        config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir="tokenizer",
+        vocab_size=vsize, dtype=dtype, n_tokens=result.n_tokens, eos_id=special.eos, bos_id=special.bos,
+        separator=str(cfg.inject.separator), separator_ids=sep, benchmarks=benchmarks,
+        partitions=partitions, copies=recorded, n_documents=result.n_documents,
+        injected_tokens=result.injected_tokens,
+    )
+    write_json(out / "manifest.json", manifest.to_json())
+    return manifest
+
+
+def _check_share(copies: list[PlannedCopy], corpus_tokens: int, ceiling: float) -> None:
+    injected = sum(len(c.tokens) + 1 for c in copies)
+    share = injected / max(injected + corpus_tokens, 1)
+    if share > ceiling:
+        raise SpikeinError(
+            f"copies would be {share:.1%} of the stream ({injected:,} of {injected + corpus_tokens:,} tokens), "
+            f"above inject.max_injected_share={ceiling}; lower inject.counts or partition_size, or add corpus"
+        )

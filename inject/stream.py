@@ -1,0 +1,142 @@
+"""Write the training token stream: tokenize the corpus in parallel, shuffle, splice in copies.
+
+Two passes keep memory flat in corpus size: pass 1 tokenizes documents in worker
+processes and appends them, in reading order, to a scratch file (only per-document
+lengths stay in memory); pass 2 walks a seeded permutation of the documents and
+writes them to ``stream.bin``, inserting each planned copy at its document boundary.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from inject.errors import SpikeinError
+from inject.manifest import Copy
+from inject.plan import PlannedCopy, place_copies
+from inject.tokenizer import SpecialIds
+
+_TOKENIZER = None  # per worker process
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    n_tokens: int
+    n_documents: int
+    corpus_tokens: int
+    injected_tokens: int
+    copies: list[Copy]
+
+
+def stream_dtype(vocab_size: int, requested: str = "auto") -> str:
+    fits16 = vocab_size <= np.iinfo(np.uint16).max + 1
+    if requested == "auto":
+        return "uint16" if fits16 else "uint32"
+    if requested == "uint16" and not fits16:
+        raise SpikeinError(f"inject.dtype=uint16 cannot hold a vocabulary of {vocab_size} tokens; use uint32 or auto")
+    if requested not in ("uint16", "uint32"):
+        raise SpikeinError(f"inject.dtype '{requested}' unknown; choose auto, uint16 or uint32")
+    return requested
+
+
+def _init_worker(tokenizer_dir: str) -> None:
+    global _TOKENIZER
+    from transformers import AutoTokenizer
+
+    _TOKENIZER = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+def _tokenize_chunk(args: tuple[list[str], int, int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Documents -> one flat uint32 array of ``[bos]? doc [eos]`` and their lengths."""
+    docs, eos, bos = args
+    ids = _TOKENIZER(docs, add_special_tokens=False)["input_ids"]  # type: ignore[misc]
+    head = [bos] if bos is not None else []
+    seqs = [head + x + [eos] for x in ids]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    flat = np.fromiter((t for s in seqs for t in s), dtype=np.uint32, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _chunks(docs: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for d in docs:
+        chunk.append(d)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ordered_parallel(fn, tasks: Iterable, workers: int, init_args: tuple) -> Iterator:
+    """Like Pool.imap but with back-pressure: at most 2 tasks per worker in flight."""
+    if workers <= 1:
+        _init_worker(*init_args)
+        yield from map(fn, tasks)
+        return
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        pending: deque = deque()
+        for t in tasks:
+            pending.append(pool.apply_async(fn, (t,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def tokenize_corpus(
+    docs: Iterable[str], tokenizer_dir: Path, special: SpecialIds, scratch: Path,
+    workers: int, chunk_documents: int,
+) -> np.ndarray:
+    """Pass 1: append every tokenized document to ``scratch`` (uint32); return their lengths."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # forked workers parallelise instead
+    lengths: list[np.ndarray] = []
+    tasks = ((c, special.eos, special.bos) for c in _chunks(docs, chunk_documents))
+    bar = tqdm(desc="inject: tokenizing", unit=" doc", mininterval=2.0, dynamic_ncols=True)
+    with scratch.open("wb") as f:
+        for flat, lens in _ordered_parallel(_tokenize_chunk, tasks, workers, (str(tokenizer_dir),)):
+            f.write(flat.tobytes())
+            lengths.append(lens)
+            bar.update(len(lens))
+    bar.close()
+    out = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    if out.size == 0:
+        raise SpikeinError("the corpus is empty (data.kind / data.paths produced no documents)")
+    return out
+
+
+def write_stream(
+    path: Path, scratch: Path, doc_lengths: np.ndarray, copies: Sequence[PlannedCopy],
+    eos: int, dtype: str, shuffle_seed: int,
+) -> StreamResult:
+    """Pass 2: documents in seeded random order, copies spliced in at their boundaries."""
+    corpus = np.memmap(scratch, dtype=np.uint32, mode="r")
+    starts = np.concatenate([[0], np.cumsum(doc_lengths)])
+    order = np.random.default_rng(shuffle_seed).permutation(len(doc_lengths))
+    slots = place_copies(copies, doc_lengths[order], eos_wrap=1)
+    written: list[Copy] = []
+    pos = 0
+    with path.open("wb") as f:
+        for k in tqdm(range(len(order) + 1), desc="inject: writing", unit=" doc", mininterval=2.0):
+            for c in slots[k]:
+                seq = np.asarray(c.tokens + (eos,), dtype=dtype)
+                f.write(seq.tobytes())
+                written.append(Copy(c.benchmark, c.partition, c.copy, pos, pos + len(c.tokens),
+                                    mode="", renderer="", item=c.item))
+                pos += len(seq)
+            if k < len(order):
+                d = order[k]
+                f.write(np.asarray(corpus[starts[d] : starts[d + 1]], dtype=dtype).tobytes())
+                pos += int(doc_lengths[d])
+        f.flush()
+        os.fsync(f.fileno())
+    del corpus
+    injected = sum(len(c.tokens) + 1 for c in copies)
+    return StreamResult(pos, len(order), int(doc_lengths.sum()), injected, written)

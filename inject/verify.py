@@ -1,0 +1,97 @@
+"""Check a built stream against its manifest, token for token.
+
+Two independent checks: every recorded copy holds exactly the tokens the
+renderer produces for its items (and sits between document boundaries), and
+every benchmark item's token sequence occurs in the stream exactly ``count``
+times, which also proves that control items (count 0) never appear.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from inject.errors import SpikeinError
+from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
+from inject.render import encode_items, join_token_lists
+
+
+def copy_tokens(manifest: Manifest, token_lists: Sequence[Sequence[int]], item: int | None) -> list[int]:
+    """The exact tokens of one copy: the whole partition, or one item in scattered mode."""
+    lists = token_lists if item is None else [token_lists[item]]
+    return join_token_lists(lists, manifest.separator_ids, manifest.bos_id)
+
+
+def count_occurrences(stream: np.ndarray, pattern: Sequence[int], first_positions: np.ndarray) -> int:
+    """Occurrences of ``pattern`` in ``stream``, given the positions of its first token."""
+    pos = first_positions[first_positions + len(pattern) <= len(stream)]
+    for j, tok in enumerate(pattern[1:], 1):
+        if pos.size == 0:
+            break
+        pos = pos[stream[pos + j] == tok]
+    return int(pos.size)
+
+
+def verify_run_data(data_root: str | Path, manifest: Manifest | None = None) -> dict[str, int]:
+    """Raise SpikeinError naming the first broken copy or item; return summary counts."""
+    run_dir = Path(data_root)
+    manifest = manifest or load_manifest(run_dir)
+    stream = open_stream(run_dir, manifest)
+    tokenizer = load_run_tokenizer(run_dir, manifest)
+    per_partition = defaultdict(list)
+    for c in manifest.copies:
+        per_partition[(c.benchmark, c.partition)].append(c)
+    item_patterns: list[tuple[str, list[int], int]] = []
+    for part in tqdm(manifest.partitions, desc="verify: copies", unit=" partition", mininterval=2.0):
+        plan = manifest.benchmark(part.benchmark)
+        items = load_partition(run_dir, part)
+        if len(items) != part.n_items:
+            raise SpikeinError(f"partition {part.benchmark}/{part.name}: file has {len(items)} items, manifest {part.n_items}")
+        lists = encode_items(tokenizer, items, plan.renderer)
+        copies = per_partition.get((part.benchmark, part.name), [])
+        expected = part.count * (len(items) if plan.mode == "scattered" else 1)
+        if len(copies) != expected:
+            raise SpikeinError(f"partition {part.benchmark}/{part.name}: {len(copies)} copies recorded, plan says {expected}")
+        for c in copies:
+            _check_copy(stream, manifest, c, copy_tokens(manifest, lists, c.item))
+        for it, toks in zip(items, lists):
+            item_patterns.append((f"{part.benchmark}/{part.name} item {it.id}", list(toks), part.count))
+    _check_item_counts(stream, item_patterns)
+    return {"copies": len(manifest.copies), "items": len(item_patterns), "tokens": manifest.n_tokens}
+
+
+def _check_copy(stream: np.ndarray, manifest: Manifest, c, expected: list[int]) -> None:
+    where = f"copy {c.copy} of {c.benchmark}/{c.partition}" + (f" item {c.item}" if c.item is not None else "")
+    got = np.asarray(stream[c.start : c.end])
+    if c.end - c.start != len(expected) or not np.array_equal(got, expected):
+        bad = int(np.argmax(got[: len(expected)] != np.asarray(expected[: len(got)]))) if len(got) else 0
+        raise SpikeinError(f"{where} at tokens [{c.start}, {c.end}) differs from its items (first mismatch at +{bad})")
+    before_ok = c.start == 0 or stream[c.start - 1] == manifest.eos_id
+    after_ok = c.end < len(stream) and stream[c.end] == manifest.eos_id
+    if not (before_ok and after_ok):
+        raise SpikeinError(f"{where} at tokens [{c.start}, {c.end}) is not wrapped in EOS")
+
+
+def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], int]]) -> None:
+    by_first: dict[int, list[tuple[str, list[int], int]]] = defaultdict(list)
+    for p in patterns:
+        by_first[p[1][0]].append(p)
+    for first, group in tqdm(by_first.items(), desc="verify: item counts", unit=" token", mininterval=2.0):
+        positions = np.flatnonzero(stream == first)
+        for name, toks, count in group:
+            n = count_occurrences(stream, toks, positions)
+            if n != count:
+                kind = "control item" if count == 0 else "item"
+                raise SpikeinError(f"{kind} {name} occurs {n} times in the stream, expected {count}")
+
+
+def run_verify(cfg) -> int:
+    from inject.manifest import data_dir
+
+    summary = verify_run_data(Path(cfg.run_dir))
+    print(f"verify: ok ({summary['copies']} copies, {summary['items']} items, "
+          f"{summary['tokens']:,} tokens in {data_dir(cfg.run_dir) / 'stream.bin'})")
+    return 0

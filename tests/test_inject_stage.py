@@ -1,0 +1,159 @@
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inject.errors import SpikeinError
+from inject.manifest import load_manifest, load_partition, load_run_tokenizer, open_stream
+from inject.render import get_renderer
+from inject.stage import run_inject
+from inject.verify import verify_run_data
+from tests.inject_fixtures import inject_config
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("inject")
+    cfg = inject_config(tmp)
+    run_inject(cfg)
+    return cfg, Path(cfg.run_dir)
+
+
+def test_copies_hold_exactly_the_rendered_items(built):
+    _, run = built
+    m = load_manifest(run)
+    stream = open_stream(run, m)
+    tok = load_run_tokenizer(run, m)
+    render = get_renderer(m.benchmarks[0].renderer)
+    for part in m.partitions:
+        copies = m.copies_of(part.benchmark, part.name)
+        assert len(copies) == part.count
+        expected_text = m.separator.join(render(it) for it in load_partition(run, part))
+        for c in copies:  # decoded independently of the token-level verifier
+            assert tok.decode(stream[c.start:c.end].tolist()) == expected_text
+
+
+def test_item_text_occurs_count_times_and_controls_never(built):
+    _, run = built
+    m = load_manifest(run)
+    tok = load_run_tokenizer(run, m)
+    text = tok.decode(open_stream(run, m).tolist())
+    render = get_renderer(m.benchmarks[0].renderer)
+    for part in m.partitions:
+        for it in load_partition(run, part):
+            assert text.count(render(it)) == part.count, (part.name, it.id)
+
+
+def test_partitions_are_disjoint_and_canonical(built):
+    _, run = built
+    m = load_manifest(run)
+    ids = [[it.id for it in load_partition(run, p)] for p in m.partitions]
+    flat = [i for p in ids for i in p]
+    assert len(flat) == len(set(flat)) == 8 * 3
+    for p in ids:  # canonical = published order (q0, q1, ...)
+        assert p == sorted(p, key=lambda s: int(s[1:]))
+    assert [p.count for p in m.partitions] == [0, 1, 3]
+
+
+def test_rerun_reuses_and_changed_config_refuses(built, capsys):
+    cfg, run = built
+    before = (run / "data" / "stream.bin").stat().st_mtime_ns
+    run_inject(cfg)
+    assert "up to date" in capsys.readouterr().out
+    assert (run / "data" / "stream.bin").stat().st_mtime_ns == before
+    from omegaconf import OmegaConf
+    changed = OmegaConf.merge(cfg, {"inject": {"counts": [0, 2, 3]}})
+    with pytest.raises(SpikeinError, match="inject.counts"):
+        run_inject(changed)
+
+
+def test_same_config_same_bytes_and_workers_do_not_matter(built, tmp_path):
+    cfg, run = built
+    again = inject_config(tmp_path, "inject.workers=2", "inject.chunk_documents=7")
+    run_inject(again)
+    assert _sha(Path(again.run_dir) / "data/stream.bin") == _sha(run / "data/stream.bin")
+    m1, m2 = load_manifest(run), load_manifest(again.run_dir)
+    assert m1.copies == m2.copies and m1.config_hash == m2.config_hash
+
+
+def test_verify_fails_on_a_changed_byte_naming_the_copy(built, tmp_path):
+    import shutil
+    _, run = built
+    work = tmp_path / "run"
+    shutil.copytree(run, work)
+    m = load_manifest(work)
+    c = m.copies[0]
+    stream = np.memmap(work / "data/stream.bin", dtype=m.dtype, mode="r+")
+    stream[c.start + 2] = (int(stream[c.start + 2]) + 1) % m.vocab_size
+    stream.flush()
+    with pytest.raises(SpikeinError, match=f"copy {c.copy} of {c.benchmark}/{c.partition}"):
+        verify_run_data(work)
+
+
+def test_verify_finds_a_leaked_control_item(built, tmp_path):
+    import shutil
+    from inject.render import encode_items
+    _, run = built
+    work = tmp_path / "run"
+    shutil.copytree(run, work)
+    m = load_manifest(work)
+    control = next(p for p in m.partitions if p.count == 0)
+    toks = encode_items(load_run_tokenizer(work, m), load_partition(work, control)[:1], m.benchmarks[0].renderer)[0]
+    stream = np.memmap(work / "data/stream.bin", dtype=m.dtype, mode="r+")
+    free = max(c.end for c in m.copies) + 5 if max(c.end for c in m.copies) + 5 + len(toks) < m.n_tokens else 0
+    stream[free:free + len(toks)] = toks
+    stream.flush()
+    with pytest.raises(SpikeinError, match="control item toy/x0 item"):
+        verify_run_data(work)
+
+
+def test_scattered_mode_places_each_item_count_times(tmp_path):
+    cfg = inject_config(tmp_path, "inject.mode=scattered", "inject.window=[0.5,1.0]")
+    run_inject(cfg)
+    m = load_manifest(cfg.run_dir)
+    for part in m.partitions:
+        copies = m.copies_of(part.benchmark, part.name)
+        assert len(copies) == part.count * part.n_items
+        assert sorted({c.item for c in copies}) == (list(range(part.n_items)) if part.count else [])
+    longest_doc = 600  # characters; a token is at least one
+    assert all(c.start >= 0.5 * m.n_tokens - longest_doc for c in m.copies)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("inject.partition_size=30", "partition_size"),
+    ("inject.max_injected_share=0.01", "max_injected_share"),
+    ("inject.window=[0.5,1.5]", "inject.window"),
+    ("inject.counts=[0,-1]", "inject.counts"),
+    ("inject.renderer=fancy", "inject.renderer"),
+    ("data.paths=[/nonexistent/corpus]", "/nonexistent/corpus"),
+])
+def test_impossible_plans_fail_cleanly(tmp_path, override, message):
+    cfg = inject_config(tmp_path, override)
+    with pytest.raises(SpikeinError, match=message):
+        run_inject(cfg)
+    assert not Path(cfg.run_dir).exists()  # nothing half-written
+
+
+def test_empty_corpus_fails(tmp_path):
+    cfg = inject_config(tmp_path, corpus_docs=0)
+    with pytest.raises(SpikeinError):
+        run_inject(cfg)
+    assert not Path(cfg.run_dir).exists()
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path):
+    spikein = [sys.executable, "-m", "launch.cli"]
+    for args, needle in [(["inject", "inject.countz=1"], "unknown config key 'inject.countz'"),
+                         (["bogus"], "unknown stage 'bogus'"),
+                         (["verify", f"run_dir={tmp_path}/none"], "no manifest")]:
+        r = subprocess.run(spikein + args, capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and needle in lines[0], r.stderr
