@@ -1,0 +1,231 @@
+"""Load a benchmark from its config entry (``benchmarks.<name>``) as Items in canonical order.
+
+Sources: ``hub`` (Hugging Face datasets: cais/mmlu, allenai/ai2_arc, Rowan/hellaswag
+schemas), ``mmlu_dir`` (header-less MMLU CSVs), ``arc_jsonl``, ``generic`` (any JSONL/CSV/
+parquet plus a field mapping in config) and ``synthetic`` (the built-in synthetic world).
+Bad records stop the load with ``file:line: reason`` unless ``skip_bad_rows``, which skips
+them and says how many on stderr: never silently dropped.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from inject.benchmark_formats import (
+    ANSWER_TYPES, BadRow, Row, arc_item, arc_jsonl_rows, as_list, csv_dict_records, get_field,
+    jsonable, jsonl_records, make_item, mmlu_dir_rows, parquet_records, row,
+)
+from inject.errors import SpikeinError
+from inject.items import Item
+
+SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
+GENERIC_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+HUB_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+FIELD_KEYS = ("id", "question", "choices", "options", "answer", "answer_type", "context", "subject")
+
+
+def load_benchmark(
+    name: str, spec: Mapping, *, skip_bad_rows: bool = False, synthetic: Mapping | None = None
+) -> list[Item]:
+    """The items of benchmark ``name`` in canonical (published) order."""
+    spec = _plain(spec) or {}
+    source = spec.get("source")
+    readers: dict[str, Callable[[], Iterable[Row]]] = {
+        "hub": lambda: hub_rows(spec),
+        "mmlu_dir": lambda: mmlu_dir_rows(Path(_need(spec, "path", name))),
+        "arc_jsonl": lambda: arc_jsonl_rows(Path(_need(spec, "path", name))),
+        "generic": lambda: generic_rows(name, spec),
+        "synthetic": lambda: synthetic_rows(name, spec, _plain(synthetic) or {}),
+    }
+    if source not in readers:
+        raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
+    skip = bool(spec.get("skip_bad_rows", skip_bad_rows))
+    return _collect(name, readers[source](), skip)
+
+
+def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
+    """Validate every row (Item.problems, unique ids); stop on the first bad one or skip it."""
+    items: list[Item] = []
+    first_seen: dict[str, str] = {}
+    bad: list[str] = []
+    for where, got in rows:
+        reason = got if isinstance(got, str) else got.problems()
+        if reason is None and got.id in first_seen:
+            reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
+        if reason is not None:
+            if not skip:
+                raise SpikeinError(f"{where}: {reason}")
+            bad.append(f"{where}: {reason}")
+            continue
+        first_seen[got.id] = where
+        items.append(got)
+    if bad:
+        print(f"benchmark {name}: skipped {len(bad)} bad rows (first: {bad[0]})", file=sys.stderr)
+    if not items:
+        raise SpikeinError(f"benchmark {name}: no items" + (f" ({len(bad)} bad rows skipped)" if bad else ""))
+    return items
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else (
+        dict(node) if isinstance(node, Mapping) else node)
+
+
+def _need(spec: Mapping, key: str, name: str) -> Any:
+    if spec.get(key) in (None, ""):
+        raise SpikeinError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')})")
+    return spec[key]
+
+
+# ---- generic: any file plus a field mapping -----------------------------------------
+
+
+def generic_rows(name: str, spec: Mapping) -> Iterator[Row]:
+    path = Path(_need(spec, "path", name))
+    fmt = spec.get("format") or GENERIC_FORMATS.get(path.suffix.lower())
+    fields = _generic_fields(name, spec.get("fields"))
+    records = {
+        "jsonl": lambda: jsonl_records(path),
+        "csv": lambda: csv_dict_records(path, spec.get("columns")),
+        "parquet": lambda: parquet_records(path),
+    }
+    if fmt not in records:
+        raise SpikeinError(f"benchmark {name}: unknown format {fmt!r} for {path}; "
+                           f"set format to one of: {', '.join(records)}")
+    for index, (where, record) in enumerate(records[fmt]()):
+        if isinstance(record, str):
+            yield where, record
+            continue
+        yield row(where, lambda: _generic_item(record, index, fields))
+
+
+def _generic_fields(name: str, fields: Any) -> dict[str, Any]:
+    """Check the mapping once, up front: typos fail here, not as one error per row."""
+    if not isinstance(fields, Mapping):
+        raise SpikeinError(f"benchmark {name}: generic source needs a 'fields' mapping ({', '.join(FIELD_KEYS)})")
+    fields = dict(fields)
+    unknown = sorted(set(fields) - set(FIELD_KEYS))
+    if unknown:
+        raise SpikeinError(f"benchmark {name}: unknown fields key(s) {', '.join(unknown)}; known: {', '.join(FIELD_KEYS)}")
+    for key in ("question", "answer"):
+        _need(fields, key, name)
+    if bool(fields.get("choices")) == bool(fields.get("options")):
+        raise SpikeinError(f"benchmark {name}: fields needs exactly one of 'choices' (a list field) "
+                           "or 'options' (a list of field names)")
+    fields.setdefault("answer_type", "index")
+    if fields["answer_type"] not in ANSWER_TYPES:
+        raise SpikeinError(f"benchmark {name}: unknown answer_type {fields['answer_type']!r}; "
+                           f"choose one of: {', '.join(ANSWER_TYPES)}")
+    return fields
+
+
+def _generic_item(record: dict[str, Any], index: int, fields: Mapping[str, Any]) -> Item:
+    if fields.get("choices"):
+        choices = as_list(get_field(record, fields["choices"]), fields["choices"])
+    else:
+        choices = [get_field(record, key) for key in fields["options"]]
+    optional = {k: get_field(record, fields[k]) if fields.get(k) else None for k in ("context", "subject")}
+    return make_item(
+        id=get_field(record, fields["id"]) if fields.get("id") else index,
+        question=get_field(record, fields["question"]), choices=choices,
+        answer=get_field(record, fields["answer"]), answer_type=fields["answer_type"],
+        record=record, **optional,
+    )
+
+
+# ---- Hugging Face hub (or local files in a hub schema) ------------------------------
+
+
+def hub_rows(spec: Mapping) -> Iterator[Row]:
+    fmt = spec.get("format")
+    if fmt not in HUB_FORMATS:
+        raise SpikeinError(f"benchmark hub {spec.get('path')!r}: unknown format {fmt!r}; "
+                           f"choose one of: {', '.join(HUB_FORMATS)}")
+    records, label = _hub_records(spec)
+    per_subject: dict[str, int] = {}
+    for i, record in enumerate(records):
+        yield row(f"{label}:row {i + 1}", lambda: HUB_FORMATS[fmt](jsonable(record), per_subject))
+
+
+def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:
+    """The rows of the dataset, and how to name it in errors."""
+    import datasets
+
+    if spec.get("trust_remote_code"):
+        raise SpikeinError(f"dataset {spec.get('path')!r}: trust_remote_code is not supported; "
+                           "use a revision with data files (parquet)")
+    data_files = spec.get("data_files")
+    if data_files:
+        files = [str(data_files)] if isinstance(data_files, (str, Path)) else [str(f) for f in data_files]
+        for f in files:
+            if not Path(f).is_file():
+                raise SpikeinError(f"missing file: {f}")
+        builder = HUB_BUILDERS.get(Path(files[0]).suffix.lower())
+        if builder is None:
+            raise SpikeinError(f"{files[0]}: cannot infer the file type; use one of: {', '.join(HUB_BUILDERS)}")
+        label = ",".join(files)
+        try:
+            ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=spec.get("cache_dir"))
+        except Exception as e:  # the builders raise their own error types for unparseable files
+            raise SpikeinError(f"cannot read {label}: {_first_line(e)}") from None
+        return ds, label
+    path, config, split = spec.get("path"), spec.get("name"), spec.get("split", "test")
+    label = f"{path}[{config}/{split}]" if config else f"{path}[{split}]"
+    try:
+        ds = datasets.load_dataset(path, config, split=split, cache_dir=spec.get("cache_dir"))
+    except Exception as e:  # network, auth, unknown config/split: all mean "cannot load it"
+        raise SpikeinError(f"cannot load hub dataset {label}: {_first_line(e)}") from None
+    return ds, label
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _hub_mmlu(record: dict[str, Any], per_subject: dict[str, int]) -> Item:
+    """cais/mmlu: {question, subject, choices, answer: int}; ids match the mmlu_dir source."""
+    subject = str(get_field(record, "subject"))
+    index = per_subject[subject] = per_subject.get(subject, -1) + 1
+    return make_item(id=f"{subject}/{index}", question=get_field(record, "question"),
+                     choices=as_list(get_field(record, "choices"), "choices"),
+                     answer=get_field(record, "answer"), answer_type="index", subject=subject, record=record)
+
+
+def _hub_arc(record: dict[str, Any], _: dict[str, int]) -> Item:
+    """allenai/ai2_arc: {id, question, choices: {text: [...], label: [...]}, answerKey}."""
+    texts = as_list(get_field(record, "choices.text"), "choices.text")
+    labels = [str(label) for label in as_list(get_field(record, "choices.label"), "choices.label")]
+    if len(texts) != len(labels):
+        raise BadRow(f"{len(texts)} choice texts but {len(labels)} labels")
+    return arc_item(record, get_field(record, "question"), texts, labels)
+
+
+def _hub_hellaswag(record: dict[str, Any], _: dict[str, int]) -> Item:
+    """Rowan/hellaswag: {ind, activity_label, ctx, endings, label: "0".."3"}; the test split is unlabelled."""
+    return make_item(id=get_field(record, "ind"), question=get_field(record, "ctx"),
+                     choices=as_list(get_field(record, "endings"), "endings"),
+                     answer=get_field(record, "label"), answer_type="index",
+                     subject=record.get("activity_label"), record=record)
+
+
+HUB_FORMATS: dict[str, Callable[[dict[str, Any], dict[str, int]], Item]] = {
+    "mmlu": _hub_mmlu, "arc": _hub_arc, "hellaswag": _hub_hellaswag,
+}
+
+
+# ---- the built-in synthetic world ---------------------------------------------------
+
+
+def synthetic_rows(name: str, spec: Mapping, world_cfg: Mapping) -> Iterator[Row]:
+    from inject.synthetic import SyntheticWorld  # lazy: only synthetic runs need the world
+
+    world = SyntheticWorld(**world_cfg)
+    bench = spec.get("name") or name
+    names = list(world.benchmark_names())
+    if bench not in names:
+        raise SpikeinError(f"benchmark {name}: unknown synthetic benchmark {bench!r}; choose one of: {', '.join(names)}")
+    for i, item in enumerate(world.benchmark(bench)):
+        yield f"synthetic:{bench}:item {i + 1}", item
