@@ -15,12 +15,7 @@ from omegaconf import OmegaConf, open_dict
 
 from inject.atomic import write_text
 from inject.errors import SpikeinError
-from inject.stage import changed_keys
 from inject.wandb_log import redact
-
-# Sections whose change makes existing checkpoints stale (inject checks its own).
-TRAINING_KEYS = ("model", "train", "deepspeed")
-
 
 def run_pipeline(cfg) -> int:
     from audit.stage import run_audit
@@ -33,8 +28,8 @@ def run_pipeline(cfg) -> int:
         print(describe(cfg))
         return 0
     run_dir = Path(cfg.run_dir)
-    _check_training_config(cfg, run_dir)
     run_inject(cfg)
+    _drop_stale_results(cfg, run_dir)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
     if cfg.audit.when == "each_checkpoint":
         _train_with_watching_audit(cfg, run_train, run_audit)
@@ -49,20 +44,18 @@ def _resolved(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _check_training_config(cfg, run_dir: Path) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.exists() or not (run_dir / "checkpoints").exists():
+def _drop_stale_results(cfg, run_dir: Path) -> None:
+    """With overwrite=true, training that no longer matches the config is removed by the
+    train stage; the audit rows and report made from those checkpoints must go with it."""
+    if not cfg.overwrite or not (run_dir / "checkpoints").exists():
         return
-    old = OmegaConf.to_container(OmegaConf.load(saved))
-    new = redact(_resolved(cfg))
-    changed = [k for s in TRAINING_KEYS for k in changed_keys(old.get(s), new.get(s), f"{s}.")]
-    if not changed:
-        return
-    if not cfg.overwrite:
-        raise SpikeinError(f"{run_dir} holds checkpoints trained with a different config (changed: "
-                           f"{', '.join(changed[:5])}); pass overwrite=true to retrain or choose another run_dir")
-    for stale in ("checkpoints", "train", "audit", "report"):
-        shutil.rmtree(run_dir / stale, ignore_errors=True)
+    from train.stage import check_previous_run, plan_training
+
+    settings, _ = plan_training(cfg)
+    check_previous_run(settings, overwrite=True)
+    if not (run_dir / "checkpoints").exists():
+        for stale in ("audit", "report"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
 
 
 def _train_with_watching_audit(cfg, run_train, run_audit) -> None:
@@ -78,11 +71,10 @@ def _train_with_watching_audit(cfg, run_train, run_audit) -> None:
         except BaseException as e:  # re-raised in the main thread
             failure.append(e)
 
-    watcher = threading.Thread(target=audit_loop, name="audit-watch")
+    # A daemon: if training fails, the exception ends the process and the watcher with it.
+    watcher = threading.Thread(target=audit_loop, name="audit-watch", daemon=True)
     watcher.start()
-    try:
-        run_train(cfg)
-    finally:
-        watcher.join()
+    run_train(cfg)
+    watcher.join()
     if failure:
         raise failure[0]
