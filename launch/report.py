@@ -82,8 +82,21 @@ def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float) -> st
         else:
             said = "; ".join(f"{d} from step {r['step']} (p = {_fmt_p(r)})" for d, r in hits)
             verdict = ("FLAGGED (false positive): " if p.count == 0 else "detected by ") + said
-        lines.append(f"- {what}: {verdict}")
+        lines.append(f"- {what}: {verdict}{_accuracy_note(rows, p)}")
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_note(rows: list[dict[str, Any]], part) -> str:
+    """Final accuracy and its inflation over the same benchmark's controls."""
+    acc = {r["partition"]: r.get("accuracy", r["statistic"]) for r in final_rows(rows)
+           if r["detector"] == "accuracy" and r["benchmark"] == part.benchmark}
+    controls = [acc[r["partition"]] for r in final_rows(rows) if r["detector"] == "accuracy"
+                and r["benchmark"] == part.benchmark and r["count"] == 0 and r["partition"] in acc]
+    if part.name not in acc:
+        return ""
+    if part.count == 0 or not controls:
+        return f"; accuracy {acc[part.name]:.2f}"
+    return f"; accuracy {acc[part.name]:.2f} ({acc[part.name] - sum(controls) / len(controls):+.2f} vs controls)"
 
 
 def results_table(last: list[dict[str, Any]]) -> str:
