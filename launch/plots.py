@@ -24,6 +24,16 @@ def _xcount(c: int) -> float:
     return c if c > 0 else 0.5  # controls drawn left of 1 on the log axis
 
 
+def _copies_axis(ax, counts) -> None:
+    """Log-2 x axis labelled with the actual counts; controls (0) drawn at 0.5."""
+    counts = sorted(set(counts))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([_xcount(c) for c in counts])
+    ax.set_xticklabels(["control" if c == 0 else str(c) for c in counts])
+    ax.minorticks_off()
+    ax.set_xlabel("copies in the training stream")
+
+
 def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, title: str) -> Path:
     """log10 p against copies, one line per (benchmark, detector); the alpha line drawn."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -33,10 +43,9 @@ def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, ti
             series[(r["benchmark"], r["detector"])].append((r["count"], _log10p(r)))
     for (bench, det), pts in sorted(series.items()):
         pts.sort()
-        ax.plot([_xcount(c) for c, _ in pts], [y for _, y in pts], marker="o", label=f"{det} ({bench})")
+        ax.plot([_xcount(c) for c, _ in pts], [y for _, y in pts], marker="o", alpha=0.8, label=f"{det} ({bench})")
     ax.axhline(math.log10(alpha), color="red", linestyle="--", linewidth=1, label=f"p = {alpha}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("copies in training stream (control at 0.5)")
+    _copies_axis(ax, [c for pts in series.values() for c, _ in pts])
     ax.set_ylabel("log10 p  (lower = stronger evidence)")
     ax.set_title(title)
     ax.legend(fontsize=7)
@@ -52,8 +61,7 @@ def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Pa
     for bench, pts in sorted(series.items()):
         pts.sort()
         ax.plot([_xcount(c) for c, _ in pts], [y for _, y in pts], marker="o", label=bench)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("copies in training stream (control at 0.5)")
+    _copies_axis(ax, [c for pts in series.values() for c, _ in pts])
     ax.set_ylabel("zero-shot accuracy")
     ax.set_title(title)
     ax.legend(fontsize=7)
