@@ -42,7 +42,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
         point()
     finally:
         sys.argv = argv
-    if stage == "run" and sweep_dirs:
+    if stage == "run" and sweep_dirs and "dry_run=true" not in overrides:
         from launch.sweep_report import write_sweep_report
 
         print(f"report: {write_sweep_report(Path(sweep_dirs[0]), 0.01)}")
