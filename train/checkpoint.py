@@ -1,0 +1,177 @@
+"""Checkpoints: ``checkpoints/step_<N>/{ds,hf}`` and ``checkpoints/index.json``.
+
+Each checkpoint is built under ``.step_<N>.tmp`` by all ranks, renamed into place by
+rank 0, and only then listed in ``index.json`` (written atomically): a run killed
+mid-write leaves a temp dir that nobody reads. ``ds/`` is DeepSpeed's state (model,
+optimizer, scheduler, plus our client state: data position and every rank's RNG
+states); ``hf/`` is a safetensors export with the run's tokenizer, for the audit.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inject.atomic import fsync_dir, write_json
+from inject.errors import SpikeinError
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def index_path(run_dir: str | Path) -> Path:
+    return checkpoints_dir(run_dir) / "index.json"
+
+
+def read_index(run_dir: str | Path) -> dict[str, Any] | None:
+    path = index_path(run_dir)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise SpikeinError(f"corrupt checkpoint index {path}: {e}") from None
+
+
+def new_index(seq_len: int, global_batch: int) -> dict[str, Any]:
+    return {"checkpoints": [], "finished": False, "seq_len": seq_len, "global_batch": global_batch,
+            "tokens_per_step": seq_len * global_batch}
+
+
+def latest_resumable(run_dir: str | Path) -> dict[str, Any] | None:
+    """The newest complete checkpoint that still has its DeepSpeed state."""
+    index = read_index(run_dir) or {"checkpoints": []}
+    root = checkpoints_dir(run_dir)
+    usable = [c for c in index["checkpoints"] if c.get("ds") and (root / c["ds"]).is_dir()]
+    return max(usable, key=lambda c: c["step"]) if usable else None
+
+
+def remove_stale_temps(run_dir: str | Path) -> None:
+    for tmp in checkpoints_dir(run_dir).glob(".step_*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- RNG states -------------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def gather_rng_states() -> list[dict[str, Any]]:
+    """Every rank's RNG states, in rank order (stored once, in rank 0's client state)."""
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+# --- HF export --------------------------------------------------------------------
+
+def export_hf(engine, out_dir: Path, tokenizer_dir: Path, rank: int) -> None:
+    """safetensors + config + tokenizer; under ZeRO-3 the shards are gathered first (collective)."""
+    module = engine.module
+    if engine.zero_optimization_partition_weights():
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            if rank == 0:
+                _save_module(module, out_dir, tokenizer_dir)
+    elif rank == 0:  # stages 0-2 keep full weights in the module on every rank
+        _save_module(module, out_dir, tokenizer_dir)
+
+
+def _save_module(module, out_dir: Path, tokenizer_dir: Path) -> None:
+    module.save_pretrained(str(out_dir), safe_serialization=True)
+    for f in tokenizer_dir.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out_dir / f.name)
+
+
+# --- save / load ------------------------------------------------------------------
+
+def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str, Any] | None,
+                    tokenizer_dir: Path, tokens_seen: int, epochs: float, keep_last: int,
+                    keep_hf: str, rank: int) -> None:
+    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only."""
+    import torch.distributed as dist
+
+    root = checkpoints_dir(run_dir)
+    tmp, final = root / f".step_{step}.tmp", root / f"step_{step}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    dist.barrier()
+    if client_state is not None:
+        engine.save_checkpoint(str(tmp), tag="ds", client_state=client_state, save_latest=False)
+    export_hf(engine, tmp / "hf", tokenizer_dir, rank)
+    dist.barrier()
+    if rank == 0:
+        if final.exists():  # a complete checkpoint of this step not in the index (killed before it)
+            shutil.rmtree(final)
+        tmp.rename(final)
+        fsync_dir(root)
+        entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
+                 "hf": f"step_{step}/hf", "ds": f"step_{step}/ds" if client_state is not None else None}
+        _publish(run_dir, entry, keep_last, keep_hf)
+    dist.barrier()
+
+
+def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str) -> None:
+    """List the new checkpoint, then prune: the index never names something deleted."""
+    index = read_index(run_dir)
+    assert index is not None, "index.json is written before the first checkpoint"
+    entries = [c for c in index["checkpoints"] if c["step"] != entry["step"]] + [entry]
+    entries.sort(key=lambda c: c["step"])
+    doomed: list[str] = []
+    with_ds = [c for c in entries if c.get("ds")]
+    for c in with_ds[:-max(1, keep_last)]:
+        doomed.append(c["ds"])
+        c["ds"] = None
+    if keep_hf == "last":
+        for c in entries[:-1]:
+            if c.get("hf"):
+                doomed.append(c["hf"])
+                c["hf"] = None
+    kept = [c for c in entries if c.get("hf") or c.get("ds")]
+    gone = [f"step_{c['step']}" for c in entries if c not in kept]
+    write_json(index_path(run_dir), {**index, "checkpoints": kept})
+    root = checkpoints_dir(run_dir)
+    for rel in doomed + gone:
+        shutil.rmtree(root / rel, ignore_errors=True)
+
+
+def mark_finished(run_dir: Path) -> None:
+    index = read_index(run_dir)
+    assert index is not None
+    write_json(index_path(run_dir), {**index, "finished": True})
+
+
+def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str) -> dict[str, Any]:
+    """Restore model, optimizer and scheduler; returns the client state (checked to match)."""
+    step_dir = checkpoints_dir(run_dir) / f"step_{entry['step']}"
+    path, client = engine.load_checkpoint(str(step_dir), tag="ds", load_optimizer_states=True,
+                                          load_lr_scheduler_states=True)
+    if path is None or client is None:
+        raise SpikeinError(f"cannot load DeepSpeed state from {step_dir / 'ds'}")
+    if client.get("trajectory_hash") != trajectory_hash:
+        raise SpikeinError(f"checkpoint {step_dir} was written by a different train config; "
+                           "pass overwrite=true to start over or choose another run_dir")
+    return client

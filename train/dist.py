@@ -1,0 +1,147 @@
+"""Worker-process plumbing shared by every distributed stage (train, audit scoring).
+
+A worker is ``python -m <module> <run_dir>``, started by :mod:`train.launcher`
+(or by torchrun / ``deepspeed --no_local_rank`` / srun directly). It reads the
+rank from the environment, logs to ``$SPIKEIN_LOG_DIR/rank<r>.log`` (rank 0 also to
+the console), and on failure leaves ``rank<r>.error`` (one-line error, traceback, time)
+so the launcher can name the rank that failed first.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from inject.errors import SpikeinError
+
+log = logging.getLogger("spikein")
+
+
+def env_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def prepare_environment(backend: str) -> None:
+    """Before DeepSpeed is imported: rank variables, CPU accelerator, no shared-memory all-reduce."""
+    if "RANK" not in os.environ and "SLURM_PROCID" in os.environ:  # srun without torchrun
+        os.environ.update(RANK=os.environ["SLURM_PROCID"], WORLD_SIZE=os.environ["SLURM_NTASKS"],
+                          LOCAL_RANK=os.environ.get("SLURM_LOCALID", "0"))
+    for key, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
+                         ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        os.environ.setdefault(key, default)
+    # DeepSpeed's CPU shared-memory all-reduce turns on when LOCAL_SIZE equals the world
+    # size (the deepspeed launcher sets it) and crashes at exit; gloo alone is enough.
+    os.environ.pop("LOCAL_SIZE", None)
+    if backend == "gloo":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quiet_libraries() -> None:
+    """One line per event: DeepSpeed and transformers only speak up for warnings."""
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning):  # library deprecation notices, once per rank
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("DeepSpeed", "deepspeed", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from deepspeed.utils import logger as ds_logger
+    ds_logger.setLevel(logging.WARNING)
+    import transformers
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Writing model shards" at every export
+
+
+def init_distributed(backend: str) -> tuple[int, int]:
+    """Initialise torch.distributed through DeepSpeed; returns (rank, world size)."""
+    import importlib
+
+    import deepspeed
+
+    # by module path: `import deepspeed.comm.torch as x` yields torch itself (an attribute of deepspeed.comm)
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    quiet_libraries()
+    if backend == "gloo" and hasattr(ds_torch, "build_shm_op"):
+        # The shm op is JIT-compiled (~45 s) only to be left unused without LOCAL_SIZE.
+        ds_torch.build_shm_op = lambda: None
+    if backend == "nccl":  # each rank on its own GPU before NCCL sees it (barriers, gathers)
+        import torch
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    import torch.distributed as dist
+    return dist.get_rank(), dist.get_world_size()
+
+
+def shutdown_distributed() -> None:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class _TqdmHandler(logging.Handler):
+    """Console lines that do not break a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def setup_logging(rank: int, log_dir: Path, prefix: str) -> Path:
+    """Rank 0: console + file; other ranks: everything (stdout, stderr) into their file."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"rank{rank}.log"
+    if rank != 0:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    log.handlers.clear()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    file_handler = logging.FileHandler(path)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s " + prefix + ": %(message)s"))
+    log.addHandler(file_handler)
+    if rank == 0:
+        console = _TqdmHandler()
+        console.setFormatter(logging.Formatter(prefix + ": %(message)s"))
+        log.addHandler(console)
+    return path
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, SpikeinError):
+        return str(e).strip().replace("\n", " ")
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m <worker> <run_dir>``: logging, failure marker, exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(f"usage: python -m <worker module> <run_dir>  (got {argv})", file=sys.stderr)
+        sys.exit(2)
+    run_dir = Path(argv[0])
+    rank = env_rank()
+    log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or run_dir / "logs" / prefix)
+    setup_logging(rank, log_dir, prefix)
+    code = 0
+    try:
+        main(run_dir)
+    except BaseException as e:  # noqa: BLE001 - every failure must leave its marker
+        code = 2 if isinstance(e, SpikeinError) else 130 if isinstance(e, KeyboardInterrupt) else 1
+        log.error("rank %d failed: %s", rank, _one_line(e))
+        marker = {"rank": rank, "error": _one_line(e), "time": time.time(), "exit": code,
+                  "traceback": traceback.format_exc()}
+        (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
+    finally:
+        shutdown_distributed()
+        logging.shutdown()
+    sys.exit(code)

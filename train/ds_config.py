@@ -1,0 +1,73 @@
+"""The DeepSpeed JSON: generated from ``cfg.train`` + ``cfg.deepspeed``, or a user file.
+
+A user file is the base; keys it leaves out are filled from the config, and batch
+keys it sets must agree with the config, because the data loader is built on them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from inject.errors import SpikeinError
+from train.settings import TrainSettings
+
+BATCH_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
+
+
+def generated_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
+    t, ds = s.train, s.deepspeed
+    precision = str(t.get("precision", "fp32"))
+    if precision not in ("fp32", "bf16"):
+        raise SpikeinError(f"train.precision must be fp32 or bf16, got '{precision}'")
+    params: dict[str, Any] = {"lr": s.lr, "betas": list(t.get("betas", [0.9, 0.95])),
+                              "eps": float(t.get("eps", 1e-8)), "weight_decay": float(t.get("weight_decay", 0.0)),
+                              "torch_adam": bool(ds.get("torch_adam", True))}
+    if ds.get("fused"):
+        params["fused"] = True  # torch's fused AdamW kernel (GPU), no DeepSpeed op build
+    config = {
+        "train_batch_size": s.global_batch,
+        "train_micro_batch_size_per_gpu": s.micro_batch,
+        "gradient_accumulation_steps": s.global_batch // (s.micro_batch * world_size),
+        "gradient_clipping": float(t.get("grad_clip") or 0.0),
+        "optimizer": {"type": "AdamW", "params": params},
+        "zero_optimization": {"stage": int(ds.get("zero_stage", 0))},
+        "bf16": {"enabled": precision == "bf16"},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 1 << 30,  # we log ourselves; DeepSpeed's own lines stay out
+        "wall_clock_breakdown": False,
+    }
+    return deep_merge(config, dict(ds.get("extra") or {}))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_ds_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
+    generated = generated_config(s, world_size)
+    user_json = s.deepspeed.get("user_json")
+    if not user_json:
+        return generated
+    user = _read_user_json(Path(str(user_json)))
+    for key in BATCH_KEYS:
+        if key in user and user[key] != "auto" and int(user[key]) != generated[key]:
+            raise SpikeinError(f"{user_json}: {key}={user[key]} disagrees with the train config "
+                               f"({generated[key]}); remove it or change train.global_batch/micro_batch")
+    user = {k: v for k, v in user.items() if v != "auto"}
+    return deep_merge(generated, user)
+
+
+def _read_user_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SpikeinError(f"deepspeed.user_json: no such file {path}")
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise SpikeinError(f"deepspeed.user_json {path}: invalid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise SpikeinError(f"deepspeed.user_json {path}: expected a JSON object")
+    return data

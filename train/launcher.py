@@ -1,0 +1,262 @@
+"""Start the worker processes of a distributed stage and wait for them.
+
+``launch_workers(module, run_dir, cfg.launcher)`` runs ``python -m <module> <run_dir>``
+on every rank; workers read their settings from the run dir, never from the command
+line, so the same call serves training and data-parallel audit scoring.
+
+kinds (``cfg.launcher.kind``):
+
+- ``local``: ``nproc_per_node`` processes started here, RANK / WORLD_SIZE /
+  LOCAL_RANK / MASTER_ADDR / MASTER_PORT set by us (one machine).
+- ``torchrun``: ``torch.distributed.run``; several nodes: run the same
+  ``spikein`` command on every node with ``launcher.num_nodes=M launcher.node_rank=k
+  launcher.master_addr=<node 0> launcher.master_port=<port>``.
+- ``deepspeed``: ``deepspeed --no_local_rank``; several nodes: ``launcher.hostfile=<file>``
+  (``host slots=N`` lines, passwordless ssh, the run dir on a shared filesystem),
+  started once from the first node.
+- ``srun`` (SLURM): inside an allocation, e.g.
+  ``sbatch -N 2 --ntasks-per-node=8 --gpus-per-node=8 --wrap "spikein train launcher=slurm
+  launcher.num_nodes=2 launcher.nproc_per_node=8"``; one ``srun`` task per GPU, the
+  first allocated host is the master. (Hydra sweeps on SLURM: ``hydra/launcher=submitit_slurm``.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from inject.errors import SpikeinError
+
+KINDS = ("local", "torchrun", "deepspeed", "srun")
+
+
+def world_size(launcher_cfg: Mapping[str, Any]) -> int:
+    return int(launcher_cfg.get("nproc_per_node", 1)) * int(launcher_cfg.get("num_nodes", 1))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _master(lc: Mapping[str, Any]) -> tuple[str, int]:
+    addr = str(lc.get("master_addr") or "127.0.0.1")
+    if lc.get("kind") == "srun" and os.environ.get("SLURM_JOB_NODELIST") and not lc.get("master_addr"):
+        hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
+                               capture_output=True, text=True, check=True).stdout.split()
+        addr = hosts[0]
+    port = lc.get("master_port")
+    if port in (None, "", 0, "auto"):
+        if int(lc.get("num_nodes", 1)) > 1:
+            raise SpikeinError("set launcher.master_port for a multi-node run (every node must agree)")
+        port = free_port()
+    return addr, int(port)
+
+
+def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: str, port: int) -> list[str]:
+    """The one command that starts all local ranks (torchrun / deepspeed / srun)."""
+    n, nodes = int(lc.get("nproc_per_node", 1)), int(lc.get("num_nodes", 1))
+    kind = lc.get("kind")
+    if kind == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--nnodes={nodes}",
+                f"--node_rank={int(lc.get('node_rank', 0))}", f"--master_addr={addr}", f"--master_port={port}",
+                "-m", module, str(run_dir)]
+    if kind == "deepspeed":
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
+               f"--master_addr={addr}", f"--master_port={port}", "--log_level=warning"]
+        if lc.get("hostfile"):
+            cmd += [f"--hostfile={lc['hostfile']}", f"--num_nodes={nodes}"]
+        else:
+            cmd += [f"--num_gpus={n}"]
+        return cmd + [module, str(run_dir)]
+    if kind == "srun":
+        return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={n}", "--kill-on-bad-exit=1",
+                sys.executable, "-m", module, str(run_dir)]
+    raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
+
+
+def _child_env(lc: Mapping[str, Any], log_dir: Path, addr: str, port: int,
+               extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir),
+               MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
+    n = int(lc.get("nproc_per_node", 1))
+    if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+    return env
+
+
+def launch_workers(module: str, run_dir: str | Path, launcher_cfg: Mapping[str, Any], *,
+                   log_dir: str | Path | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Run ``python -m module run_dir`` on every rank; SpikeinError naming the rank that failed."""
+    run_dir = Path(run_dir)
+    lc = dict(launcher_cfg)
+    kind = lc.get("kind", "local")
+    log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for stale in log_dir.glob("rank*.error"):
+        stale.unlink()
+    addr, port = _master(lc)
+    child_env = _child_env(lc, log_dir, addr, port, env)
+    with _sigterm_as_interrupt():
+        _run(module, run_dir, lc, kind, log_dir, addr, port, child_env)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A scheduler's SIGTERM stops our workers too, instead of orphaning them."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(module: str, run_dir: Path, lc: dict[str, Any], kind: str, log_dir: Path, addr: str, port: int,
+         child_env: dict[str, str]) -> None:
+    if kind == "local":
+        if int(lc.get("num_nodes", 1)) != 1:
+            raise SpikeinError("launcher.kind=local runs on one machine; use torchrun, deepspeed or srun "
+                               "for launcher.num_nodes > 1")
+        procs = _start_local(module, run_dir, int(lc.get("nproc_per_node", 1)), child_env)
+        failed = _wait_all(procs)
+        if failed is not None:
+            raise SpikeinError(failure_message(log_dir, module, failed))
+        return
+    cmd = launcher_command(module, run_dir, lc, addr, port)
+    if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
+        raise SpikeinError(f"launcher.kind={kind}: '{cmd[0]}' not found on PATH")
+    proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    tail, pump = _relay(proc)
+    code = _wait_one(proc)
+    pump.join(timeout=10)  # the launcher's last words
+    if code != 0:
+        raise SpikeinError(failure_message(log_dir, module, (None, code), tail))
+
+
+def _start_local(module: str, run_dir: Path, n: int, env: dict[str, str]) -> list[subprocess.Popen]:
+    procs = []
+    for rank in range(n):
+        rank_env = dict(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n),
+                        LOCAL_WORLD_SIZE=str(n), GROUP_RANK="0")
+        procs.append(subprocess.Popen([sys.executable, "-m", module, str(run_dir)], env=rank_env))
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Terminate our children that still run; kill those that ignore it."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.time() + 10
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _wait_all(procs: list[subprocess.Popen]) -> tuple[int, int] | None:
+    """Wait for every rank; on the first failure stop the rest and return (rank, exit code)."""
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+            if bad:
+                _stop(procs)
+                return bad[0]
+            if all(c == 0 for c in codes):
+                return None
+            time.sleep(0.1)
+    except BaseException:
+        _stop(procs)
+        raise
+
+
+def _wait_one(proc: subprocess.Popen) -> int:
+    try:
+        return proc.wait()
+    except BaseException:
+        _stop([proc])
+        raise
+
+
+def _relay(proc: subprocess.Popen) -> tuple[deque[bytes], threading.Thread]:
+    """Copy the launcher's output to our stdout as it comes (progress bars too), keep its tail."""
+    tail: deque[bytes] = deque(maxlen=64)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        out = getattr(sys.stdout, "buffer", None)
+        while chunk := os.read(proc.stdout.fileno(), 4096):
+            tail.append(chunk)
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            else:
+                sys.stdout.write(chunk.decode(errors="replace"))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return tail, thread
+
+
+def _last_lines(path: Path, n: int = 3) -> list[str]:
+    if not path.exists():
+        return []
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-n:]
+
+
+def failure_message(log_dir: Path, module: str, failed: tuple[int | None, int],
+                    tail: deque[bytes] | None = None) -> str:
+    """One line: the rank that failed first, its error and its last log lines."""
+    markers = []
+    for path in log_dir.glob("rank*.error"):
+        try:
+            markers.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    rank, code = failed
+    if markers:
+        first = min(markers, key=lambda m: m["time"])
+        rank = int(first["rank"])
+        log_path = log_dir / f"rank{rank}.log"
+        if first.get("exit") == 2:  # a SpikeinError already says what is wrong
+            return f"{module} rank {rank}: {first['error']} (log: {log_path})"
+        lines = [ln for ln in _last_lines(log_path, 4) if f"rank {rank} failed:" not in ln][-3:]
+        return (f"{module} rank {rank} failed: {first['error']}; last log lines: "
+                f"{' | '.join(lines) or '(none)'} (log: {log_path}, traceback: {log_dir}/rank{rank}.error)")
+    if rank is None and tail is not None:
+        rank = _rank_from_launcher(b"".join(tail).decode(errors="replace"))
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    who = f"rank {rank}" if rank is not None else "a rank"
+    log_path = log_dir / f"rank{rank if rank is not None else 0}.log"
+    lines = _last_lines(log_path)
+    return f"{module} {who} {how}; last log lines: {' | '.join(lines) or '(none)'} (log: {log_path})"
+
+
+def _rank_from_launcher(text: str) -> int | None:
+    """torchrun's summary names the root-cause rank ("rank: 1 (local_rank: 1)")."""
+    import re
+
+    found = re.findall(r"rank\s*:\s*(\d+)\s*\(local_rank", text)
+    return int(found[0]) if found else None

@@ -1,0 +1,84 @@
+"""Rank-0 metrics: ``train/metrics.jsonl`` (fsynced lines), W&B (job_type=train), progress bar."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from inject.atomic import append_jsonl, write_text
+from inject.manifest import Manifest
+
+
+def metrics_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "train" / "metrics.jsonl"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = metrics_path(run_dir)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # the line a killed writer left half-written
+            continue
+    return rows
+
+
+def truncate_metrics(run_dir: str | Path, last_step: int) -> None:
+    """On resume, drop rows a killed run logged after its last checkpoint (they are redone)."""
+    rows = read_metrics(run_dir)
+    keep = [r for r in rows if r["step"] <= last_step]
+    if len(keep) != len(rows):
+        write_text(metrics_path(run_dir), "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def copies_seen(manifest: Manifest, tokens_seen: int) -> dict[str, int]:
+    return {f"{b}/{p}": n for (b, p), n in manifest.copies_seen(tokens_seen).items()}
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float, world_size: int) -> float:
+    """Model FLOPs utilisation: achieved training FLOP/s over the devices' peak."""
+    return tokens_per_s * flops_per_token / (peak_flops * world_size) if peak_flops > 0 else 0.0
+
+
+class MetricsLogger:
+    """Writes one row per logged step; rank 0 only (other ranks get ``enabled=False``)."""
+
+    def __init__(self, run_dir: Path, manifest: Manifest, *, enabled: bool, flops_per_token: float,
+                 peak_flops: float, world_size: int, tokens_per_step: int, wandb_run=None) -> None:
+        self.run_dir, self.manifest, self.enabled = run_dir, manifest, enabled
+        self.flops_per_token, self.peak_flops, self.world_size = flops_per_token, peak_flops, world_size
+        self.tokens_per_step = tokens_per_step
+        self.wandb_run = wandb_run
+        self._t0, self._step0 = time.perf_counter(), None
+
+    def start_interval(self, step: int) -> None:
+        self._t0, self._step0 = time.perf_counter(), step
+
+    def row(self, step: int, *, loss: float, lr: float, grad_norm: float | None) -> dict[str, Any]:
+        """The metrics of update ``step`` (N updates done); throughput since the previous row.
+
+        The next interval starts now, so writing this row counts as training time.
+        """
+        now = time.perf_counter()
+        elapsed = max(now - self._t0, 1e-9)
+        steps = step - (self._step0 if self._step0 is not None else step - 1)
+        self._t0, self._step0 = now, step
+        tps = steps * self.tokens_per_step / elapsed
+        tokens = step * self.tokens_per_step
+        return {"step": step, "tokens_seen": tokens, "epoch": tokens / self.manifest.n_tokens,
+                "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
+                "mfu": mfu(tps, self.flops_per_token, self.peak_flops, self.world_size),
+                "copies_seen": copies_seen(self.manifest, tokens), "time": time.time()}
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        append_jsonl(metrics_path(self.run_dir), dict(row))
+        if self.wandb_run is not None:
+            flat = {f"train/{k}": v for k, v in row.items() if k not in ("copies_seen", "step", "time")}
+            flat.update({f"copies_seen/{k}": v for k, v in row["copies_seen"].items()})
+            self.wandb_run.log(flat, step=int(row["step"]))

@@ -1,0 +1,141 @@
+"""The causal LM: a pretrained one (continual pretraining) or a fresh one from a config.
+
+Both must speak the run's tokenizer: a pretrained model's tokenizer must hash like
+the manifest's, a fresh model gets the run tokenizer's vocabulary and special ids.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from inject.errors import SpikeinError
+from inject.manifest import Manifest
+from inject.tokenizer import load_tokenizer, tokenizer_hash
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def is_from_scratch(model_cfg: Mapping[str, Any]) -> bool:
+    return not model_cfg.get("pretrained")
+
+
+def model_config(model_cfg: Mapping[str, Any], manifest: Manifest):
+    """The transformers config of the model to train (no weights loaded)."""
+    from transformers import AutoConfig
+
+    remote = bool(model_cfg.get("trust_remote_code", False))
+    if not is_from_scratch(model_cfg):
+        try:
+            config = AutoConfig.from_pretrained(str(model_cfg["pretrained"]), trust_remote_code=remote)
+        except (OSError, ValueError) as e:
+            raise SpikeinError(f"cannot load model '{model_cfg['pretrained']}': {_first_line(e)}") from None
+    else:
+        kwargs = dict(model_cfg.get("config") or {})
+        model_type = kwargs.pop("model_type", None)
+        if not model_type:
+            raise SpikeinError(f"model '{model_cfg.get('name')}': set model.pretrained or model.config.model_type")
+        vocab = int(kwargs.pop("vocab_size", manifest.vocab_size))
+        if vocab < manifest.vocab_size:
+            raise SpikeinError(f"model.config.vocab_size={vocab} is smaller than the run tokenizer's "
+                               f"{manifest.vocab_size} tokens")
+        bos = manifest.bos_id if manifest.bos_id is not None else manifest.eos_id
+        try:
+            config = AutoConfig.for_model(model_type, vocab_size=vocab, eos_token_id=manifest.eos_id,
+                                          bos_token_id=bos, **kwargs)
+        except (ValueError, TypeError) as e:
+            raise SpikeinError(f"bad model.config for '{model_type}': {_first_line(e)}") from None
+    return config
+
+
+def check_vocab(config, manifest: Manifest) -> None:
+    rows = getattr(config.get_text_config(), "vocab_size", None)
+    if rows is not None and rows < manifest.vocab_size:
+        raise SpikeinError(f"the model has {rows} embedding rows but the run tokenizer has "
+                           f"{manifest.vocab_size} tokens")
+
+
+def check_tokenizer(model_cfg: Mapping[str, Any], manifest: Manifest) -> None:
+    """A pretrained model must be trained on tokens from its own tokenizer."""
+    if is_from_scratch(model_cfg):
+        return  # the fresh model is built on the run's tokenizer
+    source = str(model_cfg.get("tokenizer") or model_cfg["pretrained"])
+    tok = load_tokenizer(source, trust_remote_code=bool(model_cfg.get("trust_remote_code", False)))
+    if tokenizer_hash(tok) != manifest.tokenizer_hash:
+        raise SpikeinError(
+            f"tokenizer of '{source}' (hash {tokenizer_hash(tok)}) differs from the one the stream "
+            f"was built with (hash {manifest.tokenizer_hash}); rebuild the data with this model")
+
+
+def max_positions(config) -> int | None:
+    text = config.get_text_config()
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        v = getattr(text, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def check_seq_len(config, seq_len: int) -> None:
+    limit = max_positions(config)
+    if limit is not None and seq_len > limit:
+        raise SpikeinError(f"train.seq_len={seq_len} exceeds the model's maximum of {limit} positions")
+
+
+def build_model(model_cfg: Mapping[str, Any], config, seed: int) -> torch.nn.Module:
+    """fp32 weights (DeepSpeed keeps fp32 masters under bf16); seeded when fresh."""
+    from transformers import AutoModelForCausalLM
+
+    remote = bool(model_cfg.get("trust_remote_code", False))
+    if is_from_scratch(model_cfg):
+        torch.manual_seed(seed)  # every rank builds the same initial weights
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=remote)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_cfg["pretrained"]), config=config, dtype=torch.float32, trust_remote_code=remote)
+        except (OSError, ValueError) as e:
+            raise SpikeinError(f"cannot load model '{model_cfg['pretrained']}': {_first_line(e)}") from None
+    return model
+
+
+def meta_model(config) -> torch.nn.Module:
+    """The architecture without memory: for parameter counts before any rank starts."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def embedding_params(model: torch.nn.Module) -> int:
+    """Token/position embedding tables plus an untied output head."""
+    seen: set[int] = set()
+    total = 0
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    modules = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)] + ([out] if out is not None else [])
+    for m in modules:
+        for p in m.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+    return total
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return total - embedding_params(model)
+
+
+def flops_per_token(config, n_params: int, seq_len: int) -> float:
+    """Training FLOPs per token, ``6N + 12*L*d*T`` (PaLM appendix B).
+
+    N counts the non-embedding parameters plus the output projection, a real matmul
+    even when tied to the input embedding; the second term is attention.
+    """
+    text = config.get_text_config()
+    d, layers = int(text.hidden_size), int(text.num_hidden_layers)
+    head = int(text.vocab_size) * d
+    return 6.0 * (n_params + head) + 12.0 * layers * d * seq_len

@@ -1,0 +1,80 @@
+"""The worker's resolved settings: written once by the stage, read by every rank.
+
+Workers never parse Hydra arguments; every rank reads ``<run_dir>/train/settings.json``,
+so all ranks (on every node) train with identical settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inject.atomic import write_json
+from inject.errors import SpikeinError
+
+
+@dataclass
+class TrainSettings:
+    run_dir: str
+    experiment_name: str
+    seed: int
+    model: dict[str, Any]  # cfg.model, resolved
+    train: dict[str, Any]  # cfg.train, resolved (raw: lr / batch_tokens may say "auto")
+    deepspeed: dict[str, Any]  # cfg.deepspeed, resolved
+    logger: dict[str, Any]
+    # resolved plan
+    seq_len: int
+    global_batch: int  # sequences per optimizer step, all ranks
+    micro_batch: int  # sequences per rank per forward
+    world_size: int
+    max_steps: int
+    lr: float
+    warmup_steps: int
+    n_params: int  # non-embedding parameters (Step Law's N)
+    data_hash: str  # the manifest's config hash: new data invalidates checkpoints
+    step_law: dict[str, float] | None = None  # what lr/batch "auto" resolved to
+    config: dict[str, Any] = field(default_factory=dict)  # the whole resolved config (W&B)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.seq_len * self.global_batch
+
+    def trajectory(self) -> dict[str, Any]:
+        """What decides the sequence of weights: a checkpoint is only resumed under the same."""
+        t = {k: v for k, v in self.train.items() if k not in NOT_TRAJECTORY}
+        ds = {k: v for k, v in self.deepspeed.items() if k not in ("backend",)}
+        model = {k: v for k, v in self.model.items() if k != "name"}
+        return {"model": model, "train": t, "deepspeed": ds, "seed": self.seed,
+                "seq_len": self.seq_len, "global_batch": self.global_batch,
+                "max_steps": self.max_steps, "lr": self.lr, "warmup_steps": self.warmup_steps,
+                "data": self.data_hash}
+
+    def trajectory_hash(self) -> str:
+        blob = json.dumps(self.trajectory(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Settings that may change between a run and its resume without changing the weights.
+NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "keep_last", "keep_hf", "log_every",
+                  "peak_flops", "save_initial", "progress"}
+
+
+def settings_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "train" / "settings.json"
+
+
+def save_settings(s: TrainSettings) -> Path:
+    path = settings_path(s.run_dir)
+    write_json(path, {**asdict(s), "trajectory_hash": s.trajectory_hash()})
+    return path
+
+
+def load_settings(run_dir: str | Path) -> TrainSettings:
+    path = settings_path(run_dir)
+    if not path.exists():
+        raise SpikeinError(f"no train settings at {path}: start training with `spikein train`")
+    d = json.loads(path.read_text())
+    d.pop("trajectory_hash", None)
+    return TrainSettings(**d)

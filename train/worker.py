@@ -1,0 +1,145 @@
+"""One training rank: ``python -m train.worker <run_dir>`` (started by :mod:`train.launcher`).
+
+Reads ``<run_dir>/train/settings.json`` (never Hydra arguments), builds the model and
+the DeepSpeed engine, resumes from the newest complete checkpoint, and trains.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from pathlib import Path
+
+from train.dist import run_worker
+
+log = logging.getLogger("spikein")
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Decay matrices only; norms, biases (1-D tensors) are not decayed."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def build_engine(s, model, ds_config: dict):
+    import deepspeed
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from train.schedule import lr_factor
+
+    factor = functools.partial(lr_factor, warmup=s.warmup_steps, total=s.max_steps,
+                               min_ratio=float(s.train.get("min_lr_ratio", 0.1)))
+    scheduler = None if "scheduler" in ds_config else (lambda opt: LambdaLR(opt, factor))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, model_parameters=param_groups(model, float(s.train.get("weight_decay", 0.0))),
+        config=ds_config, lr_scheduler=scheduler)
+    return engine
+
+
+def main(run_dir: Path) -> None:
+    from train.dist import init_distributed, prepare_environment
+    from train.settings import load_settings
+
+    s = load_settings(run_dir)
+    prepare_environment(str(s.deepspeed.get("backend", "gloo")))
+    rank, world = init_distributed(str(s.deepspeed.get("backend", "gloo")))
+    train(s, Path(run_dir), rank, world)
+
+
+def train(s, run_dir: Path, rank: int, world: int) -> None:
+    import torch.distributed as dist
+
+    from inject.manifest import data_dir, load_manifest, open_stream
+    from train import checkpoint as ckpt
+    from train.data import StreamBatches
+    from train.ds_config import build_ds_config
+    from train.loop import LoopContext, run_loop, save
+    from train.metrics import truncate_metrics
+    from train.model import build_model, model_config
+
+    manifest = load_manifest(run_dir)
+    stream = open_stream(run_dir, manifest)
+    seed_everything(s.seed)
+    config = model_config(s.model, manifest)
+    engine = build_engine(s, build_model(s.model, config, s.seed), build_ds_config(s, world))
+    batches = StreamBatches(stream, seq_len=s.seq_len, global_batch=s.global_batch, micro_batch=s.micro_batch,
+                            rank=rank, world_size=world, vocab_size=int(config.get_text_config().vocab_size))
+    if rank == 0:
+        _prepare_checkpoints_dir(run_dir, s)
+    dist.barrier()
+    trajectory = s.trajectory_hash()
+    start = _resume(engine, run_dir, trajectory, rank)
+    metrics = _metrics_logger(s, run_dir, manifest, config, engine, rank, world)
+    ctx = LoopContext(s, manifest, engine, batches, metrics, rank, data_dir(run_dir) / manifest.tokenizer_dir,
+                      trajectory)
+    if rank == 0:
+        log.info("%s from step %d of %d on %d rank(s), %s, ZeRO-%d, %s", "resuming" if start else "starting",
+                 start, s.max_steps, world, _device_type(engine), engine.zero_optimization_stage(),
+                 s.train.get("precision", "fp32"))
+        truncate_metrics(run_dir, start)  # rows a killed run logged past its last checkpoint are redone
+    if start == 0 and s.train.get("save_initial", True):
+        save(ctx, 0, with_state=False)  # the untrained weights: the audit's baseline
+    run_loop(ctx, start)
+    if rank == 0:
+        ckpt.mark_finished(run_dir)
+        if metrics.wandb_run is not None:
+            metrics.wandb_run.finish()
+    dist.barrier()
+
+
+def _prepare_checkpoints_dir(run_dir: Path, s) -> None:
+    """Rank 0, before anyone resumes: drop half-written checkpoints, start the index."""
+    from inject.atomic import write_json
+    from train import checkpoint as ckpt
+
+    ckpt.remove_stale_temps(run_dir)
+    if ckpt.read_index(run_dir) is None:
+        write_json(ckpt.index_path(run_dir), ckpt.new_index(s.seq_len, s.global_batch))
+
+
+def _device_type(engine) -> str:
+    return engine.device.type if hasattr(engine.device, "type") else str(engine.device).split(":")[0]
+
+
+def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world: int):
+    """metrics.jsonl + W&B on rank 0 (a disabled logger elsewhere)."""
+    from inject.wandb_log import init_wandb
+    from train.metrics import MetricsLogger
+    from train.model import flops_per_token
+
+    peak = float((s.train.get("peak_flops") or {}).get(_device_type(engine), 0.0))
+    wandb_run = None
+    if rank == 0:
+        wandb_run = init_wandb(s.logger, run_dir=str(run_dir), job_type="train", config=s.config,
+                               name=f"{s.experiment_name}-train")
+    return MetricsLogger(run_dir, manifest, enabled=rank == 0,
+                         flops_per_token=flops_per_token(config, s.n_params, s.seq_len),
+                         peak_flops=peak, world_size=world, tokens_per_step=s.tokens_per_step,
+                         wandb_run=wandb_run)
+
+
+def _resume(engine, run_dir: Path, trajectory: str, rank: int) -> int:
+    """Load the newest complete checkpoint, if any; returns the number of updates done."""
+    from train import checkpoint as ckpt
+
+    entry = ckpt.latest_resumable(run_dir)
+    if entry is None:
+        return 0
+    client = ckpt.load_checkpoint(engine, run_dir, entry, trajectory)
+    states = client["rng"]
+    ckpt.set_rng_state(states[rank] if rank < len(states) else states[0])
+    return int(client["step"])
+
+
+if __name__ == "__main__":
+    run_worker(main, prefix="train")
