@@ -9,7 +9,8 @@ from inject.atomic import write_text
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest
 from launch import plots
-from launch.results import audit_rows, checkpoint_index, final_rows, first_detection, read_jsonl
+from launch.results import audit_rows, checkpoint_index, final_rows, first_detection
+from train.metrics import read_metrics
 
 
 def run_report(cfg) -> int:
@@ -53,7 +54,7 @@ def write_report(run_dir: Path, alpha: float, name: str) -> Path:
 
 def setup_section(run_dir: Path, m: Manifest) -> str:
     index = checkpoint_index(run_dir)
-    metrics = read_jsonl(run_dir / "train" / "metrics.jsonl")
+    metrics = read_metrics(run_dir)
     ckpts = index.get("checkpoints", [])
     tokens = ckpts[-1]["tokens_seen"] if ckpts else 0
     lines = ["## Setup\n",

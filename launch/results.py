@@ -6,21 +6,10 @@ from pathlib import Path
 from typing import Any
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (killed writer) is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
-
-
 def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
-    return read_jsonl(run_dir / "audit" / "results.jsonl")
+    from audit.results import read_rows
+
+    return read_rows(Path(run_dir) / "audit" / "results.jsonl")
 
 
 def checkpoint_index(run_dir: Path) -> dict[str, Any]:
