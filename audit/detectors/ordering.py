@@ -1,0 +1,88 @@
+"""Ordering test (Oren et al. 2023): is the canonical item order more likely than shuffles?
+
+Per shard of contiguous items: the canonical sequence and ``permutations`` shuffles, each
+scored whole; the sharded t-test on d_i = log p(canonical_i) - mean_j log p(shuffle_ij)
+(``statistic`` = t), or the exact permutation test. A model that never saw the
+partition finds every order equally likely; memorised order makes canonical stand out.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from audit.detectors.base import AuditContext, Detector, PartitionData, finite, p_fields, register
+from audit.scoring import Request
+from audit.sequences import ordering_sequences, partition_tokens, rng_for
+from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
+from inject.errors import SpikeinError
+
+TESTS = ("sharded", "permutation")
+
+
+@register
+class Ordering(Detector):
+    name = "ordering"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.shards = int(self.cfg.get("shards", 10))
+        self.permutations = int(self.cfg.get("permutations", 30))
+        self.seed = int(self.cfg.get("seed", 0))
+        self.test = str(self.cfg.get("test", "sharded"))
+        min_p = self.cfg.get("min_p")
+        if self.test not in TESTS:
+            raise SpikeinError(f"audit.ordering.test={self.test!r}: choose one of {', '.join(TESTS)}")
+        if self.permutations < 1 or self.shards < 1:
+            raise SpikeinError("audit.ordering.shards and .permutations must be >= 1")
+        if self.test == "sharded" and self.shards < 2:
+            raise SpikeinError("audit.ordering.shards=1: the sharded t-test needs >= 2 shards (or set ordering.test=permutation)")
+        floor = 1.0 / (self.permutations + 1)
+        if self.test == "permutation" and min_p is not None and floor > float(min_p):
+            need = int(np.ceil(1.0 / float(min_p))) - 1
+            raise SpikeinError(
+                f"audit.ordering.permutations={self.permutations} cannot give p below {floor:.3g}; "
+                f"ordering.min_p={min_p} needs at least {need}"
+            )
+
+    def settings(self) -> dict[str, Any]:
+        return {"shards": self.shards, "permutations": self.permutations, "seed": self.seed, "test": self.test}
+
+    def check(self, part: PartitionData) -> None:
+        if len(part.items) < self.shards:
+            raise SpikeinError(
+                f"partition {part.benchmark}/{part.name} has {len(part.items)} items, fewer than "
+                f"audit.ordering.shards={self.shards}; lower the shards or use larger partitions"
+            )
+
+    def sequences(self, ctx: AuditContext, part: PartitionData) -> tuple[list[list[int]], list[list[list[int]]]]:
+        """Per shard: canonical and shuffled token sequences (joined as injection joins a copy)."""
+        tokens = partition_tokens(ctx.tokenizer, part.items, ctx.renderer)
+        rng = rng_for(self.seed, part.benchmark, part.name, self.name)
+        return ordering_sequences(tokens, self.shards, self.permutations, rng, ctx.separator_ids, ctx.bos_id)
+
+    def score(self, ctx: AuditContext, part: PartitionData) -> dict[str, Any]:
+        canonical, shuffled = self.sequences(ctx, part)
+        requests = [Request(c) for c in canonical] + [Request(s) for shard in shuffled for s in shard]
+        scores = ctx.scorer.score(requests)
+        r = len(canonical)
+        return {"canonical": scores[:r].tolist(), "shuffled": scores[r:].reshape(r, self.permutations).tolist()}
+
+    def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._row(raw) for raw in raws]
+
+    def _row(self, raw: dict[str, Any]) -> dict[str, Any]:
+        canonical, shuffled = np.asarray(raw["canonical"]), np.asarray(raw["shuffled"])
+        sharded, d = sharded_t_test(canonical, shuffled)
+        per_shard, pooled = permutation_p(canonical, shuffled)
+        chosen = sharded if self.test == "sharded" else TestResult(float(d.mean()), float(np.log(pooled)))
+        return {
+            **p_fields(chosen),
+            "test": self.test,
+            "t": finite(sharded.statistic),
+            "log10_p_sharded": finite(sharded.log_p / LN10),
+            "perm_p": pooled,
+            "shard_perm_p": per_shard.tolist(),
+            "mean_diff": float(d.mean()),
+            "sd_diff": finite(float(d.std(ddof=1))) if len(d) > 1 else None,
+        }

@@ -1,0 +1,75 @@
+"""Data-parallel helpers: each rank scores a slice, results come back in input order.
+
+Everything degrades to a single process when torch.distributed is not initialized.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import torch.distributed as dist
+
+
+def rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return rank_world()[0] == 0
+
+
+def maybe_init(backend: str | None = None) -> bool:
+    """Join the process group a launcher (torchrun, deepspeed) described in the environment."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return False
+    import torch
+
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def my_share(lengths: Sequence[int]) -> list[int]:
+    """This rank's indices: longest first, dealt round-robin so every rank gets similar work."""
+    rank, world = rank_world()
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return sorted(order[rank::world])
+
+
+def gather_in_order(n: int, indices: list[int], values: list[Any]) -> list[Any]:
+    """Every rank's (index, value) pairs merged back into a list of length ``n``."""
+    _, world = rank_world()
+    if world == 1:
+        out: list[Any] = [None] * n
+        for i, v in zip(indices, values):
+            out[i] = v
+        return out
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, (indices, values))
+    out = [None] * n
+    for idx, vals in parts:
+        for i, v in zip(idx, vals):
+            out[i] = v
+    return out
+
+
+def broadcast(obj: Any) -> Any:
+    """Rank 0's value on every rank (decisions taken from files must agree across ranks)."""
+    _, world = rank_world()
+    if world == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if rank_world()[1] > 1:
+        dist.barrier()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,67 @@
+"""Loading a model to score with: a run's checkpoint export or any HF model (hub id or dir)."""
+from __future__ import annotations
+
+import inspect
+import os
+
+import torch
+
+from inject.errors import SpikeinError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: this rank's GPU when there is one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SpikeinError("audit.device=cuda but no GPU is visible")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if name != "cpu":
+        raise SpikeinError(f"audit.device={name!r}: choose auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    try:
+        return DTYPES[precision]
+    except KeyError:
+        raise SpikeinError(f"audit.precision={precision!r}: choose one of {', '.join(DTYPES)}") from None
+
+
+def load_model(
+    path: str, precision: str = "fp32", device: str | torch.device = "auto", trust_remote_code: bool = False
+):
+    """``AutoModelForCausalLM`` in eval mode on ``device``; any failure is one line naming ``path``."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one weight-loading bar per checkpoint is noise
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype(precision)
+        )
+    except SpikeinError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every loader failure becomes one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SpikeinError(f"cannot load checkpoint {path}: {first}") from None
+    return model.to(dev).eval()
+
+
+def max_positions(model) -> int | None:
+    cfg = model.config
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def cache_kwarg(model) -> str:
+    """The forward keyword for a KV cache: ``cache`` (transformers >= 5.x) or ``past_key_values``."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"

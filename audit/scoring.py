@@ -1,0 +1,103 @@
+"""What every scorer takes and returns, and the parts the engine and the naive path share.
+
+A :class:`Request` is a token sequence plus the span of targets to count; its score is
+the summed natural-log probability of those targets, each given everything before it
+(within the context window). A :class:`Group` is one prefix with many continuations
+(the option-shuffle case); each continuation's score is log p(continuation | prefix).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from audit import dist
+from audit.model import max_positions
+from audit.windows import Window, check_context, windows
+
+
+@dataclass(frozen=True)
+class Request:
+    tokens: Sequence[int]
+    span: tuple[int, int] | None = None  # targets counted, as sequence indices [lo, hi); None: 1..n
+
+    def targets(self) -> tuple[int, int]:
+        lo, hi = self.span if self.span is not None else (1, len(self.tokens))
+        return max(lo, 1), min(hi, len(self.tokens))
+
+    def count(self) -> int:
+        lo, hi = self.targets()
+        return max(0, hi - lo)
+
+
+@dataclass(frozen=True)
+class Group:
+    prefix: Sequence[int]
+    continuations: Sequence[Sequence[int]]
+
+    def requests(self) -> list[Request]:
+        p = list(self.prefix)
+        return [Request(p + list(c), (len(p), len(p) + len(c))) for c in self.continuations]
+
+
+class BaseScorer:
+    """Data-parallel dispatch, window cutting and the scored-token counter.
+
+    Subclasses implement ``_score`` (and may override ``_score_groups``) for the
+    share of work this process got.
+    """
+
+    def __init__(self, model, context: int = 2048, stride: int = 1024, progress: bool = True):
+        self.model = model
+        self.device = next(model.parameters()).device
+        check_context(context, stride)
+        limit = max_positions(model)  # a longer context than the model has: cap both, keep the overlap ratio
+        self.context = min(context, limit) if limit else context
+        self.stride = max(1, stride * self.context // context)
+        self.progress = progress
+        self.tokens_scored = 0  # targets counted so far (all ranks together)
+
+    def windows(self, request: Request) -> list[Window]:
+        return windows(len(request.tokens), self.context, self.stride, request.targets())
+
+    def _quiet(self) -> bool:
+        """No progress bars: switched off, or not rank 0."""
+        return not (self.progress and dist.is_main())
+
+    @torch.inference_mode()
+    def score(self, requests: Sequence[Request]) -> np.ndarray:
+        """Summed log-probs (float64), in input order."""
+        mine = dist.my_share([len(r.tokens) for r in requests])
+        local = self._score([requests[i] for i in mine]) if mine else []
+        self.tokens_scored += sum(r.count() for r in requests)
+        return np.asarray(dist.gather_in_order(len(requests), mine, list(local)), dtype=np.float64)
+
+    @torch.inference_mode()
+    def score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
+        """log p(continuation | prefix) for every continuation of every group, in input order."""
+        sizes = [len(g.prefix) * len(g.continuations) + sum(map(len, g.continuations)) for g in groups]
+        mine = dist.my_share(sizes)
+        local = self._score_groups([groups[i] for i in mine]) if mine else []
+        self.tokens_scored += sum(sum(map(len, g.continuations)) for g in groups)
+        out = dist.gather_in_order(len(groups), mine, list(local))
+        return [np.asarray(o, dtype=np.float64) for o in out]
+
+    def _score(self, requests: Sequence[Request]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
+        """Without prefix reuse: each continuation scored as a whole sequence."""
+        flat = [r for g in groups for r in g.requests()]
+        scores = self._score(flat) if flat else np.zeros(0)
+        out, at = [], 0
+        for g in groups:
+            out.append(scores[at : at + len(g.continuations)])
+            at += len(g.continuations)
+        return out
+
+
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) at each position, computed in fp32 whatever the model's precision."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,91 @@
+"""Everything an audit needs besides the model: tokenizer, separator, BOS and the benchmark
+partitions, read from a run's data (the manifest) or, for a public model, from config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from audit.detectors import PartitionData
+from inject.errors import SpikeinError
+from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer
+from inject.render import encode_text, get_renderer
+from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash
+
+
+@dataclass
+class BenchmarkData:
+    name: str
+    renderer: str
+    partitions: list[PartitionData]
+
+
+@dataclass
+class AuditSetup:
+    tokenizer: Any
+    separator_ids: list[int]
+    bos_id: int | None
+    benchmarks: list[BenchmarkData]
+    manifest: Manifest | None  # None: a model nobody trained here
+
+
+def _names(value: Any) -> list[str] | None:
+    if value in (None, "", "all"):
+        return None
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def configured_renderer(cfg, name: str) -> str:
+    """The renderer the config gives benchmark ``name`` (per-benchmark override, else inject's)."""
+    spec = cfg.benchmarks.get(name) or {}
+    override = (spec.get("inject") or {}).get("renderer")
+    return str(cfg.audit.get("renderer") or override or cfg.inject.renderer)
+
+
+def run_setup(cfg) -> AuditSetup:
+    """A spikein run: the manifest's tokenizer, separator, BOS, renderers and partitions."""
+    manifest = load_manifest(cfg.run_dir)
+    tokenizer = load_run_tokenizer(cfg.run_dir, manifest)
+    if tokenizer_hash(tokenizer) != manifest.tokenizer_hash:
+        raise SpikeinError(f"tokenizer in {cfg.run_dir}/data/{manifest.tokenizer_dir} does not match the manifest's hash")
+    wanted = _names(cfg.audit.get("benchmark"))
+    benchmarks = []
+    for plan in manifest.benchmarks:
+        if wanted is not None and plan.name not in wanted:
+            continue
+        if plan.name in cfg.benchmarks or cfg.audit.get("renderer"):
+            configured = configured_renderer(cfg, plan.name)
+            if configured != plan.renderer:
+                raise SpikeinError(
+                    f"benchmark '{plan.name}': configured renderer '{configured}' differs from the manifest's "
+                    f"'{plan.renderer}' (the audit must score what was injected)"
+                )
+        parts = [
+            PartitionData(plan.name, p.name, p.count, load_partition(cfg.run_dir, p))
+            for p in manifest.partitions if p.benchmark == plan.name
+        ]
+        benchmarks.append(BenchmarkData(plan.name, plan.renderer, parts))
+    missing = sorted(set(wanted or []) - {b.name for b in benchmarks})
+    if missing:
+        raise SpikeinError(f"audit.benchmark: {', '.join(missing)} not in the manifest")
+    return AuditSetup(tokenizer, list(manifest.separator_ids), manifest.bos_id, benchmarks, manifest)
+
+
+def model_setup(cfg) -> AuditSetup:
+    """A model nobody trained here: its own tokenizer, each benchmark whole as one partition."""
+    from inject.benchmarks import load_benchmark
+
+    tokenizer = load_tokenizer(str(cfg.audit.get("tokenizer") or cfg.audit.model), bool(cfg.model.trust_remote_code))
+    names = _names(cfg.audit.get("benchmark")) or list(cfg.benchmarks.keys())
+    limit = cfg.audit.get("limit")
+    benchmarks = []
+    for name in names:
+        if name not in cfg.benchmarks:
+            raise SpikeinError(f"audit.benchmark: unknown benchmark '{name}'; configured: {', '.join(cfg.benchmarks)}")
+        items = load_benchmark(name, cfg.benchmarks[name], synthetic=cfg.data.synthetic)
+        items = list(items)[: int(limit)] if limit else list(items)
+        renderer = configured_renderer(cfg, name)
+        get_renderer(renderer)
+        benchmarks.append(BenchmarkData(name, renderer, [PartitionData(name, "all", None, items)]))
+    separator = encode_text(tokenizer, str(cfg.inject.separator))
+    return AuditSetup(tokenizer, separator, special_ids(tokenizer).bos, benchmarks, None)

@@ -1,0 +1,202 @@
+"""`spikein audit`: run the configured detectors on every checkpoint of a run (or on one
+named model) and append one row per (checkpoint, benchmark, partition, detector) to
+``<run_dir>/audit/results.jsonl``.
+
+Two sources:
+- ``run_dir=...``: the checkpoints in ``checkpoints/index.json`` (``audit.checkpoints``:
+  all | last | [steps]); ``audit.watch=true`` (or ``audit.when=each_checkpoint``) audits
+  each new checkpoint as it lands, until training has finished.
+- ``audit.model=<hub id or dir> [audit.benchmark=<name or list>]``: a model nobody
+  trained here; each benchmark (from ``benchmarks.<name>``) whole, as partition ``all``
+  with no plan (uniform null, p-values flagged uncalibrated).
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from audit import dist, wandb_plots
+from audit.detectors import AuditContext, Detector, PartitionData, get_detector
+from audit.engine import Engine, EngineSettings
+from audit.model import load_model
+from audit.results import ROW_FIELDS, ResultsStore
+from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
+from audit.targets import Target, index_path, read_index, select, targets_of, watch
+from inject.errors import SpikeinError
+
+
+def log(msg: str) -> None:
+    if dist.is_main():
+        print(f"audit: {msg}", file=sys.stderr, flush=True)
+
+
+def run_audit(cfg) -> int:
+    dist.maybe_init()
+    a = cfg.audit
+    setup = model_setup(cfg) if a.get("model") else run_setup(cfg)
+    detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
+    for bench in setup.benchmarks:
+        for part in bench.partitions:
+            for det in detectors:
+                det.check(part)
+    out_dir = Path(cfg.run_dir) / "audit"
+    if cfg.get("dry_run"):
+        _print_plan(cfg, setup, detectors)
+        return 0
+    if cfg.get("overwrite") and dist.is_main():
+        (out_dir / "results.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "raw", ignore_errors=True)
+    dist.barrier()
+    store = ResultsStore(out_dir, writer=dist.is_main())
+    dist.barrier()  # every rank has read the cache before rank 0 appends to it
+    run = wandb_plots.start(cfg, str(cfg.run_dir)) if dist.is_main() else None
+    try:
+        for target in _targets(cfg):
+            rows = audit_target(cfg, setup, detectors, store, target)
+            if run is not None and rows:
+                wandb_plots.log_checkpoint(run, rows)
+        if run is not None:
+            wandb_plots.log_summary(run, [r for r in store.rows if r.get("experiment") == cfg.experiment_name])
+    finally:
+        if run is not None:
+            run.finish()
+    log(f"results in {store.path}")
+    return 0
+
+
+def _targets(cfg) -> Iterator[Target]:
+    a = cfg.audit
+    if a.get("model"):
+        yield Target(model=str(a.model), path=str(a.model))
+        return
+    if a.get("watch") or a.get("when") == "each_checkpoint":
+        spec = a.get("checkpoints")  # watching: all and last both mean every new checkpoint
+        steps = None if spec in (None, "all", "last") else set(_steps(spec))
+
+        def read():
+            return dist.broadcast(read_index(cfg.run_dir) if dist.is_main() else None)
+
+        def wanted(index):
+            return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
+
+        yield from watch(read, wanted, float(a.get("poll_s", 30)), float(a.get("watch_idle_s", 3600)))
+        return
+    index = read_index(cfg.run_dir)
+    if index is None:
+        raise SpikeinError(
+            f"no checkpoints: {index_path(cfg.run_dir)} missing; train first, set audit.watch=true to wait, "
+            "or audit a model with audit.model=<hub id or path>"
+        )
+    chosen = select(targets_of(cfg.run_dir, index), a.get("checkpoints"))
+    if not chosen:
+        raise SpikeinError(f"{index_path(cfg.run_dir)} lists no checkpoints")
+    yield from chosen
+
+
+def _steps(spec) -> list[int]:
+    """The steps named by ``audit.checkpoints`` (one step or a list)."""
+    return [int(spec)] if isinstance(spec, (int, str)) else [int(s) for s in spec]
+
+
+def row_settings(cfg, bench: BenchmarkData, det: Detector) -> dict[str, Any]:
+    a = cfg.audit
+    return {**det.settings(), "renderer": bench.renderer, "context": int(a.context),
+            "stride": int(a.stride), "precision": str(a.precision)}
+
+
+def base_row(cfg, setup: AuditSetup, target: Target, part: PartitionData, det: Detector, settings) -> dict:
+    return {
+        "experiment": cfg.experiment_name, "model": target.model, "step": target.step,
+        "tokens_seen": target.tokens_seen, "epochs": target.epochs, "benchmark": part.benchmark,
+        "partition": part.name, "count": part.count, "copies_seen": copies_seen(setup, target, part),
+        "detector": det.name, "n_items": len(part.items), "settings": settings,
+    }
+
+
+def copies_seen(setup: AuditSetup, target: Target, part: PartitionData) -> float | int | None:
+    """Copies of the partition trained on by this checkpoint (scattered mode: per item, on average)."""
+    m = setup.manifest
+    if m is None or target.tokens_seen is None:
+        return None
+    seen = m.copies_seen(target.tokens_seen).get((part.benchmark, part.name), 0)
+    if m.benchmark(part.benchmark).mode == "scattered" and part.items:
+        return round(seen / len(part.items), 3)
+    return seen
+
+
+def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: ResultsStore, target: Target) -> list[dict]:
+    """All detectors on all partitions for one model; returns the rows it added."""
+    a = cfg.audit
+    todo = [
+        (bench, det) for bench in setup.benchmarks for det in detectors
+        if not all(store.has(base_row(cfg, setup, target, p, det, row_settings(cfg, bench, det))) for p in bench.partitions)
+    ]
+    if not todo:
+        log(f"{target.tag}: all rows cached")
+        return []
+    log(f"{target.tag}: loading {target.path}")
+    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.get("trust_remote_code", False)))
+    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.get("prefix_reuse", True)),
+                              bool(a.get("progress", True)))
+    scorer = Engine(model, settings)
+    added: list[dict] = []
+    try:
+        for bench, det in todo:
+            ctx = AuditContext(scorer, setup.tokenizer, bench.renderer, setup.separator_ids, setup.bos_id)
+            added += _audit_one(cfg, setup, store, target, bench, det, ctx)
+    finally:
+        del scorer, model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return added
+
+
+def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, ctx: AuditContext) -> list[dict]:
+    settings = row_settings(cfg, bench, det)
+    raws = [_scored(store, target, bench, det, part, ctx, settings) for part in bench.partitions]
+    added = []
+    for part, raw, stats in zip(bench.partitions, raws, det.summarize(bench.partitions, raws)):
+        row = {**base_row(cfg, setup, target, part, det, settings), **stats, **raw["_meta"]}
+        row = {**{k: row.get(k) for k in ROW_FIELDS}, **row}
+        if store.add(row):
+            added.append(row)
+    summary = ", ".join(f"{r['partition']}(x{r['count']}) {_fmt(r)}" for r in added)
+    log(f"{target.tag} {bench.name} {det.name}: {summary or 'cached'}")
+    if det.name == "option_shuffle" and added and not any(p.is_control for p in bench.partitions):
+        log(f"warning: {bench.name} has no control partitions: option_shuffle p-values use the uniform null "
+            "(uncalibrated: canonical option order need not be exchangeable)")
+    return added
+
+
+def _scored(store, target, bench, det, part, ctx, settings) -> dict:
+    """A partition's raw scores: from the cache, or scored now and cached."""
+    cached = dist.broadcast(store.get_raw(target.tag, bench.name, det.name, part.name, settings) if dist.is_main() else None)
+    if cached is not None:
+        return cached
+    t0, n0 = time.perf_counter(), ctx.scorer.tokens_scored
+    raw = det.score(ctx, part)
+    raw["_meta"] = {"wall_s": round(time.perf_counter() - t0, 3), "tokens_scored": ctx.scorer.tokens_scored - n0,
+                    "context_used": ctx.scorer.context, "stride_used": ctx.scorer.stride}
+    store.put_raw(target.tag, bench.name, det.name, part.name, settings, raw)
+    return raw
+
+
+def _fmt(row: dict) -> str:
+    if row["detector"] == "accuracy":
+        return f"acc={row['statistic']:.3f}" if row.get("statistic") is not None else "acc=?"
+    return f"log10p={row['log10_p']:.2f}" if row.get("log10_p") is not None else "p=?"
+
+
+def _print_plan(cfg, setup: AuditSetup, detectors: list[Detector]) -> None:
+    source = cfg.audit.get("model") or f"checkpoints of {cfg.run_dir}"
+    print(f"audit plan: {source}; detectors: {', '.join(d.name for d in detectors)}")
+    for bench in setup.benchmarks:
+        parts = ", ".join(f"{p.name}(count={p.count}, {len(p.items)} items)" for p in bench.partitions)
+        print(f"  {bench.name} [renderer {bench.renderer}]: {parts}")

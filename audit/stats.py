@@ -1,0 +1,146 @@
+"""The detectors' statistics, with p-values kept in log space (strong contamination gives
+p far below the smallest double; the reference code's ``1 - cdf`` underflows to 0).
+
+All ``log_p`` values are natural logs; ``log10_p = log_p / ln 10``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    statistic: float
+    log_p: float  # natural log of the one-sided p-value
+
+    @property
+    def p(self) -> float:
+        return math.exp(self.log_p)
+
+    @property
+    def log10_p(self) -> float:
+        return self.log_p / LN10
+
+
+def log_t_sf(t: float, df: float) -> float:
+    """ln P(T > t) for Student's t with ``df`` degrees of freedom, finite for any finite t.
+
+    Far in the tail: P(T > t) = I_x(df/2, 1/2) / 2 with x = df / (df + t^2), and
+    I_x(a, b) = x^a (1-x)^b 2F1(a+b, 1; a+1; x) / (a B(a, b)), evaluated in logs.
+    """
+    if math.isnan(t):
+        return float("nan")
+    p = stats.t.sf(t, df)
+    if p > 1e-280 or t <= 0:
+        return math.log(p) if p > 0 else float("-inf")
+    return float("-inf") if math.isinf(t) else _log_t_sf_tail(t, df)
+
+
+def _log_t_sf_tail(t: float, df: float) -> float:
+    a, b = df / 2.0, 0.5
+    log_x = math.log(df) - 2.0 * math.log(t) - math.log1p(df / (t * t))
+    x = math.exp(log_x)
+    return (
+        math.log(0.5) + a * log_x + b * math.log1p(-x) - math.log(a) - special.betaln(a, b)
+        + math.log(special.hyp2f1(a + b, 1.0, a + 1.0, x))
+    )
+
+
+def sharded_t_test(canonical: np.ndarray, shuffled: np.ndarray) -> tuple[TestResult, np.ndarray]:
+    """Oren et al.'s sharded test: d_i = canonical_i - mean_j shuffled_ij, one-sided t-test on d.
+
+    ``canonical``: (r,), ``shuffled``: (r, m). Returns the test and the differences d.
+    """
+    d = np.asarray(canonical, dtype=np.float64) - np.asarray(shuffled, dtype=np.float64).mean(axis=1)
+    r = len(d)
+    if r < 2:
+        return TestResult(float("nan"), float("nan")), d
+    sd = d.std(ddof=1)
+    if sd == 0:
+        t = math.inf if d.mean() > 0 else (-math.inf if d.mean() < 0 else 0.0)
+        return TestResult(t, float("-inf") if t > 0 else 0.0), d
+    t = float(d.mean() / (sd / math.sqrt(r)))
+    return TestResult(t, log_t_sf(t, r - 1)), d
+
+
+def permutation_p(canonical: np.ndarray, shuffled: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact permutation p-values ``(1 + #{perm >= canonical}) / (m + 1)``: per shard, and pooled.
+
+    Pooled: the sum over shards of canonical against the sum of the j-th permutation of
+    every shard (a uniformly random joint permutation under the null).
+    """
+    c = np.asarray(canonical, dtype=np.float64)
+    s = np.asarray(shuffled, dtype=np.float64)
+    m = s.shape[1]
+    per_shard = (1 + (s >= c[:, None]).sum(axis=1)) / (m + 1)
+    pooled = (1 + int((s.sum(axis=0) >= c.sum()).sum())) / (m + 1)
+    return per_shard, float(pooled)
+
+
+def midrank_of_first(scores: np.ndarray) -> float:
+    """Rank of ``scores[0]`` among all (1 = highest), ties sharing the mean rank."""
+    s = np.asarray(scores, dtype=np.float64)
+    return 1.0 + float((s[1:] > s[0]).sum()) + 0.5 * float((s[1:] == s[0]).sum())
+
+
+def mann_whitney_less(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """Mann-Whitney U for "x tends to be smaller than y": normal approximation with tie and
+    continuity correction (scipy's ``method='asymptotic'``), the p-value kept in logs.
+
+    ``statistic`` is z, positive when x is smaller.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return TestResult(float("nan"), float("nan"))
+    ranks = stats.rankdata(np.concatenate([x, y]))
+    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    _, ties = np.unique(ranks, return_counts=True)
+    var = n1 * n2 / 12.0 * ((n + 1) - (ties**3 - ties).sum() / (n * (n - 1)))
+    if var <= 0:
+        return TestResult(0.0, 0.0)
+    z = (n1 * n2 / 2.0 - u1 - 0.5) / math.sqrt(var)
+    return TestResult(float(z), float(stats.norm.logsf(z)))
+
+
+def uniform_rank_test(ranks: np.ndarray, n_orders: np.ndarray) -> TestResult:
+    """Are the original orders' ranks smaller than uniform on 1..n? (no-control null)
+
+    Under exchangeable option orders rank_i is uniform on 1..n_i (mean (n+1)/2, variance
+    (n^2-1)/12); the summed rank is compared by a continuity-corrected normal approximation.
+    ``statistic`` is z, positive when ranks are small.
+    """
+    r, n = np.asarray(ranks, dtype=np.float64), np.asarray(n_orders, dtype=np.float64)
+    var = ((n**2 - 1) / 12.0).sum()
+    if len(r) == 0 or var <= 0:
+        return TestResult(float("nan"), float("nan"))
+    z = (((n + 1) / 2.0).sum() - r.sum() - 0.5) / math.sqrt(var)
+    return TestResult(float(z), float(stats.norm.logsf(z)))
+
+
+def fisher_greater(k1: int, n1: int, k2: int, n2: int) -> TestResult:
+    """One-sided Fisher exact test: is k1/n1 (partition correct) above k2/n2 (controls)?
+
+    ``statistic`` is the difference in proportions.
+    """
+    if n1 == 0 or n2 == 0:
+        return TestResult(float("nan"), float("nan"))
+    log_p = float(stats.hypergeom.logsf(k1 - 1, n1 + n2, k1 + k2, n1))
+    return TestResult(k1 / n1 - k2 / n2, min(log_p, 0.0))
+
+
+def isolation_score_of_max(scores: np.ndarray) -> float:
+    """Ni et al.'s scenario b: IsolationForest(n_estimators=100, random_state=42) fitted on an
+    item's order scores; the decision-function value of the best-scoring order."""
+    from sklearn.ensemble import IsolationForest
+
+    x = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
+    clf = IsolationForest(n_estimators=100, contamination="auto", random_state=42).fit(x)
+    return float(clf.decision_function(x)[int(np.argmax(x[:, 0]))])

@@ -1,0 +1,294 @@
+"""`spikein audit` on a fake run directory: rows, caching and resume, errors, watch, public models."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import audit.stage as stage
+import audit.targets as targets
+from audit.detectors.ordering import Ordering
+from audit.results import ROW_FIELDS, ResultsStore, read_rows
+from inject.errors import SpikeinError
+from inject.manifest import load_manifest
+from launch.config import compose
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audit_fixtures import (  # noqa: E402,F401
+    add_checkpoints, make_items, make_run_dir, make_tokenizer, one_thread, read_results, tiny_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = [
+    "audit.ordering.shards=3", "audit.ordering.permutations=4", "audit.option_shuffle.isolation_forest=false",
+    "audit.context=256", "audit.stride=128", "audit.progress=false", "experiment_name=t", "logger.mode=disabled",
+]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A run dir with three partitions (one injected) and two random-init checkpoints."""
+    root = tmp_path_factory.mktemp("run")
+    tok_dir = root.parent / f"{root.name}_tok"
+    parts = {"hot": (4, make_items(9, seed=1, prefix="h")), "ctl0": (0, make_items(9, seed=2, prefix="a")),
+             "ctl1": (0, make_items(9, seed=3, prefix="b"))}
+    make_tokenizer(tok_dir, [it for _, items in parts.values() for it in items])
+    make_run_dir(root, tok_dir, parts)
+    vocab = load_manifest(root).vocab_size
+    add_checkpoints(root, {0: tiny_model(vocab, seed=0), 10: tiny_model(vocab, seed=1)}, tok_dir)
+    return root
+
+
+@pytest.fixture
+def run(template, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(template, dst)
+    return dst
+
+
+def cfg_for(run_dir, *extra):
+    return compose([f"run_dir={run_dir}", *FAST, *extra])
+
+
+def strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+def test_one_row_per_checkpoint_partition_detector_then_cached(run, monkeypatch):
+    assert stage.run_audit(cfg_for(run)) == 0
+    rows = read_results(run)
+    assert len(rows) == 2 * 3 * 3
+    assert {(r["step"], r["partition"], r["detector"]) for r in rows} == {
+        (s, p, d) for s in (0, 10) for p in ("hot", "ctl0", "ctl1") for d in ("ordering", "option_shuffle", "accuracy")
+    }
+    manifest = load_manifest(run)
+    for r in rows:
+        assert all(k in r for k in ROW_FIELDS)
+        assert r["experiment"] == "t" and r["n_items"] == 9 and r["tokens_scored"] > 0
+        assert r["tokens_seen"] == r["step"] * 64 * 4
+        assert r["copies_seen"] == manifest.copies_seen(r["tokens_seen"])[("bench", r["partition"])]
+        assert r["count"] == (4 if r["partition"] == "hot" else 0)
+        assert r["settings"]["renderer"] == "mcq" and r["settings"]["context"] == 256
+        assert r["p"] is None or 0 <= r["p"] <= 1
+    ordering = [r for r in rows if r["detector"] == "ordering"]
+    assert all(r["settings"]["shards"] == 3 and r["log10_p"] <= 0 and "perm_p" in r for r in ordering)
+    shuffle = [r for r in rows if r["detector"] == "option_shuffle"]
+    assert all(r["calibrated"] and r["null"] == "controls" for r in shuffle)
+    acc = [r for r in rows if r["detector"] == "accuracy" and r["partition"] == "hot"]
+    assert all(r["inflation"] == pytest.approx(r["accuracy"] - r["control_accuracy"]) for r in acc)
+    # a second run finds every row cached and loads no model
+    monkeypatch.setattr(stage, "load_model", lambda *a, **k: pytest.fail("model loaded for cached rows"))
+    before = (run / "audit" / "results.jsonl").read_text()
+    assert stage.run_audit(cfg_for(run)) == 0
+    assert (run / "audit" / "results.jsonl").read_text() == before
+
+
+def test_killed_audit_resumes_with_the_same_rows(run, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    shutil.copytree(run, reference)
+    stage.run_audit(cfg_for(reference))
+    calls = {"n": 0}
+    real = Ordering.score
+
+    def dies_on_fourth(self, ctx, part):
+        calls["n"] += 1
+        if calls["n"] == 4:  # step 10, first partition: step 0 done, step 10 ordering half scored
+            raise KeyboardInterrupt
+        return real(self, ctx, part)
+
+    monkeypatch.setattr(Ordering, "score", dies_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        stage.run_audit(cfg_for(run))
+    partial = read_results(run)
+    assert 0 < len(partial) < 18
+    with (run / "audit" / "results.jsonl").open("a") as f:
+        f.write('{"experiment": "t", "step": 10, "bench')  # the line in flight when killed
+    monkeypatch.setattr(Ordering, "score", real)
+    stage.run_audit(cfg_for(run))
+    assert strip(read_results(run)) == strip(read_results(reference))
+
+
+def test_checkpoint_that_fails_to_load_keeps_earlier_rows(run):
+    (run / "checkpoints" / "step_10" / "hf" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SpikeinError, match=r"cannot load checkpoint .*step_10") as e:
+        stage.run_audit(cfg_for(run))
+    assert "\n" not in str(e.value)
+    assert {r["step"] for r in read_results(run)} == {0} and len(read_results(run)) == 9
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["audit.renderer=cloze"], "renderer 'cloze' differs from the manifest's 'mcq'"),
+    (["audit.ordering.shards=10"], "bench/hot has 9 items, fewer than audit.ordering.shards=10"),
+    (["audit.ordering.test=permutation", "audit.ordering.min_p=0.001"], "permutations=4 cannot give p below 0.2"),
+    (["audit.checkpoints=[5]"], "no checkpoint at step 5; have: 0, 10"),
+    (["audit.detectors=[ordering,zlib]"], "unknown detector 'zlib'"),
+])
+def test_bad_settings_fail_with_one_line_and_keep_rows(run, extra, match):
+    stage.run_audit(cfg_for(run, "audit.checkpoints=last"))
+    rows = read_results(run)
+    with pytest.raises(SpikeinError, match=match) as e:
+        stage.run_audit(cfg_for(run, *extra))
+    assert "\n" not in str(e.value)
+    assert read_results(run) == rows
+
+
+def test_cli_exit_code_and_message(run, capsys):
+    from launch.cli import main
+
+    (run / "checkpoints" / "index.json").unlink()
+    assert main(["audit", f"run_dir={run}", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikein: error: no checkpoints:") and "\n" not in err
+
+
+def test_checkpoint_subset(run):
+    stage.run_audit(cfg_for(run, "audit.checkpoints=[10]", "audit.detectors=[accuracy]"))
+    assert {(r["step"], r["detector"]) for r in read_results(run)} == {(10, "accuracy")}
+
+
+def test_watch_audits_checkpoints_as_they_land(run, monkeypatch):
+    index_file = run / "checkpoints" / "index.json"
+    full = json.loads(index_file.read_text())
+    index_file.write_text(json.dumps({**full, "checkpoints": full["checkpoints"][:1], "finished": False}))
+    polls = []
+
+    def training_finishes(seconds):  # the trainer writes step 10 and ends while the audit sleeps
+        polls.append(seconds)
+        index_file.write_text(json.dumps(full))
+
+    monkeypatch.setattr(targets, "_sleep", training_finishes)
+    stage.run_audit(cfg_for(run, "audit.watch=true", "audit.poll_s=5", "audit.detectors=[accuracy]"))
+    assert polls == [5.0]
+    assert sorted(r["step"] for r in read_results(run)) == [0, 0, 0, 10, 10, 10]
+
+
+def test_watch_gives_up_when_training_stalls(run, monkeypatch):
+    index_file = run / "checkpoints" / "index.json"
+    index_file.write_text(json.dumps({**json.loads(index_file.read_text()), "finished": False}))
+    monkeypatch.setattr(targets, "_sleep", lambda s: None)
+    with pytest.raises(SpikeinError, match="no new checkpoint for 20 s"):
+        stage.run_audit(cfg_for(run, "audit.watch=true", "audit.poll_s=10", "audit.watch_idle_s=20",
+                                "audit.detectors=[accuracy]"))
+    assert len(read_results(run)) == 6  # both checkpoints audited before giving up
+
+
+def test_public_model_whole_benchmark_uniform_null(tmp_path, template, monkeypatch):
+    model_dir = tmp_path / "public"
+    shutil.copytree(template / "checkpoints" / "step_10" / "hf", model_dir)
+    items = make_items(9, seed=7, prefix="p")
+    seen = {}
+
+    def load_benchmark(name, spec, synthetic=None):
+        seen["args"] = (name, spec.get("source"), synthetic is not None)
+        return items
+
+    fake = types.ModuleType("inject.benchmarks")
+    fake.load_benchmark = load_benchmark
+    monkeypatch.setitem(sys.modules, "inject.benchmarks", fake)
+    out = tmp_path / "out"
+    stage.run_audit(compose([f"run_dir={out}", *FAST, f"audit.model={model_dir}", "audit.benchmark=synth_people"]))
+    rows = read_results(out)
+    assert seen["args"] == ("synth_people", "synthetic", True)
+    assert {r["detector"] for r in rows} == {"ordering", "option_shuffle", "accuracy"}
+    for r in rows:
+        assert (r["partition"], r["step"], r["count"], r["copies_seen"], r["model"]) == ("all", None, None, None, str(model_dir))
+        assert r["n_items"] == 9
+    shuffle = next(r for r in rows if r["detector"] == "option_shuffle")
+    assert shuffle["calibrated"] is False and shuffle["null"] == "uniform" and shuffle["p"] is not None
+    assert next(r for r in rows if r["detector"] == "accuracy")["p"] is None
+
+
+def test_dry_run_writes_nothing(run, capsys):
+    assert stage.run_audit(cfg_for(run, "dry_run=true")) == 0
+    assert "bench [renderer mcq]: hot(count=4, 9 items)" in capsys.readouterr().out
+    assert not (run / "audit").exists()
+
+
+def test_results_store_drops_torn_line_and_rejects_corruption(tmp_path):
+    path = tmp_path / "results.jsonl"
+    row = {"model": "m", "step": 1, "benchmark": "b", "partition": "p", "detector": "d", "settings": {}}
+    path.write_text(json.dumps(row) + "\n" + '{"model": "m", "st')
+    store = ResultsStore(tmp_path)
+    assert store.rows == [row] and path.read_text() == json.dumps(row) + "\n"
+    assert store.has(row) and not store.add(row)
+    assert store.add({**row, "settings": {"shards": 2}})  # other settings: another row
+    path.write_text('{"bad\n' + json.dumps(row) + "\n")
+    with pytest.raises(SpikeinError, match="results.jsonl:1: corrupt results row"):
+        read_rows(path)
+
+
+def test_wandb_summary_logs_table_and_plots(run):
+    from audit import wandb_plots
+
+    stage.run_audit(cfg_for(run))
+
+    class FakeRun:
+        logged: list = []
+
+        def log(self, data):
+            self.logged.append(data)
+
+    fake = FakeRun()
+    rows = read_results(run)
+    wandb_plots.log_checkpoint(fake, [r for r in rows if r["step"] == 10])
+    wandb_plots.log_summary(fake, rows)
+    assert fake.logged[0]["audit/step"] == 10 and "audit/ordering/bench/hot/log10_p" in fake.logged[0]
+    keys = set(fake.logged[1])
+    assert {"audit/results", "audit/plots/ordering_log10_p_vs_count", "audit/plots/ordering_log10_p_vs_step",
+            "audit/plots/accuracy_statistic_vs_count"} <= keys
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_is_written(run):
+    stage.run_audit(cfg_for(run, "logger.mode=offline", "audit.checkpoints=last", "audit.detectors=[accuracy]"))
+    runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+MMLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+
+
+@pytest.mark.skipif(not MMLU.exists(), reason="no local MMLU copy")
+def test_public_model_on_local_mmlu(tmp_path, template):
+    out = tmp_path / "out"
+    model_dir = template / "checkpoints" / "step_0" / "hf"
+    stage.run_audit(compose([
+        f"run_dir={out}", *FAST, f"audit.model={model_dir}", "audit.benchmark=mmlu", "audit.limit=12",
+        "benchmarks=mmlu_arc", "benchmarks.mmlu.source=mmlu_dir", f"benchmarks.mmlu.path={MMLU}",
+    ]))
+    rows = read_results(out)
+    assert len(rows) == 3 and all(r["n_items"] == 12 and r["benchmark"] == "mmlu" for r in rows)
+    assert all(r["p"] is None or 0 < r["p"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_data_parallel_audit_gives_the_same_rows(run, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    from audit.worker import save_worker_config
+
+    single = tmp_path / "single"
+    shutil.copytree(run, single)
+    stage.run_audit(cfg_for(single, "audit.checkpoints=last"))
+    save_worker_config(cfg_for(run, "audit.checkpoints=last"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "audit.worker", str(run)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parallel, reference = strip(read_results(run)), strip(read_results(single))
+    assert len(parallel) == len(reference) == 9
+    floats = ("statistic", "p", "log10_p", "t", "log10_p_sharded", "mean_diff", "sd_diff")
+    for a, b in zip(parallel, reference):
+        assert {k: v for k, v in a.items() if k not in floats} == {k: v for k, v in b.items() if k not in floats}
+        assert a["log10_p"] == pytest.approx(b["log10_p"], abs=1e-4)
