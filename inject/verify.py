@@ -79,7 +79,7 @@ def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], 
     by_first: dict[int, list[tuple[str, list[int], int]]] = defaultdict(list)
     for p in patterns:
         by_first[p[1][0]].append(p)
-    for first, group in tqdm(by_first.items(), desc="verify: item counts", unit=" token", mininterval=2.0):
+    for first, group in tqdm(by_first.items(), desc="verify: item occurrences", unit=" group", mininterval=2.0):
         positions = np.flatnonzero(stream == first)
         for name, toks, count in group:
             n = count_occurrences(stream, toks, positions)

@@ -39,6 +39,26 @@ def _help(stage: str, overrides: list[str]) -> None:
     print(OmegaConf.to_yaml(compose(overrides), resolve=False))
 
 
+def _audit_shorthand(overrides: list[str]) -> list[str]:
+    """`spikein audit model=<hub id or dir> benchmark=<name>` audits a model nobody trained here.
+
+    ``model=`` names a config group option elsewhere; for the audit stage a value that is
+    not one (``model=EleutherAI/pythia-160m``) means the model to audit.
+    """
+    from launch.config import config_groups
+
+    models = set(config_groups().get("model", []))
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key == "model" and value not in models:
+            o = f"audit.model={value}"
+        elif key == "benchmark":
+            o = f"audit.benchmark={value}"
+        out.append(o)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -57,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return multirun(stage, [a for a in rest if a not in ("-m", "--multirun")])
         from launch.config import compose
 
+        if stage == "audit":
+            rest = _audit_shorthand(rest)
         cfg = compose(rest)
         result = _stage_fn(stage)(cfg)
         return int(result) if isinstance(result, int) else 0

@@ -35,13 +35,26 @@ def run_pipeline(cfg) -> int:
         _train_with_watching_audit(cfg, run_train, run_audit)
     else:
         run_train(cfg)
-        run_audit(cfg)
+        _audit_checkpoints(cfg, run_audit)
     run_report(cfg)
     return 0
 
 
 def _resolved(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _audit_checkpoints(cfg, run_audit) -> None:
+    """In this process, or data-parallel on the launcher's workers when it has several."""
+    from train.launcher import launch_workers, world_size
+
+    if world_size(cfg.launcher) == 1:
+        run_audit(cfg)
+        return
+    from audit.worker import save_worker_config
+
+    save_worker_config(cfg)
+    launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
 
 
 def _drop_stale_results(cfg, run_dir: Path) -> None:

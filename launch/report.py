@@ -9,7 +9,7 @@ from inject.atomic import write_text
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest
 from launch import plots
-from launch.results import audit_rows, checkpoint_index, final_rows, first_detection
+from launch.results import audit_rows, checkpoint_index, final_rows, sustained_detection
 from train.metrics import read_metrics
 
 
@@ -72,16 +72,17 @@ def setup_section(run_dir: Path, m: Manifest) -> str:
 
 
 def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float) -> str:
-    found = first_detection(rows, alpha)
+    found = sustained_detection(rows, alpha)
     detectors = sorted({r["detector"] for r in rows if r.get("p") is not None and r["detector"] != "accuracy"})
-    lines = [f"## Verdict (p < {alpha})\n"]
+    lines = [f"## Verdict (p < {alpha} at the last checkpoint, and at every one since the step named)\n"]
     for p in m.partitions:
         hits = [(d, found[(p.benchmark, p.name, d)]) for d in detectors if (p.benchmark, p.name, d) in found]
         what = f"{p.benchmark}/{p.name} ({p.count} copies)" if p.count else f"{p.benchmark}/{p.name} (control)"
         if not hits:
             verdict = "not flagged, as it should be" if p.count == 0 else "not detected"
         else:
-            said = "; ".join(f"{d} from step {r['step']} (p = {_fmt_p(r)})" for d, r in hits)
+            said = "; ".join(f"{d} from step {r['step']} (final p = {_fmt_p({'p': r['final_p'], 'log10_p': r['final_log10_p']})})"
+                             for d, r in hits)
             verdict = ("FLAGGED (false positive): " if p.count == 0 else "detected by ") + said
         lines.append(f"- {what}: {verdict}{_accuracy_note(rows, p)}")
     return "\n".join(lines) + "\n"
@@ -104,10 +105,14 @@ def results_table(last: list[dict[str, Any]]) -> str:
     head = "| benchmark | partition | copies | copies seen | detector | statistic | p | n items |\n|---|---|---|---|---|---|---|---|"
     body = [
         f"| {r['benchmark']} | {r['partition']} | {r['count']} | {r.get('copies_seen', '')} | {r['detector']} "
-        f"| {r['statistic']:.4g} | {_fmt_p(r)} | {r['n_items']} |"
+        f"| {_fmt_num(r.get('statistic'))} | {_fmt_p(r)} | {r['n_items']} |"
         for r in sorted(last, key=lambda r: (r["benchmark"], r["count"], r["partition"], r["detector"]))
     ]
     return f"## Results at step {last[0]['step']}\n\n" + "\n".join([head, *body]) + "\n"
+
+
+def _fmt_num(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
 
 
 def _fmt_p(r: dict[str, Any]) -> str:

@@ -25,11 +25,24 @@ def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["step"] == last]
 
 
-def first_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(benchmark, partition, detector) -> the earliest row with p < alpha."""
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(benchmark, partition, detector) -> the row from which p < alpha held to the last step.
+
+    A detection must hold at the final audited checkpoint and at every one after the
+    step it is dated to: a single early dip below alpha (many checkpoints, many
+    partitions: some will) is not reported as a detection.
+    """
+    series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: r["step"]):
-        key = (r["benchmark"], r["partition"], r["detector"])
-        if r.get("p") is not None and r["p"] < alpha and key not in out:
-            out[key] = r
+        if r.get("p") is not None:
+            series.setdefault((r["benchmark"], r["partition"], r["detector"]), []).append(r)
+    out = {}
+    for key, rs in series.items():
+        since = None
+        for r in reversed(rs):
+            if r["p"] >= alpha:
+                break
+            since = r
+        if since is not None:
+            out[key] = {**since, "final_p": rs[-1]["p"], "final_log10_p": rs[-1].get("log10_p")}
     return out

@@ -27,7 +27,7 @@ def write_sweep_report(sweep_dir: Path, alpha: float) -> Path:
     head = "| run | benchmark | partition | copies | detector | statistic | log10 p |\n|---|---|---|---|---|---|---|"
     body = [
         f"| {r['run']} | {r['benchmark']} | {r['partition']} | {r['count']} | {r['detector']} | "
-        f"{r['statistic']:.4g} | {r['log10_p'] if r.get('log10_p') is not None else float('nan'):.2f} |"
+        f"{_num(r.get('statistic'), '.4g')} | {_num(r.get('log10_p'), '.2f')} |"
         for r in sorted(rows, key=lambda r: (r["run"], r["benchmark"], r["count"], r["detector"]))
     ]
     fig = _plot(rows, alpha, out / "sweep_detection.png")
@@ -36,6 +36,10 @@ def write_sweep_report(sweep_dir: Path, alpha: float) -> Path:
         head, *body, "", f"![sweep]({fig.name})", "",
     ]))
     return out / "report.md"
+
+
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
 
 
 def _plot(rows, alpha: float, path: Path) -> Path:

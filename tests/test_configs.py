@@ -47,3 +47,10 @@ def test_unknown_group_option_is_one_line():
     r = subprocess.run([sys.executable, "-m", "launch.cli", "run", "model=nope"], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "choose one of" in r.stderr
+
+
+def test_audit_shorthand_names_the_model_to_audit():
+    from launch.cli import _audit_shorthand
+    assert _audit_shorthand(["model=EleutherAI/pythia-160m", "benchmark=mmlu", "seed=1"]) == \
+        ["audit.model=EleutherAI/pythia-160m", "audit.benchmark=mmlu", "seed=1"]
+    assert _audit_shorthand(["model=tiny_llama"]) == ["model=tiny_llama"]  # a config option stays one

@@ -30,7 +30,7 @@ def fake_run(run: Path, strong: float) -> None:
 def test_report_verdicts_table_and_plots(tmp_path):
     fake_run(tmp_path, strong=1e-6)
     md = write_report(tmp_path, 0.01, "t").read_text()
-    assert "b/x16 (16 copies): detected by option_shuffle from step 100 (p = 1e-06); ordering from step 100 (p = 1e-06); accuracy 0.65 (+0.40 vs controls)" in md
+    assert "b/x16 (16 copies): detected by option_shuffle from step 100 (final p = 1e-06); ordering from step 100 (final p = 1e-06); accuracy 0.65 (+0.40 vs controls)" in md
     assert "b/x4 (4 copies): not detected" in md
     assert "b/x0 (control): not flagged, as it should be" in md
     assert "| b | x16 | 16 |" in md
@@ -54,3 +54,13 @@ def test_sweep_report_aggregates_runs(tmp_path):
     md = write_sweep_report(tmp_path, 0.01).read_text()
     assert "2 runs" in md and "| 0 | b | x16 |" in md and "| 1 | b | x16 |" in md
     assert (tmp_path / "report" / "sweep_detection.png").exists()
+
+
+def test_an_early_dip_below_alpha_is_not_a_detection():
+    from launch.results import sustained_detection
+    rows = [dict(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
+            for s, p in ((0, 0.5), (50, 0.001), (100, 0.2), (150, 0.005), (200, 0.004))]
+    rows += [dict(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
+    found = sustained_detection(rows, 0.01)
+    assert found[("b", "x4", "ordering")]["step"] == 150 and found[("b", "x4", "ordering")]["final_p"] == 0.004
+    assert ("b", "x8", "ordering") not in found
