@@ -106,3 +106,16 @@ def test_multirun_sweep_with_aggregate_report(tmp_path):
     assert runs == ["0", "1"]
     md = (sweep / "report" / "report.md").read_text()
     assert "2 runs" in md and "| 0 | mine | x4 |" in md and "| 1 | mine | x8 |" in md
+
+
+@pytest.mark.slow
+@needs_shared
+def test_audit_each_checkpoint_while_training(tmp_path):
+    run_dir = tmp_path / "watch"
+    r = spikein("run", *tiny_run(run_dir, "audit.when=each_checkpoint", "audit.poll_s=0.5", "audit.checkpoints=all",
+                                 "train.max_steps=60", "train.checkpoint_every=20",
+                                 "audit.detectors=[option_shuffle,accuracy]"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps = {row["step"] for row in audit_rows(run_dir)}
+    assert steps == {c["step"] for c in checkpoint_index(run_dir)["checkpoints"]} == {0, 20, 40, 60}
+    assert (run_dir / "report" / "report.md").exists()
