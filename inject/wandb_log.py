@@ -10,7 +10,8 @@ import os
 import re
 from typing import Any, Mapping
 
-_SECRET = re.compile(r"(api[_-]?key|token|secret|password)", re.I)
+# Credential-looking keys (api_key, hf_token, secret, password), not "tokenizer" or "max_tokens".
+_SECRET = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token$)", re.I)
 
 
 def redact(obj: Any) -> Any:
