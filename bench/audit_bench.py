@@ -7,7 +7,7 @@ the speed-up, and the p-values each path yields (fp32: they must agree).
     python bench/audit_bench.py                       # CPU, fp32, ~5M-parameter Llama
     python bench/audit_bench.py --device cuda --precision bf16 --json out.json
 
-Items come from the local MMLU copy (../shared/data/benchmarks/mmlu/test) when present,
+Items come from a local MMLU test directory (``--mmlu DIR``) when given,
 else generated; the model is a random-init ~5M-parameter Llama with a BPE trained on MMLU text
 unless --model names a checkpoint or hub id.
 """
@@ -34,15 +34,12 @@ from inject.items import Item  # noqa: E402
 from inject.render import encode_text, render_mcq  # noqa: E402
 from inject.tokenizer import special_ids  # noqa: E402
 
-MMLU = ROOT.parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
-
-
-def load_items(n: int) -> list[Item]:
+def load_items(n: int, mmlu: str | None) -> list[Item]:
     """The first ``n`` four-option MMLU test items (or generated ones without the data)."""
-    if MMLU.exists():
+    if mmlu:
         from inject.benchmarks import load_benchmark
 
-        items = load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(MMLU)})
+        items = load_benchmark("mmlu", {"source": "mmlu_dir", "path": mmlu})
         return [it for it in items if len(it.choices) == 4][:n]
     rng = np.random.default_rng(0)
     words = "alpha beta gamma delta river stone cloud tower iron salt honey wolf maple north quiet swift".split()
@@ -113,6 +110,7 @@ def run_workload(detector, parts, scorer, tok, bos, sep) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
+    ap.add_argument("--mmlu", default=None, help="MMLU test CSV directory (default: generated items)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="engine precision (naive: fp32)")
     ap.add_argument("--token-budget", type=int, default=8192)
@@ -124,7 +122,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
 
-    items = load_items(3000)
+    items = load_items(3000, args.mmlu)
     tok, model = build(args.model, [render_mcq(it) for it in items], "fp32", args.device)
     bos = special_ids(tok).bos
     if not args.model and args.train_steps:

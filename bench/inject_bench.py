@@ -4,7 +4,7 @@ Each size runs in its own process so peak RSS is that build's alone (main proces
 and tokenizer workers reported separately). Memory must not grow with the corpus:
 the script prints the peak-RSS ratio of the larger build to the smaller (goal <= 1.2).
 
-    .venv/bin/python bench/inject_bench.py [--shared ../shared/data] [--workers 2]
+    .venv/bin/python bench/inject_bench.py --shared <dir with corpus/gutenberg and benchmarks/arc_challenge> [--workers 2]
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def one_build(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--shared", default=str(ROOT.parent / "shared/data"))
+    p.add_argument("--shared", required=True, help="data dir holding corpus/gutenberg and benchmarks/arc_challenge")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--sizes", default="10,35")
     p.add_argument("--one", type=float, help=argparse.SUPPRESS)
