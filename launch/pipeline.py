@@ -14,7 +14,6 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from inject.atomic import write_text
-from inject.errors import SpikeinError
 from inject.wandb_log import redact
 
 def run_pipeline(cfg) -> int:

@@ -1,7 +1,6 @@
 """`spikein report`: report/report.md + PNG plots a person can read without W&B."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,6 @@
 """Read what the stages wrote: audit rows, checkpoint index, train metrics."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,9 @@ def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def checkpoint_index(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "checkpoints" / "index.json"
-    return json.loads(path.read_text()) if path.exists() else {"checkpoints": [], "finished": False}
+    from train.checkpoint import read_index
+
+    return read_index(run_dir) or {"checkpoints": [], "finished": False}
 
 
 def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,8 +1,6 @@
 """Aggregate every run of a sweep into one table and one plot."""
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from pathlib import Path
 
 from inject.atomic import write_text

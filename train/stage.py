@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, open_stream
+from inject.stage import changed_keys
 from train import checkpoint as ckpt
 from train.launcher import launch_workers, world_size
 from train.metrics import read_metrics
@@ -61,13 +62,6 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
     return settings, manifest
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [k for key in sorted(set(old) | set(new))
-                for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [prefix.rstrip(".")]
-
-
 def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
     """True when this exact training already finished; clears or refuses a different one."""
     run_dir = Path(settings.run_dir)
@@ -79,7 +73,7 @@ def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
     if old.get("trajectory_hash") != settings.trajectory_hash():
         if not overwrite:
             old_s = TrainSettings(**{k: v for k, v in old.items() if k != "trajectory_hash"})
-            keys = ", ".join(_changed_keys(old_s.trajectory(), settings.trajectory())[:5]) or "unknown keys"
+            keys = ", ".join(changed_keys(old_s.trajectory(), settings.trajectory())[:5]) or "unknown keys"
             raise SpikeinError(f"{run_dir}/checkpoints come from a different train config (changed: {keys}); "
                                "pass overwrite=true to start over or choose another run_dir")
         print(f"train: overwrite=true, removing {run_dir}/checkpoints and {run_dir}/train")
