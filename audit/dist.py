@@ -70,6 +70,10 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(clean: bool = True) -> None:
+    """Leave together after success: a gloo rank that tears down while a peer still talks
+    to it can abort. After a failure, never wait for peers that may be elsewhere."""
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()

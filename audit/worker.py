@@ -33,9 +33,12 @@ def main(run_dir: str | Path) -> int:
     cfg.run_dir = str(run_dir)
     dist.maybe_init()
     try:
-        return run_audit(cfg)
-    finally:
-        dist.shutdown()
+        code = run_audit(cfg)
+    except BaseException:
+        dist.shutdown(clean=False)
+        raise
+    dist.shutdown()
+    return code
 
 
 if __name__ == "__main__":

@@ -185,8 +185,6 @@ def dp_requests(vocab_size: int, seed: int = 0):
 
 def _dp_worker(out_path: str) -> None:
     """Run under torchrun: every rank scores its share; rank 0 writes the gathered scores."""
-    import torch.distributed as torch_dist
-
     from audit import dist
     from audit.engine import Engine, EngineSettings
 
@@ -199,7 +197,7 @@ def _dp_worker(out_path: str) -> None:
     if dist.is_main():
         Path(out_path).write_text(json.dumps({"world": dist.rank_world()[1], "scores": scores,
                                               "groups": group_scores, "tokens": engine.tokens_scored}))
-    torch_dist.destroy_process_group()
+    dist.shutdown()
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def test_data_parallel_gathers_in_order(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            "-m", "audit_fixtures", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[:4000] + "\n...\n" + proc.stderr[-1500:]  # ranks' own lines come first
     got = json.loads(out.read_text())
     reqs, groups = dp_requests(97)
     engine = Engine(tiny_model(97, seed=3), EngineSettings(context=32, stride=16, token_budget=256, progress=False))

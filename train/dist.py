@@ -77,9 +77,13 @@ def init_distributed(backend: str) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(clean: bool = True) -> None:
+    """Leave together after success: a gloo rank that tears down while a peer still talks
+    to it can abort. After a failure, never wait for peers that may be elsewhere."""
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -142,6 +146,6 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
                   "traceback": traceback.format_exc()}
         (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
     finally:
-        shutdown_distributed()
+        shutdown_distributed(clean=code == 0)
         logging.shutdown()
     sys.exit(code)
