@@ -4,6 +4,8 @@
   shared prefixes (an item's question across its option orders, the first items of
   shuffles, repeated shuffles) run once and every continuation reuses their KV cache.
   Tree nodes run in length-sorted, right-padded buckets under a token budget.
+- A group (one prefix, many continuations: option orders, answer choices) is laid out as
+  one row with a tree attention mask (``audit/tree_rows.py``): one pass, no cache.
 - Longer sequences are cut into sliding windows (``audit/windows.py``), sorted by length
   and batched under the same budget.
 
@@ -22,7 +24,8 @@ from tqdm.auto import tqdm
 
 from audit.model import cache_kwarg
 from audit.prefix_tree import build_tree
-from audit.scoring import BaseScorer, Request, target_logprobs
+from audit.scoring import BaseScorer, Group, Request, target_logprobs
+from audit.tree_rows import TreeRow, batch_inputs, row_logprobs, tree_row
 from audit.windows import Window
 
 
@@ -76,6 +79,10 @@ class Engine(BaseScorer):
         self.min_fill = settings.min_fill if settings.min_fill is not None else (0.3 if gpu else 0.75)
         self.min_tokens = settings.min_tokens if settings.min_tokens is not None else (2048 if gpu else 256)
         self.min_node = settings.min_node if settings.min_node is not None else (32 if gpu else 16)
+        # tree rows need a kernel that takes an arbitrary additive mask (not flash-attention)
+        self.masks_ok = getattr(model.config, "_attn_implementation", "eager") in ("sdpa", "eager")
+        # on a CPU, passes past ~2k tokens spill the caches (logits alone are tokens x vocab floats)
+        self.row_budget = settings.token_budget if gpu else min(settings.token_budget, 2048)
 
     def _score(self, requests: Sequence[Request]) -> np.ndarray:
         sums = np.zeros(len(requests))
@@ -97,6 +104,33 @@ class Engine(BaseScorer):
             bar.update()
         bar.close()
         return sums
+
+    # --- groups: one tree row each ---------------------------------------------------
+    def _score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(groups)
+        rows = {i: tree_row(g) for i, g in enumerate(groups) if self._packable(g)}
+        rows = {i: r for i, r in rows.items() if len(r) <= self.row_budget}
+        order = sorted(rows, key=lambda i: -len(rows[i]))
+        batches = pack([1] * len(order), [len(rows[i]) for i in order], self.row_budget)
+        for batch in tqdm(batches, desc="scoring", leave=False, delay=1.0, disable=self._quiet()):
+            picked = [rows[order[k]] for k in batch]
+            for k, lp in zip(batch, self._row_batch(picked)):
+                out[order[k]] = np.array([lp[path].sum() for path in rows[order[k]].paths])
+        rest = [i for i in range(len(groups)) if out[i] is None]
+        if rest:  # no prefix, too long, or an attention kernel without custom masks
+            for i, s in zip(rest, super()._score_groups([groups[i] for i in rest])):
+                out[i] = s
+        return out  # type: ignore[return-value]
+
+    def _packable(self, group: Group) -> bool:
+        longest = len(group.prefix) + max(map(len, group.continuations), default=0)
+        return (self.settings.prefix_reuse and self.masks_ok and len(group.prefix) > 0
+                and len(group.continuations) > 0 and all(group.continuations) and longest <= self.context)
+
+    def _row_batch(self, rows: list[TreeRow]) -> list[np.ndarray]:
+        dtype = next(self.model.parameters()).dtype
+        inputs = {k: v.to(self.device) for k, v in batch_inputs(rows, dtype).items()}
+        return row_logprobs(self.model(**inputs, use_cache=False).logits, rows)
 
     # --- sliding windows ------------------------------------------------------------
     def _window_batch(self, requests: Sequence[Request], rows: list[tuple[int, Window]]) -> np.ndarray:

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from inject.errors import SpikeinError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import dp_requests, one_thread, tiny_model  # noqa: E402,F401
+from torchrun import torchrun  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,20 +129,11 @@ def test_bf16_scores_close_to_fp32(model):
     assert per_token.max() < 0.05
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_data_parallel_gathers_in_order(tmp_path):
     out = tmp_path / "dp.json"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "audit_fixtures", str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[:4000] + "\n...\n" + proc.stderr[-1500:]  # ranks' own lines come first
+    torchrun(["-m", "audit_fixtures", str(out)], tmp_path / "logs", env={"PYTHONPATH": str(Path(__file__).parent)},
+             timeout=120)
     got = json.loads(out.read_text())
     reqs, groups = dp_requests(97)
     engine = Engine(tiny_model(97, seed=3), EngineSettings(context=32, stride=16, token_budget=256, progress=False))

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import (  # noqa: E402,F401
     add_checkpoints, make_items, make_run_dir, make_tokenizer, one_thread, read_results, tiny_model,
 )
+from torchrun import torchrun  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -268,24 +269,13 @@ def test_public_model_on_local_mmlu(tmp_path, template):
 
 @pytest.mark.slow
 def test_data_parallel_audit_gives_the_same_rows(run, tmp_path):
-    import os
-    import socket
-    import subprocess
-
     from audit.worker import save_worker_config
 
     single = tmp_path / "single"
     shutil.copytree(run, single)
     stage.run_audit(cfg_for(single, "audit.checkpoints=last"))
     save_worker_config(cfg_for(run, "audit.checkpoints=last"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           "-m", "audit.worker", str(run)]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun(["-m", "audit.worker", str(run)], tmp_path / "logs")
     parallel, reference = strip(read_results(run)), strip(read_results(single))
     assert len(parallel) == len(reference) == 9
     floats = ("statistic", "p", "log10_p", "t", "log10_p_sharded", "mean_diff", "sd_diff")

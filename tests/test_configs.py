@@ -1,7 +1,6 @@
 """Every experiment recipe composes and dry-runs offline; the CLI explains itself."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
