@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from audit.detectors import AuditContext, PartitionData, get_detector  # noqa: E402
 from audit.engine import Engine, EngineSettings  # noqa: E402
+from audit.prefix_tree import build_tree  # noqa: E402
 from audit.naive import NaiveScorer  # noqa: E402
 from inject.items import Item  # noqa: E402
 from inject.render import encode_text, render_mcq  # noqa: E402
@@ -107,6 +108,33 @@ def run_workload(detector, parts, scorer, tok, bos, sep) -> dict:
     return {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall, "log10_p": row["log10_p"], "p": row["p"]}
 
 
+class TokenCounter:
+    """Stands in for a scorer: records what a detector asks for, scores nothing."""
+
+    def __init__(self):
+        self.seqs: list[list[int]] = []
+        self.tokens_scored = 0
+
+    def score(self, requests):
+        self.seqs += [list(r.tokens) for r in requests]
+        return np.zeros(len(requests))
+
+    def score_groups(self, groups):
+        self.seqs += [list(r.tokens) for g in groups for r in g.requests()]
+        return [np.zeros(len(g.continuations)) for g in groups]
+
+
+def reuse_ceiling(detector, parts, tok, bos, sep) -> tuple[int, int]:
+    """Tokens the naive path runs, and the distinct tokens of their prefix tree: their ratio
+    bounds any exact engine that is no faster per token than the naive path."""
+    counter = TokenCounter()
+    ctx = AuditContext(counter, tok, "mcq", sep, bos)
+    for p in parts:
+        detector.score(ctx, p)
+    tree = build_tree(counter.seqs)
+    return sum(map(len, counter.seqs)), sum(len(t) for t in tree.tokens)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -144,6 +172,9 @@ def main() -> None:
     print(f"model {label}: {n_params / 1e6:.2f}M params on {args.device}, "
           f"engine {args.precision}, naive fp32, token budget {args.token_budget}")
     for name, (det, parts) in workloads.items():
+        naive_tokens, tree_tokens = reuse_ceiling(det, parts, tok, bos, sep)
+        print(f"{name:15s} naive runs {naive_tokens} tokens, their prefix tree {tree_tokens}: "
+              f"exact-reuse ratio {naive_tokens / tree_tokens:.2f}", flush=True)
         run_workload(det, parts[:1], Engine(engine_model, settings), tok, bos, sep)  # warm-up
         res: dict = {"engine": [], "naive": []}
         for _ in range(args.repeats):  # interleaved, best of n: the machine may be shared
@@ -160,6 +191,7 @@ def main() -> None:
             line += (f" | naive {nai['tokens_per_s']:8.0f} tok/s ({nai['wall_s']:6.2f} s) | x{res['speedup']:.1f}"
                      f" | log10 p engine {eng['log10_p']:.6f} naive {nai['log10_p']:.6f}")
         print(line, flush=True)
+        res["reuse_ratio"] = naive_tokens / tree_tokens
         report["results"][name] = res
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
