@@ -1,11 +1,13 @@
 """The batched scoring engine.
 
-- Sequences that fit the context go through a prefix tree (``audit/prefix_tree.py``):
-  shared prefixes (an item's question across its option orders, the first items of
-  shuffles, repeated shuffles) run once and every continuation reuses their KV cache.
+- A group (one prefix, many continuations: an item's option orders or answer choices) is
+  laid out as one row with a tree attention mask (``audit/tree_rows.py``): its shared
+  pieces run once, in one pass, with no cache.
+- Other sequences that fit the context go through a prefix tree (``audit/prefix_tree.py``):
+  shared prefixes (the first items of ordering shuffles, repeated shuffles) run once and
+  every continuation reuses their KV cache; a tree row would put a whole shard's orders
+  in one row, and attention over thousands of tokens costs more than the cache.
   Tree nodes run in length-sorted, right-padded buckets under a token budget.
-- A group (one prefix, many continuations: option orders, answer choices) is laid out as
-  one row with a tree attention mask (``audit/tree_rows.py``): one pass, no cache.
 - Longer sequences are cut into sliding windows (``audit/windows.py``), sorted by length
   and batched under the same budget.
 
