@@ -82,3 +82,12 @@ def test_groups_that_do_not_fit_a_row_take_the_sequence_path():
     want = NaiveScorer(model, 40, 20, progress=False).score_groups([long_conts, no_prefix, fits])
     for a, b in zip(got, want):
         assert np.abs(a - b).max() < 1e-4
+
+
+def test_bf16_tree_rows_close_to_fp32():
+    groups = shuffle_groups(4, seed=6)
+    fp32 = NaiveScorer(tiny_model(V, seed=2), 128, 64, progress=False).score_groups(groups)
+    engine = Engine(tiny_model(V, seed=2).to(torch.bfloat16), EngineSettings(context=128, stride=64, progress=False))
+    for g, a, b in zip(groups, engine.score_groups(groups), fp32):
+        per_token = np.abs(a - b) / np.array([len(c) for c in g.continuations])
+        assert per_token.max() < 0.05
