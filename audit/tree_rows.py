@@ -25,7 +25,7 @@ class TreeRow:
     positions: np.ndarray  # (T,) each token's position in its own sequence
     node: np.ndarray  # (T,) the token's node (0: the prefix)
     ancestors: np.ndarray  # (N, N) bool: ancestors[n, m] = m is n or above it
-    source: np.ndarray  # (T,) the row position whose output predicts this token (-1: none)
+    source: np.ndarray  # (T,) the row position whose output predicts this token (-1: not scored)
     paths: list[np.ndarray]  # per continuation: the row positions of its tokens
 
     def __len__(self) -> int:
@@ -42,7 +42,7 @@ def tree_row(group: Group) -> TreeRow:
     at = len(prefix)
     for n in order:
         first[n], at = at, at + len(tree.tokens[n])
-    tokens, node, source = list(prefix), [0] * len(prefix), [-1] + list(range(len(prefix) - 1))
+    tokens, node, source = list(prefix), [0] * len(prefix), [-1] * len(prefix)  # a group never scores its prefix
     for n in order:
         p = tree.parent[n]
         source.append(first[p] + len(tree.tokens[p]) - 1 if p >= 0 else len(prefix) - 1)
