@@ -68,12 +68,3 @@ def broadcast(obj: Any) -> Any:
 def barrier() -> None:
     if rank_world()[1] > 1:
         dist.barrier()
-
-
-def shutdown(clean: bool = True) -> None:
-    """Leave together after success: a gloo rank that tears down while a peer still talks
-    to it can abort. After a failure, never wait for peers that may be elsewhere."""
-    if dist.is_available() and dist.is_initialized():
-        if clean:
-            dist.barrier()
-        dist.destroy_process_group()

@@ -28,6 +28,7 @@ def save_worker_config(cfg) -> Path:
 def main(run_dir: str | Path) -> int:
     from audit import dist
     from audit.stage import run_audit
+    from train.dist import shutdown_distributed
 
     cfg = OmegaConf.load(Path(run_dir) / CONFIG)
     cfg.run_dir = str(run_dir)
@@ -35,9 +36,9 @@ def main(run_dir: str | Path) -> int:
     try:
         code = run_audit(cfg)
     except BaseException:
-        dist.shutdown(clean=False)
+        shutdown_distributed(clean=False)
         raise
-    dist.shutdown()
+    shutdown_distributed()
     return code
 
 

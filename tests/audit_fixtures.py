@@ -187,6 +187,7 @@ def _dp_worker(out_path: str) -> None:
     """Run under torchrun: every rank scores its share; rank 0 writes the gathered scores."""
     from audit import dist
     from audit.engine import Engine, EngineSettings
+    from train.dist import shutdown_distributed
 
     dist.maybe_init("gloo")
     model = tiny_model(97, seed=3)
@@ -197,7 +198,7 @@ def _dp_worker(out_path: str) -> None:
     if dist.is_main():
         Path(out_path).write_text(json.dumps({"world": dist.rank_world()[1], "scores": scores,
                                               "groups": group_scores, "tokens": engine.tokens_scored}))
-    dist.shutdown()
+    shutdown_distributed()
 
 
 if __name__ == "__main__":
