@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audit.engine import Engine, EngineSettings
+from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
 from audit.scoring import Group
 from audit.tree_rows import batch_inputs, tree_row
@@ -53,7 +53,10 @@ def test_tree_rows_equal_scoring_each_sequence_alone(arch):
     passes = []
     model.register_forward_hook(lambda m, args, out: passes.append(1))
     got = engine.score_groups(groups)
-    assert 1 < len(passes) < len(groups)  # several rows per pass, and the budget splits them
+    widths = sorted((len(tree_row(g)) for g in groups), reverse=True)
+    batches = pack([1] * len(groups), widths, 160)
+    assert 1 < len(batches) < len(groups)  # the budget splits the rows, and passes hold several
+    assert len(passes) == len(batches)  # one pass per batch of rows: no per-sequence passes
     want = NaiveScorer(model, 128, 64, progress=False).score_groups(groups)
     for a, b in zip(got, want):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
