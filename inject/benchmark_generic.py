@@ -238,7 +238,7 @@ def _user_converter(name: str, ref: str) -> Callable[[dict[str, Any], int], RawF
     def convert(record: dict[str, Any], index: int) -> RawFields:
         try:
             out = func(dict(record))
-        except Exception as e:  # the user's code: any failure is this record's problem
+        except (Exception, SystemExit) as e:  # the user's code: any failure is this record's problem
             raise BadRow(f"convert {ref} failed: {type(e).__name__}: {e}") from None
         if not isinstance(out, Mapping):
             raise BadRow(f"convert {ref} returned {type(out).__name__}, expected a mapping of item fields")
@@ -272,7 +272,7 @@ def load_user_function(name: str, ref: str) -> Callable[[dict[str, Any]], Any]:
         module = _import_file(Path(module_name)) if module_name.endswith(".py") else _import_module(module_name)
     except SpikeinError:
         raise
-    except Exception as e:  # the user's module: whatever it raises on import
+    except (Exception, SystemExit) as e:  # the user's module: whatever it raises on import
         raise SpikeinError(f"benchmark {name}: cannot import convert {ref!r}: {type(e).__name__}: {e}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
