@@ -132,6 +132,9 @@ def check_fields(name: str, fields: Any, answers_file: bool = False) -> dict[str
 
 def _field_conflicts(fields: Mapping[str, Any], answers_file: bool) -> Iterator[str]:
     kind, has_answer = fields["answer_type"], "answer" in fields
+    options = fields.get("options")
+    if options is not None and (not isinstance(options, (list, tuple)) or len(options) < 2):
+        yield f"fields.options must list two or more field names (one per option), got {options!r}"
     answered_elsewhere = "answers_file" if answers_file else "answer_type=true_key" if kind == "true_key" else None
     if answered_elsewhere and has_answer:
         yield f"fields.answer is set but the answer comes from {answered_elsewhere}; remove one"

@@ -231,3 +231,9 @@ def test_misspelt_settings_are_refused_with_alternatives(spec, message):
     with pytest.raises(SpikeinError) as e:
         load_benchmark("b", spec)
     assert str(e.value).startswith(message)
+
+
+def test_options_must_be_a_list_of_field_names():
+    spec = {"source": "generic", "path": "x.jsonl", "fields": {"question": "q", "options": "abc", "answer": "a"}}
+    with pytest.raises(SpikeinError, match=r"fields\.options must list two or more field names .*got 'abc'"):
+        load_benchmark("b", spec)  # a string would be read as the fields 'a', 'b', 'c'
