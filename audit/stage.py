@@ -28,6 +28,7 @@ from audit.model import load_model
 from audit.results import ROW_FIELDS, ResultsStore
 from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
 from audit.targets import Target, index_path, read_index, select, targets_of, watch
+from inject.benchmark_checks import warn_answer_position
 from inject.errors import SpikeinError
 
 
@@ -42,6 +43,7 @@ def run_audit(cfg) -> int:
     setup = model_setup(cfg) if a.get("model") else run_setup(cfg)
     detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
     for bench in setup.benchmarks:
+        warn_answer_position(bench.name, [it for p in bench.partitions for it in p.items], log)
         for part in bench.partitions:
             for det in detectors:
                 det.check(part)

@@ -125,6 +125,7 @@ def prepare_tokenizer(cfg, out: Path):
 
 def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
     """Load every configured benchmark and split it into partitions."""
+    from inject.benchmark_checks import warn_answer_position
     from inject.benchmarks import load_benchmark
 
     if not cfg.benchmarks:
@@ -136,6 +137,7 @@ def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
         skip = bool(spec_d.get("skip_bad_rows", cfg.inject.skip_bad_rows))
         items = load_benchmark(str(name), spec_d, skip_bad_rows=skip,
                                synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+        warn_answer_position(str(name), items, option_order=getattr(settings, "option_order", None))
         plans.append((settings, make_partitions(str(name), items, settings)))
     return plans
 

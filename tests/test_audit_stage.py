@@ -124,7 +124,8 @@ def test_checkpoint_that_fails_to_load_keeps_earlier_rows(run):
 
 @pytest.mark.parametrize("extra,match", [
     (["audit.renderer=cloze"], "renderer 'cloze' differs from the manifest's 'mcq'"),
-    (["audit.ordering.shards=10"], "bench/hot has 9 items, fewer than audit.ordering.shards=10"),
+    (["audit.ordering.shards=10"], "bench/hot has 9 items: audit.ordering.shards=10 leaves fewer than 2 items per shard; "
+                                   "set audit.ordering.shards <= 4"),
     (["audit.ordering.test=permutation", "audit.ordering.min_p=0.001"], "permutations=4 cannot give p below 0.2"),
     (["audit.checkpoints=[5]"], "no checkpoint at step 5; have: 0, 10"),
     (["audit.detectors=[ordering,zlib]"], "unknown detector 'zlib'"),

@@ -18,6 +18,7 @@ from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
 from inject.errors import SpikeinError
 
 TESTS = ("sharded", "permutation")
+MIN_SHARD_ITEMS = 2  # a shard of one item has no order to test
 
 
 @register
@@ -49,10 +50,13 @@ class Ordering(Detector):
         return {"shards": self.shards, "permutations": self.permutations, "seed": self.seed, "test": self.test}
 
     def check(self, part: PartitionData) -> None:
-        if len(part.items) < self.shards:
+        # a one-item shard's shuffles are all the canonical sequence: d = 0, p = 1 at every checkpoint
+        if len(part.items) < MIN_SHARD_ITEMS * self.shards:
+            most = len(part.items) // MIN_SHARD_ITEMS
             raise SpikeinError(
-                f"partition {part.benchmark}/{part.name} has {len(part.items)} items, fewer than "
-                f"audit.ordering.shards={self.shards}; lower the shards or use larger partitions"
+                f"partition {part.benchmark}/{part.name} has {len(part.items)} items: audit.ordering.shards={self.shards} "
+                f"leaves fewer than {MIN_SHARD_ITEMS} items per shard; set audit.ordering.shards <= {most} "
+                "or use larger partitions"
             )
 
     def sequences(self, ctx: AuditContext, part: PartitionData) -> tuple[list[list[int]], list[list[list[int]]]]:
