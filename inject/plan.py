@@ -188,35 +188,26 @@ def place_copies(
     fractions of the final stream up to one document. Targets are fractions of the
     tokens training consumes in one epoch (whole batches of ``tokens_per_step``), and
     every copy, its EOS wrapper included, ends inside them: none lands in the dropped
-    partial batch.
+    partial batch (copies aimed past the last boundary that allows it stack there).
     """
-    n_docs = len(doc_lengths)
-    total = int(doc_lengths.sum()) + sum(len(c.tokens) + eos_wrap for c in copies)
-    limit = epoch_tokens(total, tokens_per_step)
+    injected = sum(len(c.tokens) + eos_wrap for c in copies)
+    limit = epoch_tokens(int(doc_lengths.sum()) + injected, tokens_per_step)
     starts = np.concatenate([[0], np.cumsum(doc_lengths)])  # corpus offset of each boundary
-    slots: list[list[PlannedCopy]] = [[] for _ in range(n_docs + 1)]
+    # the last boundary after which every copy still ends inside the consumed tokens
+    last = int(np.searchsorted(starts, limit - injected, side="right")) - 1
+    if last < 0:
+        raise SpikeinError(f"the copies ({injected:,} tokens) do not fit in the {limit:,} tokens one epoch "
+                           "trains on; lower inject.counts or partition_size, or add corpus")
+    slots: list[list[PlannedCopy]] = [[] for _ in range(len(doc_lengths) + 1)]
     inserted = 0
     k = 0
     for c in sorted(copies, key=lambda c: c.target):
-        size = len(c.tokens) + eos_wrap
         # the first boundary whose final position reaches the target
-        k = _fitting_boundary(starts, k, c.target * limit - inserted, limit - size - inserted)
+        k = max(k, int(np.searchsorted(starts, c.target * limit - inserted, side="left")))
+        k = min(k, last)
         slots[k].append(c)
-        inserted += size
+        inserted += len(c.tokens) + eos_wrap
     return slots
-
-
-def _fitting_boundary(starts: np.ndarray, first: int, want: float, latest: float) -> int:
-    """The first boundary >= ``first`` at or after ``want``, or the last at or before ``latest``
-    when that one would end the copy past the consumed tokens (corpus coordinates)."""
-    k = min(max(first, int(np.searchsorted(starts, want, side="left"))), len(starts) - 1)
-    if starts[k] <= latest:
-        return k
-    fit = int(np.searchsorted(starts, latest, side="right")) - 1
-    if fit < first:
-        raise SpikeinError("the copies do not fit inside inject.window before the end of the whole batches "
-                           "training consumes; widen inject.window or lower inject.counts")
-    return fit
 
 
 def untrained_copies(copies: Sequence[Any], consumed_tokens: int, epoch: int) -> str | None:
