@@ -179,6 +179,7 @@ def _final_exposures(run: Path) -> tuple[dict, dict]:
     return entry, load_manifest(run).copies_seen(entry["tokens_seen"])
 
 
+@pytest.mark.slow
 def test_one_epoch_run_trains_on_every_copy(injected):
     run = Path(injected.run_dir)
     assert run_train(injected) == 0
@@ -212,6 +213,7 @@ def test_more_epochs_count_exposures_per_epoch(tmp_path):
     assert row["last_exposure_step"]["synth/p0"] is None
 
 
+@pytest.mark.slow
 def test_explicit_checkpoint_steps_and_exact_resume_from_one(tmp_path):
     import json
     import shutil
