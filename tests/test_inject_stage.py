@@ -203,6 +203,7 @@ def test_partition_files_round_trip_the_plan(built_options):
 
     cfg, run = built_options
     m = load_manifest(run)
+    assert verify_run_data(run)["copies"] == len(m.copies) == 4  # the stream holds the files' items, as injected
     [(_, parts)] = plan_benchmarks(cfg)
     for planned, part in zip(parts, m.partitions):
         assert load_partition(run, part) == list(planned.items)
