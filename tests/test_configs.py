@@ -22,7 +22,7 @@ def test_experiment_composes_and_dry_runs(experiment, tmp_path, capsys, monkeypa
 
 
 def test_gpu_recipes_estimate_gpu_hours(capsys):
-    gpu = [e for e in EXPERIMENTS if e not in ("demo", "local_text")]
+    gpu = [e for e in EXPERIMENTS if e not in ("demo", "local_text", "forgetting")]
     assert gpu, "expected GPU recipes in conf/experiment"
     for e in gpu:
         run_pipeline(compose([f"experiment={e}", "dry_run=true"]))

@@ -129,7 +129,7 @@ def test_ds_config_generated_and_user_json(tmp_path):
 def test_trajectory_hash_ignores_logging_but_not_learning_rate(tmp_path):
     a = _settings(tmp_path)
     b = _settings(tmp_path)
-    b.train = {**b.train, "log_every": 1, "checkpoint_every": 3, "keep_last": 5}
+    b.train = {**b.train, "log_every": 1, "checkpoint_every": 3, "keep_last": 5, "checkpoint_steps": [1, 4]}
     assert a.trajectory_hash() == b.trajectory_hash()
     b.lr = 2e-3
     assert a.trajectory_hash() != b.trajectory_hash()

@@ -41,6 +41,11 @@ class TrainSettings:
     def tokens_per_step(self) -> int:
         return self.seq_len * self.global_batch
 
+    def checkpoint_steps(self) -> list[int]:
+        """The steps that get a checkpoint: every ``checkpoint_every``, the explicit
+        ``checkpoint_steps`` (e.g. log-spaced after exposure), and the last."""
+        return checkpoint_schedule(self.train, self.max_steps)
+
     def trajectory(self) -> dict[str, Any]:
         """What decides the sequence of weights: a checkpoint is only resumed under the same."""
         t = {k: v for k, v in self.train.items() if k not in NOT_TRAJECTORY}
@@ -57,8 +62,24 @@ class TrainSettings:
 
 
 # Settings that may change between a run and its resume without changing the weights.
-NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "keep_last", "keep_hf", "log_every",
+NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "checkpoint_steps", "keep_last", "keep_hf", "log_every",
                   "peak_flops", "save_initial", "progress"}
+
+
+def checkpoint_schedule(train: dict[str, Any], max_steps: int) -> list[int]:
+    """Sorted checkpoint steps in ``[1, max_steps]`` (step 0 is ``save_initial``'s)."""
+    every = train.get("checkpoint_every") or max_steps
+    if not isinstance(every, int) or every < 1:
+        raise SpikeinError(f"train.checkpoint_every must be a positive number of steps, got {every!r}")
+    explicit = train.get("checkpoint_steps") or []
+    if not isinstance(explicit, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in explicit):
+        raise SpikeinError(f"train.checkpoint_steps must be a list of step numbers, got {explicit!r}")
+    bad = [x for x in explicit if not 1 <= x <= max_steps]
+    if bad:
+        raise SpikeinError(f"train.checkpoint_steps {bad} lie outside the run's steps 1..{max_steps} "
+                           "(step 0 is train.save_initial)")
+    return sorted(set(range(every, max_steps + 1, every)) | set(explicit) | {max_steps})
 
 
 def settings_path(run_dir: str | Path) -> Path:

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, open_stream
+from inject.plan import untrained_copies
 from inject.stage import changed_keys
 from train import checkpoint as ckpt
 from train.launcher import launch_workers, world_size
@@ -53,13 +54,31 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
         micro_batch=int(train_cfg["micro_batch"]), world_size=world, max_steps=budget.max_steps,
         lr=budget.lr, warmup_steps=budget.warmup_steps, n_params=n_params, data_hash=manifest.config_hash,
         step_law=budget.step_law, config=_container(cfg))
+    settings.checkpoint_steps()  # train.checkpoint_steps inside the run, or a one-line error now
     epochs = settings.max_steps * settings.tokens_per_step / manifest.n_tokens
     print(f"train: {budget.describe(settings.seq_len)}, {epochs:.2f} epochs of {manifest.n_tokens:,} stream "
           f"tokens, {n_params:,} non-embedding parameters, {world} rank(s)")
+    check_copies_trained(cfg, settings, manifest)
     if epochs > 1:
         print(f"train: more tokens than the stream holds: each copy is seen up to {math.ceil(epochs)} times "
-              "(metrics and audit count every exposure)")
+              "(metrics and audit count every exposure, copies_seen_by_epoch per epoch)")
     return settings, manifest
+
+
+def check_copies_trained(cfg, settings: TrainSettings, manifest: Manifest) -> None:
+    """Refuse (or, with inject.allow_untrained_copies, warn about) copies training never reaches."""
+    trained = settings.max_steps * settings.tokens_per_step
+    epoch = manifest.epoch_tokens or manifest.n_tokens
+    if manifest.tokens_per_step not in (None, settings.tokens_per_step):
+        print(f"train: note: the copies were placed for {manifest.tokens_per_step:,} tokens per step, "
+              f"this run takes {settings.tokens_per_step:,} (rebuild the data to keep every copy in whole batches)")
+        epoch = manifest.n_tokens // settings.tokens_per_step * settings.tokens_per_step
+    problem = untrained_copies(manifest.copies, trained, epoch)
+    if problem is None:
+        return
+    if not bool((cfg.get("inject") or {}).get("allow_untrained_copies", False)):
+        raise SpikeinError(problem)
+    print(f"train: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 
 
 def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:

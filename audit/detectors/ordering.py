@@ -1,5 +1,9 @@
 """Ordering test (Oren et al. 2023): is the canonical item order more likely than shuffles?
 
+"Canonical" is the partition file's order: for a spikein run the injected order (a seeded
+shuffle under ``inject.item_order=shuffled``, so the null is exact); for a public model
+the published order, whose null assumes that order is exchangeable.
+
 Per shard of contiguous items: the canonical sequence and ``permutations`` shuffles, each
 scored whole; the sharded t-test on d_i = log p(canonical_i) - mean_j log p(shuffle_ij)
 (``statistic`` = t), or the exact permutation test. A model that never saw the
