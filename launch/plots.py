@@ -99,14 +99,15 @@ def detection_vs_step(rows: list[dict[str, Any]], detector: str, alpha: float, p
 def draw_power_curve(ax, curves: dict[str, dict[int, Rate]], alpha: float):
     """Detection rate against copies, one line per detector with its Wilson band; the
     controls' false-positive rate (count 0) as a point with its interval, and alpha."""
-    for det, by_count in sorted(curves.items()):
+    for i, (det, by_count) in enumerate(sorted(curves.items())):
+        dodge = 2 ** (0.04 * (i - (len(curves) - 1) / 2))  # detectors with equal rates stay visible
         counts = sorted(c for c in by_count if c > 0 and by_count[c].n)
-        line, = ax.plot(counts, [by_count[c].rate for c in counts], marker="o", label=det)
-        ax.fill_between(counts, [by_count[c].low for c in counts], [by_count[c].high for c in counts],
-                        color=line.get_color(), alpha=0.15)
+        line, = ax.plot([c * dodge for c in counts], [by_count[c].rate for c in counts], marker="o", label=det)
+        ax.fill_between([c * dodge for c in counts], [by_count[c].low for c in counts],
+                        [by_count[c].high for c in counts], color=line.get_color(), alpha=0.15)
         ctrl = by_count.get(0)
         if ctrl is not None and ctrl.n:
-            ax.errorbar([_xcount(0)], [ctrl.rate], yerr=[[ctrl.rate - ctrl.low], [ctrl.high - ctrl.rate]],
+            ax.errorbar([_xcount(0) * dodge], [ctrl.rate], yerr=[[ctrl.rate - ctrl.low], [ctrl.high - ctrl.rate]],
                         color=line.get_color(), marker="s", capsize=3, linestyle="none")
     ax.axhline(alpha, color="red", linestyle=":", linewidth=1, label=f"nominal FPR = {alpha}")
     _copies_axis(ax, [c for by_count in curves.values() for c in by_count])
