@@ -75,7 +75,8 @@ def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Pa
     _copies_axis(ax, [c for pts in series.values() for c, _ in pts])
     ax.set_ylabel("zero-shot accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    if series:
+        ax.legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -225,7 +225,7 @@ def basis(r: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def results_table(last: list[dict[str, Any]], title: str | None = None) -> str:
+def results_table(last: list[dict[str, Any]], title: str | None = None, level: str = "##") -> str:
     head = ("| benchmark | partition | copies | copies seen | detector | basis | statistic | p | n items |\n"
             "|---|---|---|---|---|---|---|---|---|")
     body = [
@@ -233,7 +233,7 @@ def results_table(last: list[dict[str, Any]], title: str | None = None) -> str:
         f"| {basis(r)} | {_fmt_num(r.get('statistic'))} | {_fmt_p(r)} | {r['n_items']} |"
         for r in sorted(last, key=lambda r: (r["benchmark"], r["count"], r["partition"], r["detector"]))
     ]
-    return f"## {title or 'Results at step ' + str(last[0]['step'])}\n\n" + "\n".join([head, *body]) + "\n"
+    return f"{level} {title or 'Results at step ' + str(last[0]['step'])}\n\n" + "\n".join([head, *body]) + "\n"
 
 
 def descriptive_rates_section(last: list[dict[str, Any]]) -> str:
@@ -270,7 +270,7 @@ def other_settings_section(rows: list[dict[str, Any]], other: list[dict[str, Any
         mine, theirs = json.loads(key) or {}, reported.get((rs[0]["benchmark"], det), {})
         diff = ", ".join(f"{k}={mine.get(k)} (reported: {theirs.get(k)})"
                          for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
-        out.append(results_table(final_rows(rs), f"{det} with {diff or 'unrecorded settings'}"))
+        out.append(results_table(final_rows(rs), f"{det} with {diff or 'unrecorded settings'}", "###"))
     return "\n".join(out)
 
 
