@@ -207,3 +207,12 @@ def test_option_shuffle_descriptive_rates_are_never_a_detection(tmp_path):
     assert "never count as a detection" in rates
     assert "| rate b (delta -0.2) | rate b (delta -0.15) |" in rates and "| b | x16 | 16 | 0.90 | 0.04167 | 0.45 | 0.53 |" in rates
     assert "| option_shuffle | controls (calibrated) |" in md
+
+
+def test_wandb_curves_never_mix_settings():
+    from audit.wandb_plots import settings_variants
+
+    rows = [dict(detector="accuracy", settings={"style": st, "context": 2048}, step=1) for st in ("letter", "text", "letter")]
+    variants = dict(settings_variants(rows))
+    assert set(variants) == {"_style=letter", "_style=text"} and len(variants["_style=letter"]) == 2
+    assert settings_variants(rows[:1]) == [("", rows[:1])]
