@@ -1,4 +1,5 @@
-"""Read what the stages wrote: audit rows, checkpoint index, train metrics."""
+"""Read what the stages wrote (audit rows, checkpoint index) and what the reports derive from
+it per run: which settings variant to report, detection since exposure, last exposure steps."""
 from __future__ import annotations
 
 import json

@@ -51,10 +51,16 @@ def _read_yaml(path: Path) -> Any:
         return None
     from omegaconf import OmegaConf
 
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as e:  # omegaconf raises several unrelated types for a bad file
+        cfg = OmegaConf.load(path)
+    except (OmegaConfBaseException, ValueError, OSError) as e:
         raise SpikeinError(f"{path}: unreadable config ({e})") from None
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:  # Hydra's own record may hold ${hydra:...}: keep it unresolved
+        return OmegaConf.to_container(cfg, resolve=False)
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -216,3 +216,25 @@ def test_wandb_curves_never_mix_settings():
     variants = dict(settings_variants(rows))
     assert set(variants) == {"_style=letter", "_style=text"} and len(variants["_style=letter"]) == 2
     assert settings_variants(rows[:1]) == [("", rows[:1])]
+
+
+def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
+    import inject.wandb_log
+    from launch.report import run_report
+
+    two_bench_run(tmp_path)
+    logged = []
+
+    class FakeRun:
+        log = logged.append
+
+        def finish(self):
+            pass
+
+    monkeypatch.setattr(inject.wandb_log, "init_wandb", lambda *a, **k: FakeRun())
+    assert run_report(compose_config(f"run_dir={tmp_path}", "audit.detectors=[ordering,accuracy]")) == 0
+    table = logged[0]["report/detector_comparison"]
+    cells = {(row[table.columns.index("count")], row[table.columns.index("detector")]):
+             row[table.columns.index("log10_p_fisher")] for row in table.data}
+    assert cells[(16, "ordering")] == pytest.approx(math.log10(stats.combine_pvalues([1e-4, 1e-4], method="fisher").pvalue))
+    assert "report/forgetting" in logged[0] and "report/loss_vs_step" in logged[0]
