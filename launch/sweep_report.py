@@ -141,11 +141,17 @@ def write_sweep_report(sweep_dir: Path, alpha: float, logger_cfg: Mapping[str, A
 
 
 def runs_section(runs: list[SweepRun], group_of: dict[str, str]) -> str:
-    """One line per point: Hydra's record of its overrides, else its group and seed."""
-    lines = ["## Runs\n"]
-    for r in runs:
-        said = " ".join(r.overrides) or (f"{group_of[r.name]}; seed={r.config.get('seed')}" if r.config
-                                         else "no config.yaml")
+    """One line per point: its overrides that differ between points (Hydra's record),
+    else its group and seed; the overrides every point shares are listed once."""
+    parsed = [dict(o.split("=", 1) for o in r.overrides if "=" in o) for r in runs]
+    keys = list(dict.fromkeys(k for p in parsed for k in p))
+    varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    shared = [f"{k}={parsed[0][k]}" for k in keys if k not in varying]
+    lines = ["## Runs\n"] + ([f"Every point: {' '.join(shared)}\n"] if shared and len(runs) > 1 else [])
+    for r, p in zip(runs, parsed):
+        said = " ".join(f"{k}={p[k]}" for k in varying if k in p) if len(runs) > 1 else " ".join(r.overrides)
+        if not said:
+            said = f"{group_of[r.name]}; seed={r.config.get('seed')}" if r.config else "no config.yaml"
         lines.append(f"- `{r.name}`: {said}")
     return "\n".join(lines) + "\n"
 

@@ -186,4 +186,4 @@ def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch,
     assert "sweep point 0: seed=1 logger.mode=disabled" in err and "sweep point 1: seed=2" in err
     md = (sweep / "report" / "report.md").read_text()
     assert "2 runs" in md and "| ordering | 16 | 2/2 | 1.00 |" in md
-    assert "- `0`: seed=1 logger.mode=disabled" in md  # the point's overrides, from Hydra's record
+    assert "Every point: logger.mode=disabled" in md and "- `0`: seed=1\n" in md  # from Hydra's record
