@@ -35,7 +35,9 @@ def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[
 
     A detection must hold at the final audited checkpoint and at every one after the
     step it is dated to: a single early dip below alpha (many checkpoints, many
-    partitions: some will) is not reported as a detection.
+    partitions: some will) is not reported as a detection. This dates a detection; it is
+    not "detected at every checkpoint since exposure" (see detected_since_exposure), which
+    also requires p < alpha at the checkpoints between exposure and that date.
     """
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: r["step"]):

@@ -134,7 +134,8 @@ def write_sweep_report(sweep_dir: Path, alpha: float, logger_cfg: Mapping[str, A
     write_text(out / "report.md", "\n".join([
         f"# spikein sweep report: {sweep_dir.name}\n",
         f"{len(runs)} runs; the final audited checkpoint of each; detected = p < {alpha}.\n",
-        runs_section(runs, {r.name: label for label, rs in groups.items() for r in rs}), *sections, per_run_table(runs), f"![sweep]({fig.name})", "",
+        runs_section(runs, {r.name: label for label, rs in groups.items() for r in rs}),
+        *sections, per_run_table(runs), f"![sweep]({fig.name})", "",
     ]))
     _log_to_wandb(logger_cfg, sweep_dir, tables, out)
     return out / "report.md"

@@ -68,7 +68,6 @@ def test_an_early_dip_below_alpha_is_not_a_detection():
 
 # --- settings, comparison, exposure, forgetting (run dirs from tests/report_fixtures.py) ---
 
-import json  # noqa: E402
 
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
