@@ -58,6 +58,7 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
         comparison_section(rows, alpha),
         results_table(last),
         descriptive_rates_section(last),
+        structure_section(last),
         other_settings_section(rows, other),
         "## Plots\n",
         *[f"![{f.stem}]({f.name})\n" for f in figs],
@@ -238,23 +239,42 @@ def results_table(last: list[dict[str, Any]], title: str | None = None, level: s
 
 def descriptive_rates_section(last: list[dict[str, Any]]) -> str:
     """Ni et al.'s scenario a/b rates: descriptive, never a detection."""
-    rs = [r for r in last if r["detector"] == "option_shuffle" and r.get("rate_a") is not None]
+    rs = [r for r in last if r["detector"] == "option_shuffle" and (r.get("rate_a") is not None or r.get("rate_b"))]
     if not rs:
         return ""
     deltas = sorted({d for r in rs for d in (r.get("rate_b") or {})}, key=float)
     head = ("| benchmark | partition | copies | rate a | chance | " + " | ".join(f"rate b (delta {d})" for d in deltas)
             + " |\n|---|---|---|---|---|" + "---|" * len(deltas))
-    body = [f"| {r['benchmark']} | {r['partition']} | {r['count']} | {r['rate_a']:.2f} | "
+    body = [f"| {r['benchmark']} | {r['partition']} | {r['count']} | {_fmt_num(r.get('rate_a'))} | "
             f"{_fmt_num(r.get('chance_rate_a'))} | " + " | ".join(_fmt_num((r.get("rate_b") or {}).get(d)) for d in deltas)
             + " |" for r in sorted(rs, key=lambda r: (r["benchmark"], r["count"], r["partition"]))]
     return "\n".join([
         "## Option shuffle: the paper's descriptive rates (not a detection)\n",
-        "Scenario a: the share of items whose original option order scores highest (chance: 1 / orders). "
+        "Scenario a: the share of items whose original option order scores highest, ties included as in the "
+        "paper's code (chance: about 1 / orders). "
         "Scenario b: the share whose best order is an IsolationForest outlier at threshold delta (Ni et al.). "
         "These rates have no null distribution: scenario b flags 17-53% of the items of a clean public model, "
         "in spikein and in Ni et al.'s code alike. They are reported as the paper's descriptive rates and never "
         "count as a detection; the verdict uses the option-shuffle p-value only.\n",
         head, *body, ""])
+
+
+def structure_section(last: list[dict[str, Any]]) -> str:
+    """Option-shuffle partitions whose published option orders have structure (sorted by
+    length or number, "all/none of the above"): the p-value with and without those items."""
+    rs = [r for r in last if r["detector"] == "option_shuffle" and r.get("structured_items")]
+    if not rs:
+        return ""
+    lines = ["## Option orders with structure\n",
+             "The option-shuffle null assumes the published option order is exchangeable; these items' orders "
+             "are not (their p-value without them beside it).\n",
+             "| benchmark | partition | copies | structured items | which | p | p without them |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(rs, key=lambda r: (r["benchmark"], r["count"], r["partition"])):
+        which = ", ".join(f"{k} {n}" for k, n in (r.get("structure") or {}).items() if n) or "-"
+        without = {"p": r.get("p_unstructured"), "log10_p": r.get("log10_p_unstructured")}
+        lines.append(f"| {r['benchmark']} | {r['partition']} | {r['count']} | {r['structured_items']}/{r['n_items']} "
+                     f"| {which} | {_fmt_p(r)} | {_fmt_p(without)} |")
+    return "\n".join(lines) + "\n"
 
 
 def other_settings_section(rows: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:

@@ -204,7 +204,7 @@ def test_option_shuffle_descriptive_rates_are_never_a_detection(tmp_path):
     assert "b/x16 (16 copies): not detected" in md
     rates = md.split("## Option shuffle: the paper's descriptive rates (not a detection)\n")[1].split("\n## ")[0]
     assert "never count as a detection" in rates
-    assert "| rate b (delta -0.2) | rate b (delta -0.15) |" in rates and "| b | x16 | 16 | 0.90 | 0.04167 | 0.45 | 0.53 |" in rates
+    assert "| rate b (delta -0.2) | rate b (delta -0.15) |" in rates and "| b | x16 | 16 | 0.9 | 0.04167 | 0.45 | 0.53 |" in rates
     assert "| option_shuffle | controls (calibrated) |" in md
 
 
@@ -237,3 +237,13 @@ def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
              row[table.columns.index("log10_p_fisher")] for row in table.data}
     assert cells[(16, "ordering")] == pytest.approx(math.log10(stats.combine_pvalues([1e-4, 1e-4], method="fisher").pvalue))
     assert "report/forgetting" in logged[0] and "report/loss_vs_step" in logged[0]
+
+
+def test_structured_option_orders_are_named_with_p_without_them(tmp_path):
+    m = write_manifest(tmp_path, (0, 16), ("b",), copies_end=4000)
+    write_index(tmp_path, STEPS)
+    write_rows(tmp_path, m, lambda *a: 0.004, STEPS, ("option_shuffle",),
+               extra=lambda part, det, step: {"structured_items": 3, "structure": {"sorted_length": 3, "all_of_above": 0},
+                                              "p_unstructured": 0.2, "log10_p_unstructured": math.log10(0.2)})
+    md = write_report(tmp_path, 0.01, "t").read_text()
+    assert "| b | x16 | 16 | 3/10 | sorted_length 3 | 0.004 | 0.2 |" in md.split("## Option orders with structure")[1]
