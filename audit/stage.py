@@ -4,8 +4,8 @@ named model) and append one row per (checkpoint, benchmark, partition, detector)
 
 Two sources:
 - ``run_dir=...``: the checkpoints in ``checkpoints/index.json`` (``audit.checkpoints``:
-  all | last | [steps]); ``audit.watch=true`` (or ``audit.when=each_checkpoint``) audits
-  each new checkpoint as it lands, until training has finished.
+  all | last | [steps]); ``audit.watch=true`` audits each new checkpoint as it lands, until
+  training has finished (`spikein run`: while training).
 - ``audit.model=<hub id or dir> [audit.benchmark=<name or list>]``: a model nobody
   trained here; each benchmark (from ``benchmarks.<name>``) whole, as partition ``all``
   with no plan (uniform null, p-values flagged uncalibrated).
@@ -75,8 +75,8 @@ def _targets(cfg) -> Iterator[Target]:
     if a.get("model"):
         yield Target(model=str(a.model), path=str(a.model))
         return
-    if a.get("watch") or a.get("when") == "each_checkpoint":
-        spec = a.get("checkpoints")  # watching: all and last both mean every new checkpoint
+    if a.watch:
+        spec = a.checkpoints  # watching: all and last both mean every new checkpoint
         steps = None if spec in (None, "all", "last") else set(_steps(spec))
 
         def read():
@@ -85,7 +85,7 @@ def _targets(cfg) -> Iterator[Target]:
         def wanted(index):
             return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
 
-        yield from watch(read, wanted, float(a.get("poll_s", 30)), float(a.get("watch_idle_s", 3600)))
+        yield from watch(read, wanted, float(a.poll_s), float(a.watch_idle_s))
         return
     index = read_index(cfg.run_dir)
     if index is None:

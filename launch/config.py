@@ -8,8 +8,10 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from inject.errors import SpikeinError
+from launch import schema
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+schema.register()  # conf/config.yaml's defaults start with the schema
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

@@ -50,5 +50,6 @@ def describe(cfg) -> str:
         lines.append(f"estimated compute: {6 * n * d:.2e} FLOPs = {hours:.2f} GPU-hours at {ASSUMED_MFU:.0%} MFU "
                      f"({hours / max(int(c['launcher'].get('nproc_per_node', 1)) * int(c['launcher'].get('num_nodes', 1)), 1):.2f} h wall on "
                      f"{c['launcher'].get('nproc_per_node', 1)}x{c['launcher'].get('num_nodes', 1)} GPUs)")
-    lines.append(f"audit: {c['audit']['detectors']} at {c['audit'].get('when', 'end')}; launcher {c['launcher']['kind']}")
+    when = "each checkpoint as it lands" if c["audit"]["watch"] else "the end"
+    lines.append(f"audit: {c['audit']['detectors']} at {when}; launcher {c['launcher']['kind']}")
     return "\n".join(lines)

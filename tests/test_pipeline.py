@@ -112,7 +112,7 @@ def test_multirun_sweep_with_aggregate_report(tmp_path):
 @needs_shared
 def test_audit_each_checkpoint_while_training(tmp_path):
     run_dir = tmp_path / "watch"
-    r = spikein("run", *tiny_run(run_dir, "audit.when=each_checkpoint", "audit.poll_s=0.5", "audit.checkpoints=all",
+    r = spikein("run", *tiny_run(run_dir, "audit.watch=true", "audit.poll_s=0.5", "audit.checkpoints=all",
                                  "train.max_steps=60", "train.checkpoint_every=20",
                                  "audit.detectors=[option_shuffle,accuracy]"))
     assert r.returncode == 0, r.stderr[-2000:]
