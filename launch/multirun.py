@@ -20,6 +20,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from launch.cli import _stage_fn
+    from launch.validate import validate
 
     if not any(o.startswith("hydra.sweep.dir=") for o in overrides):
         exp = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "demo")
@@ -33,6 +34,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
         with open_dict(cfg):
             cfg.run_dir = hc.runtime.output_dir
             cfg.logger.group = Path(hc.sweep.dir).name
+        validate(cfg)
         _stage_fn(stage)(cfg)
 
     argv = sys.argv
