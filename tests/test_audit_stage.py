@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import audit.stage as stage
+from conftest import SHARED_DATA, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
@@ -251,10 +252,10 @@ def test_wandb_offline_run_is_written(run):
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
-MMLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"
 
 
-@pytest.mark.skipif(not MMLU.exists(), reason="no local MMLU copy")
+@shared_data(MMLU)
 def test_public_model_on_local_mmlu(tmp_path, template):
     out = tmp_path / "out"
     model_dir = template / "checkpoints" / "step_0" / "hf"

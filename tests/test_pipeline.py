@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, shared_data
 from launch.results import audit_rows, checkpoint_index
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 GUTENBERG = SHARED / "corpus" / "gutenberg"
 ARC = SHARED / "benchmarks" / "arc_challenge" / "ARC-Challenge-Test.jsonl"
-needs_shared = pytest.mark.skipif(not ARC.exists(), reason="../shared/data not present")
+needs_shared = shared_data(ARC)
 
 
 def tiny_run(run_dir: Path, *extra: str) -> list[str]:
