@@ -33,16 +33,16 @@ class ModelConfig:
 class HubCorpusConfig:
     path: Optional[str] = None  # datasets hub id
     name: Optional[str] = None  # dataset config name
-    split: str = "train"
+    split: str = "train"  # dataset split
     streaming: bool = True  # stream instead of downloading the whole dataset
 
 
 @dataclass
 class SyntheticWorldConfig:
     seed: int = II("seed")  # the world's entities and facts
-    n_people: int = 1500
-    n_places: int = 300
-    n_orgs: int = 300
+    n_people: int = 1500  # fictional people (the people benchmark asks about them)
+    n_places: int = 300  # fictional places (the places benchmark)
+    n_orgs: int = 300  # fictional organisations (corpus only)
     practice_questions: int = 2000  # in-domain MCQ practice text about held-out entities
 
 
@@ -135,14 +135,14 @@ class LoggerConfig:
     entity: Optional[str] = None  # W&B entity (team or user)
     mode: Optional[str] = None  # online | offline | disabled; null: $WANDB_MODE, else offline
     group: str = II("experiment_name")  # W&B group (a sweep sets its own)
-    tags: List[str] = field(default_factory=list)
+    tags: List[str] = field(default_factory=list)  # W&B run tags
 
 
 @dataclass
 class LauncherConfig:
     kind: str = "local"  # local | torchrun | deepspeed | srun (see train/launcher.py)
     nproc_per_node: int = 1  # processes (GPUs) per node
-    num_nodes: int = 1
+    num_nodes: int = 1  # machines; several: see conf/launcher/*.yaml
     node_rank: int = 0  # this node's rank (torchrun, several nodes)
     master_addr: Optional[str] = "127.0.0.1"  # null (srun): the first host of $SLURM_JOB_NODELIST
     master_port: Optional[int] = None  # null: a free port (single node)

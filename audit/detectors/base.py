@@ -88,7 +88,7 @@ def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):
     except OmegaConfBaseException as e:
         key = f"{where}.{e.full_key}" if getattr(e, "full_key", None) else where
         reason = str(getattr(e, "msg", None) or e).splitlines()[0]
-        if "Interpolation key" in reason:  # a ${seed} default outside the composed tree
+        if "nterpolation" in reason:  # a ${seed} default outside the composed tree
             reason = "not set (its default interpolates a key of the whole config)"
         raise SpikeinError(f"{key}: {reason}") from None
 
