@@ -76,7 +76,7 @@ def test_one_row_per_checkpoint_partition_detector_then_cached(run, monkeypatch)
         assert r["copies_seen"] == manifest.copies_seen(r["tokens_seen"])[("bench", r["partition"])]
         assert r["count"] == (4 if r["partition"] == "hot" else 0)
         assert r["settings"]["renderer"] == "mcq" and r["settings"]["context"] == 256
-        assert r["p"] is None or 0 <= r["p"] <= 1
+        assert 0 < r["p"] <= 1 and r["p"] == pytest.approx(10 ** r["log10_p"], rel=1e-6), r  # what the report reads
     ordering = [r for r in rows if r["detector"] == "ordering"]
     assert all(r["settings"]["shards"] == 3 and r["log10_p"] <= 0 and "perm_p" in r for r in ordering)
     shuffle = [r for r in rows if r["detector"] == "option_shuffle"]

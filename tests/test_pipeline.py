@@ -53,7 +53,8 @@ def test_real_text_pipeline_kill_and_rerun_equals_uninterrupted(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     r = spikein("run", *tiny_run(straight))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (straight / "report" / "report.md").exists()
+    md = (straight / "report" / "report.md").read_text()
+    assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md
 
     env = {**os.environ, "WANDB_MODE": "disabled"}
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", *tiny_run(killed)], env=env,
@@ -119,4 +120,5 @@ def test_audit_each_checkpoint_while_training(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     steps = {row["step"] for row in audit_rows(run_dir)}
     assert steps == {c["step"] for c in checkpoint_index(run_dir)["checkpoints"]} == {0, 20, 40, 60}
-    assert (run_dir / "report" / "report.md").exists()
+    md = (run_dir / "report" / "report.md").read_text()  # the report covers the watched audit's rows
+    assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md
