@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast install clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -q -x --durations=15
+
+# The inner loop: everything not marked slow (`make test` still runs all of it, as CI does).
+test-fast: $(STAMP)
+	WANDB_MODE=disabled $(PY) -m pytest -q -x -m "not slow" --durations=10
 
 clean:
 	rm -rf $(VENV) runs outputs multirun

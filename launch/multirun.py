@@ -25,6 +25,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from launch.cli import _stage_fn
+    from launch.validate import validate
 
     overrides = with_concrete_sweep_dir(overrides)
     sweep_dir = Path(next(o for o in overrides if o.startswith("hydra.sweep.dir=")).split("=", 1)[1])
@@ -36,6 +37,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
         with open_dict(cfg):
             cfg.run_dir = hc.runtime.output_dir
             cfg.logger.group = Path(hc.sweep.dir).name
+        validate(cfg)
         _stage_fn(stage)(cfg)
 
     argv = sys.argv

@@ -9,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SHARED_DATA, require_shared, shared_data
 from inject.benchmarks import load_benchmark
 from inject.errors import SpikeinError
 from inject.items import LETTERS
 
 REPO = Path(__file__).resolve().parents[1]
-# the shared data sits beside the checkout; SPIKEIN_SHARED_DATA points elsewhere (a worktree)
-BENCH = Path(os.environ.get("SPIKEIN_SHARED_DATA", REPO.parent / "shared" / "data")) / "benchmarks"
-needs_data = pytest.mark.skipif(not BENCH.is_dir(), reason="shared benchmark data missing")
+BENCH = SHARED_DATA / "benchmarks"
+needs_data = shared_data(BENCH)
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -29,8 +29,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 @pytest.fixture(scope="module")
 def mmlu():
-    if not BENCH.is_dir():
-        pytest.skip("shared benchmark data missing")
+    require_shared(BENCH)
     return load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(BENCH / "mmlu" / "test")})
 
 

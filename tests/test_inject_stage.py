@@ -140,15 +140,14 @@ def test_scattered_mode_places_each_item_count_times(tmp_path):
     ("data.paths=[/nonexistent/corpus]", "/nonexistent/corpus"),
 ])
 def test_impossible_plans_fail_cleanly(tmp_path, override, message):
-    cfg = inject_config(tmp_path, override)
-    with pytest.raises(SpikeinError, match=message):
-        run_inject(cfg)
-    assert not Path(cfg.run_dir).exists()  # nothing half-written
+    with pytest.raises(SpikeinError, match=message):  # at compose (value checks) or in the stage
+        run_inject(inject_config(tmp_path, override))
+    assert not (tmp_path / "run").exists()  # nothing half-written
 
 
 def test_empty_corpus_fails(tmp_path):
     cfg = inject_config(tmp_path, corpus_docs=0)
-    with pytest.raises(SpikeinError):
+    with pytest.raises(SpikeinError, match="the corpus is empty"):
         run_inject(cfg)
     assert not Path(cfg.run_dir).exists()
 

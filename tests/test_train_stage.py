@@ -122,8 +122,15 @@ def test_checkpoints_of_another_config_are_refused_unless_overwrite(tmp_path, ca
 
 
 def test_tiny_configs_compose():
-    for extra in (["model=tiny_gpt2"], ["model=llama_160m", "train=gpu", "deepspeed=zero2_gpu"],
-                  ["model=pythia-160m"], ["launcher=torchrun"], ["launcher=slurm"], ["deepspeed=zero3_gpu"]):
-        c = compose(extra)
-        assert c.train.seq_len > 0
+    expected = {  # model, seq_len, launcher, ZeRO stage: each option's own values arrive
+        ("model=tiny_gpt2",): ("tiny_gpt2", 256, "local", 0),
+        ("model=llama_160m", "train=gpu", "deepspeed=zero2_gpu"): ("llama_160m", 2048, "local", 2),
+        ("model=pythia-160m",): ("pythia-160m", 256, "local", 0),
+        ("launcher=torchrun",): ("tiny_llama", 256, "torchrun", 0),
+        ("launcher=slurm",): ("tiny_llama", 256, "srun", 0),
+        ("deepspeed=zero3_gpu",): ("tiny_llama", 256, "local", 3),
+    }
+    for extra, want in expected.items():
+        c = compose(list(extra))
+        assert (c.model.name, c.train.seq_len, c.launcher.kind, c.deepspeed.zero_stage) == want, extra
     assert compose(["model=qwen2.5-0.5b"]).model.pretrained == "Qwen/Qwen2.5-0.5B"

@@ -25,7 +25,8 @@ from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
 from train.schedule import resolve_budget
-from train.settings import TrainSettings, save_settings, settings_path
+from launch.schema import DeepSpeedConfig, TrainConfig
+from train.settings import TrainSettings, save_settings, settings_from_json, settings_path
 
 
 def _container(node) -> dict[str, Any]:
@@ -37,21 +38,21 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
     run_dir = Path(str(cfg.run_dir))
     manifest = load_manifest(run_dir)
     open_stream(run_dir, manifest)  # exists and has the manifest's length
-    model_cfg, train_cfg = _container(cfg.model), _container(cfg.train)
+    model_cfg, train_cfg = _container(cfg.model), TrainConfig(**_container(cfg.train))
     config = model_config(model_cfg, manifest)
     check_tokenizer(model_cfg, manifest)
     check_vocab(config, manifest)
-    check_seq_len(config, int(train_cfg["seq_len"]))
+    check_seq_len(config, train_cfg.seq_len)
     n_params = non_embedding_params(meta_model(config))
     world = world_size(cfg.launcher)
     budget = resolve_budget(train_cfg, stream_tokens=manifest.n_tokens, n_params=n_params,
                             world_size=world, from_scratch=is_from_scratch(model_cfg))
     settings = TrainSettings(
         run_dir=str(run_dir), experiment_name=str(cfg.experiment_name),
-        seed=int(train_cfg.get("seed", cfg.seed)),
-        model=model_cfg, train=train_cfg, deepspeed=_container(cfg.deepspeed), logger=_container(cfg.logger),
-        seq_len=int(train_cfg["seq_len"]), global_batch=budget.global_batch,
-        micro_batch=int(train_cfg["micro_batch"]), world_size=world, max_steps=budget.max_steps,
+        seed=train_cfg.seed,
+        model=model_cfg, train=train_cfg, deepspeed=DeepSpeedConfig(**_container(cfg.deepspeed)),
+        logger=_container(cfg.logger), seq_len=train_cfg.seq_len, global_batch=budget.global_batch,
+        micro_batch=train_cfg.micro_batch, world_size=world, max_steps=budget.max_steps,
         lr=budget.lr, warmup_steps=budget.warmup_steps, n_params=n_params, data_hash=manifest.config_hash,
         step_law=budget.step_law, config=_container(cfg))
     settings.checkpoint_steps()  # train.checkpoint_steps inside the run, or a one-line error now
@@ -91,7 +92,7 @@ def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
     old = json.loads(old_path.read_text())
     if old.get("trajectory_hash") != settings.trajectory_hash():
         if not overwrite:
-            old_s = TrainSettings(**{k: v for k, v in old.items() if k != "trajectory_hash"})
+            old_s = settings_from_json(old)
             keys = ", ".join(changed_keys(old_s.trajectory(), settings.trajectory())[:5]) or "unknown keys"
             raise SpikeinError(f"{run_dir}/checkpoints come from a different train config (changed: {keys}); "
                                "pass overwrite=true to start over or choose another run_dir")
@@ -113,7 +114,7 @@ def run_train(cfg) -> int:
         print(f"train: {run_dir}/checkpoints already hold the finished run (step {settings.max_steps})")
         return 0
     save_settings(settings)
-    cpu = settings.deepspeed.get("backend") == "gloo" and "DS_ACCELERATOR" not in os.environ
+    cpu = settings.deepspeed.backend == "gloo" and "DS_ACCELERATOR" not in os.environ
     launch_workers("train.worker", run_dir, _container(cfg.launcher), log_dir=run_dir / "train" / "logs",
                    env={"DS_ACCELERATOR": "cpu"} if cpu else None)  # also for the deepspeed launcher itself
     rows = read_metrics(run_dir)

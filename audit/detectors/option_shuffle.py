@@ -14,9 +14,11 @@ and gives the p-value without them (``p_unstructured``).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, List, Sequence
 
 import numpy as np
+from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, register
 from audit.sequences import option_group, option_orders, rng_for
@@ -26,17 +28,25 @@ from inject.benchmark_checks import STRUCTURES, option_structure
 DELTAS = (-0.2, -0.17, -0.15)
 
 
+@dataclass
+class OptionShuffleConfig:
+    max_orders: int = 24  # orders sampled (original included) when k > exhaustive_up_to
+    exhaustive_up_to: int = 5  # all k! orders for k <= this
+    seed: int = II("seed")  # the sampled orders
+    deltas: List[float] = field(default_factory=lambda: list(DELTAS))  # scenario-b IsolationForest thresholds
+    isolation_forest: bool = True  # scenario-b rates (about 0.1 s per item on CPU)
+
+
 @register
 class OptionShuffle(Detector):
     name = "option_shuffle"
+    Config = OptionShuffleConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.max_orders = int(self.cfg.get("max_orders", 24))
-        self.exhaustive_up_to = int(self.cfg.get("exhaustive_up_to", 5))
-        self.seed = int(self.cfg.get("seed", 0))
-        self.deltas = [float(d) for d in self.cfg.get("deltas", DELTAS)]
-        self.isolation_forest = bool(self.cfg.get("isolation_forest", True))
+        c = self.config
+        self.max_orders, self.exhaustive_up_to, self.seed = c.max_orders, c.exhaustive_up_to, c.seed
+        self.deltas, self.isolation_forest = list(c.deltas), c.isolation_forest
 
     def settings(self) -> dict[str, Any]:
         return {

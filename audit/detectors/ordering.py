@@ -11,9 +11,11 @@ partition finds every order equally likely; memorised order makes canonical stan
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, finite, p_fields, register
 from audit.scoring import Request
@@ -25,17 +27,25 @@ TESTS = ("sharded", "permutation")
 MIN_SHARD_ITEMS = 2  # a shard of one item has no order to test
 
 
+@dataclass
+class OrderingConfig:
+    shards: int = 10  # contiguous shards of a partition (sharded test: one t-test sample each)
+    permutations: int = 30  # shuffles scored per shard
+    seed: int = II("seed")  # the shuffles
+    test: str = "sharded"  # sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
+    min_p: Optional[float] = None  # permutation test: refuse settings that cannot reach this p
+
+
 @register
 class Ordering(Detector):
     name = "ordering"
+    Config = OrderingConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.shards = int(self.cfg.get("shards", 10))
-        self.permutations = int(self.cfg.get("permutations", 30))
-        self.seed = int(self.cfg.get("seed", 0))
-        self.test = str(self.cfg.get("test", "sharded"))
-        min_p = self.cfg.get("min_p")
+        c = self.config
+        self.shards, self.permutations, self.seed, self.test = c.shards, c.permutations, c.seed, c.test
+        min_p = c.min_p
         if self.test not in TESTS:
             raise SpikeinError(f"audit.ordering.test={self.test!r}: choose one of {', '.join(TESTS)}")
         if self.permutations < 1 or self.shards < 1:
