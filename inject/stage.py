@@ -56,13 +56,14 @@ def training_budget(cfg, stream_tokens: int) -> tuple[int, int]:
 
     The one place inject asks train: where copies may go depends on its batches.
     """
+    from launch.schema import TrainConfig
     from train.launcher import world_size
     from train.schedule import resolve_budget
 
-    train = OmegaConf.to_container(cfg.train, resolve=True)
+    train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     budget = resolve_budget(train, stream_tokens=stream_tokens, n_params=1,  # N only sets lr, unused here
                             world_size=world_size(cfg.launcher), from_scratch=True)
-    per_step = budget.global_batch * int(train["seq_len"])
+    per_step = budget.global_batch * train.seq_len
     return per_step, budget.max_steps * per_step
 
 

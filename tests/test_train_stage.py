@@ -76,7 +76,7 @@ def test_checkpoint_steps_join_checkpoint_every_and_must_lie_inside_the_run(run)
     assert settings.checkpoint_steps() == [1, 2, 4, 8, 16, 20]
     assert "train.checkpoint_steps [32] lie outside the run's steps 1..20" in _error(
         run, "train.max_steps=20", "train.checkpoint_steps=[4,32]")
-    assert "train.checkpoint_steps must be a list" in _error(run, "train.checkpoint_steps=4")
+    assert "train.checkpoint_steps=4: expected a list" in _error(run, "train.checkpoint_steps=4")
 
 
 def test_copies_past_the_last_step_are_refused_or_with_a_flag_warned_about(tmp_path, capsys):
