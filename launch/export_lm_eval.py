@@ -64,8 +64,13 @@ def doc_row(item: Item, count: int) -> dict[str, Any]:
     return row
 
 
+def slug(name: str) -> str:
+    """A benchmark or partition name as a file and task name part."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name)
+
+
 def task_name(*parts: str) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9_]+", "_", p) for p in (PREFIX, *parts))
+    return "_".join(slug(p) for p in (PREFIX, *parts))
 
 
 def task_config(name: str, data_file: Path, style: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -96,20 +101,29 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
 def write_benchmark(tmp: Path, final: Path, run_dir: Path, manifest: Manifest, bench: str) -> dict[str, list[str]]:
     """One benchmark's data, task and group files under ``tmp/<bench>``; its group -> tasks."""
     groups: dict[str, list[str]] = {task_name(bench, s): [] for s in STYLE_METRICS}
+    folder = Path(slug(bench))
     for part in (p for p in manifest.partitions if p.benchmark == bench):
         items = load_partition(run_dir, part)
-        data = Path(bench) / f"{part.name}.jsonl"
+        data = folder / f"{slug(part.name)}.jsonl"
         write_text(tmp / data, _jsonl(doc_row(it, part.count) for it in items))
         for style in STYLE_METRICS:
             name = task_name(bench, part.name, style)
             meta = {"benchmark": bench, "partition": part.name, "copies": part.count, "style": style}
-            _dump(tmp / bench / f"{part.name}_{style}.yaml", task_config(name, final / data, style, meta))
+            _dump(tmp / folder / f"{slug(part.name)}_{style}.yaml", task_config(name, final / data, style, meta))
             groups[task_name(bench, style)].append(name)
     for group, tasks in groups.items():
-        _dump(tmp / bench / f"_{group}.yaml", {"group": group, "task": tasks, "metadata": {"version": 1.0}})
-    _dump(tmp / bench / f"_{task_name(bench)}.yaml",
+        _dump(tmp / folder / f"_{group}.yaml", {"group": group, "task": tasks, "metadata": {"version": 1.0}})
+    _dump(tmp / folder / f"_{task_name(bench)}.yaml",
           {"group": task_name(bench), "task": list(groups), "metadata": {"version": 1.0}})
     return {task_name(bench): list(groups), **groups}
+
+
+def check_unique(names: list[str]) -> None:
+    """Names that differ only in characters a task name cannot hold would overwrite each other."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SpikeinError(f"benchmark/partition names collide as lm-eval task or group names: {', '.join(twice)} "
+                           "(rename the benchmark or its partitions)")
 
 
 def readme(run_dir: Path, out: Path, benchmarks: list[str], groups: dict[str, list[str]], bos: bool) -> str:
@@ -137,9 +151,14 @@ def export_lm_eval(run_dir: str | Path) -> Path:
     manifest = load_manifest(run_dir)
     final = run_dir / "lm_eval"
     groups: dict[str, list[str]] = {}
+    names: list[str] = []
     with staging_dir(final) as tmp:
         for plan in manifest.benchmarks:
-            groups.update(write_benchmark(tmp, final, run_dir, manifest, plan.name))
+            written = write_benchmark(tmp, final, run_dir, manifest, plan.name)
+            # groups, then tasks (the members of the style groups, all groups but the first)
+            names += list(written) + [t for style_group in list(written)[1:] for t in written[style_group]]
+            groups.update(written)
+        check_unique(names)
         benchmarks = [plan.name for plan in manifest.benchmarks]
         write_text(tmp / "README.md", readme(run_dir, final, benchmarks, groups, manifest.bos_id is not None))
     return final

@@ -116,6 +116,14 @@ def test_export_is_idempotent_and_a_failed_export_leaves_the_previous_one(run):
     assert sorted(p.name for p in run.iterdir() if "lm_eval" in p.name) == ["lm_eval"]  # no temp dirs left
 
 
+def test_names_that_collide_as_task_names_are_refused(templates, tmp_path):
+    tok_dir = templates[False].parent / f"{templates[False].name}_tok"
+    run, _ = make_run_dir(tmp_path / "run", tok_dir, {"a-b": (1, ODD), "a_b": (0, ODD)})
+    with pytest.raises(SpikeinError, match="spikein_bench_a_b_letter"):
+        export_lm_eval(run)
+    assert not (run / "lm_eval").exists()
+
+
 def test_cli_stage(run, capsys):
     assert main(["export-lm-eval", f"run_dir={run}"]) == 0
     assert (run / "lm_eval/bench/hot_text.yaml").exists()
