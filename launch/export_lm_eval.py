@@ -136,8 +136,8 @@ def readme(run_dir: Path, out: Path, benchmarks: list[str], groups: dict[str, li
         f"lm_eval --model hf --model_args pretrained={run_dir}/checkpoints/step_N/hf \\",
         f"  --include_path {out} --tasks {','.join(map(task_name, benchmarks))}",
         "```\n",
-        "The tokenizer's own special tokens are what spikein scores with "
-        + ("(it prepends BOS): leave `add_bos_token` unset or true." if bos else "(no BOS): leave `add_bos_token` unset."),
+        "spikein scores with the tokenizer's own special tokens "
+        + ("(it prepends BOS): leave `add_bos_token` unset or true." if bos else "(none): leave `add_bos_token` unset."),
         "Data paths in the YAML files are absolute: after moving the run dir, export again.\n",
         "## Groups and tasks\n",
     ]

@@ -52,7 +52,8 @@ def test_norm_scores_the_text_prompt_and_divides_by_choice_length():
     raws = {}
     for style in ("text", "norm"):
         scorer = FixedScorer(lls)
-        raws[style] = get_detector("accuracy", {"style": style}).score(AuditContext(scorer, CharTokenizer(), "mcq", [], None), part)
+        ctx = AuditContext(scorer, CharTokenizer(), "mcq", [], None)
+        raws[style] = get_detector("accuracy", {"style": style}).score(ctx, part)
         conts = ["".join(map(chr, c)) for c in scorer.groups[0].continuations]
         assert conts == [" ab", " abcdef"]  # the cloze continuation, as lm-eval's " " + choice
     assert raws["text"]["pred"] == [0, 1] and raws["text"]["correct"] == [0, 1]
