@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,7 +160,6 @@ def lm_eval_samples(run: Path, step: int) -> tuple[dict, dict]:
 @pytest.mark.parametrize("bos", [False, True], ids=["no_bos", "bos"])
 def test_lm_eval_on_the_export_agrees_with_the_accuracy_detector_item_by_item(templates, tmp_path, bos):
     pytest.importorskip("lm_eval")
-    start = time.time()
     run = copy_of(templates[bos], tmp_path)
     results, samples = lm_eval_samples(run, 5)
     raws = spikein_raws(run, 5)
@@ -183,4 +181,3 @@ def test_lm_eval_on_the_export_agrees_with_the_accuracy_detector_item_by_item(te
                 assert results[f"spikein_bench_{part.name}_{style}"][f"{metric},none"] == pytest.approx(acc)
         differs += sum(a != b for a, b in zip(raws[part.name, "text"]["pred"], raws[part.name, "norm"]["pred"]))
     assert differs > 0  # normalising changed some choice, so the acc_norm comparison has teeth
-    print(f"lm-eval parity ({'bos' if bos else 'no bos'}): {time.time() - start:.1f}s")
