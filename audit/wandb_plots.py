@@ -19,9 +19,8 @@ def start(cfg, run_dir: str):
         cfg.logger, run_dir=run_dir, job_type="audit",
         config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-audit",
     )
-    if run is not None:
-        run.define_metric("audit/step")
-        run.define_metric("audit/*", step_metric="audit/step")
+    run.define_metric("audit/step")
+    run.define_metric("audit/*", step_metric="audit/step")
     return run
 
 
@@ -52,6 +51,8 @@ def _series(rows, x: str, y: str, key) -> tuple[list, list[list], list[str]]:
 
 
 def log_summary(run, rows: list[dict[str, Any]]) -> None:
+    if not run.active:  # no tables or plots to build for a null run
+        return
     import wandb
 
     table = wandb.Table(columns=list(TABLE_COLUMNS), data=[[r.get(c) for c in TABLE_COLUMNS] for r in rows])
