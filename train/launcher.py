@@ -97,9 +97,9 @@ def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: st
 
 def _child_env(lc: Mapping[str, Any], log_dir: Path, addr: str, port: int,
                extra: Mapping[str, str] | None) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir), PYTHONSAFEPATH="1",
-               PYTHONPATH=path, MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
+               MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
     n = int(lc.get("nproc_per_node", 1))
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
