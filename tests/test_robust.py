@@ -140,10 +140,14 @@ def test_truncated_deepspeed_state_names_the_file_and_no_stale_log_lines(trained
 
     run = tmp_path / "run"
     shutil.copytree(trained[0], run)
-    state = run / "checkpoints" / "step_4" / "ds" / "mp_rank_00_model_states.pt"
+    index_path = run / "checkpoints" / "index.json"
+    index = json.loads(index_path.read_text())  # killed after step 2's checkpoint was written
+    index.update(finished=False, checkpoints=[c for c in index["checkpoints"] if c["step"] <= 2])
+    index_path.write_text(json.dumps(index))
+    state = run / "checkpoints" / "step_2" / "ds" / "mp_rank_00_model_states.pt"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     with pytest.raises(SpikeinError) as e:
-        run_train(compose(train_overrides(run, "train.max_steps=6", "train.checkpoint_every=2")))
+        run_train(compose(train_overrides(run, *TRAIN_ARGS)))
     msg = str(e.value)
     assert str(state) in msg and "\n" not in msg
     assert "starting from step 0" not in msg  # the first attempt's lines stay in rank0.log.1
