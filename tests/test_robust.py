@@ -16,7 +16,6 @@ import pytest
 from train_fixtures import make_run, train_overrides
 
 from inject.errors import SpikeinError
-from inject.run_lock import stage_lock
 from launch.config import compose
 from train.launcher import free_port, launch_workers
 
@@ -82,6 +81,37 @@ def test_wandb_down_falls_back_offline_with_one_warning_and_keeps_every_result(t
     for path in run.rglob("*"):  # the key is never written, W&B's own files included
         if path.is_file():
             assert FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+PROBE = """
+import os, sys
+from pathlib import Path
+from train.dist import run_worker
+
+def main(run_dir):
+    import audit, train
+    Path(run_dir, f"probe{os.environ['RANK']}").write_text(train.__file__ + "\\n" + audit.__file__)
+
+if __name__ == "__main__":
+    run_worker(main, prefix="probe")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["local", "torchrun", "deepspeed"])
+def test_every_launcher_starts_workers_without_the_working_directory(tmp_path, monkeypatch, kind):
+    cwd, marker = _shadowing_cwd(tmp_path)
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "probe_worker.py").write_text(PROBE)
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.chdir(cwd)  # the workers inherit it
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "mods"), str(REPO)]))
+    launch_workers("probe_worker", run, {"kind": kind, "nproc_per_node": 2}, env={"DS_ACCELERATOR": "cpu"})
+    for rank in (0, 1):
+        train_file, audit_file = (run / f"probe{rank}").read_text().splitlines()
+        assert Path(train_file) == REPO / "train" / "__init__.py" and Path(audit_file).parent == REPO / "audit"
+    assert not marker.exists()
 
 
 def test_wandb_init_timeout_and_bad_key_give_an_offline_run(tmp_path, monkeypatch, capsys):
@@ -164,6 +194,8 @@ with stage_lock(sys.argv[1], "train"):
 
 
 def test_a_second_writer_is_refused_naming_the_holders_pid(tmp_path):
+    from inject.run_lock import stage_lock
+
     run = tmp_path / "run"
     holder = subprocess.Popen([PY, "-c", HOLDER, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
     try:
