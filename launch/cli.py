@@ -4,11 +4,18 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Callable
+
+if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the cwd must not shadow ours
+    _CWD = Path.cwd().resolve()
+    if _CWD != Path(__file__).resolve().parents[1]:
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _CWD]
 
 from omegaconf import DictConfig, OmegaConf
 
 from inject.errors import SpikeinError
+from inject.run_lock import check_run_dir
 
 # stage -> (module:function taking the composed config, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -61,6 +68,15 @@ def _audit_shorthand(overrides: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `spikein run --help | head`: the reader left, nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -81,10 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "audit":
             rest = _audit_shorthand(rest)
         cfg = compose(rest)
+        check_run_dir(cfg.run_dir)
         result = _stage_fn(stage)(cfg)
         return int(result) if isinstance(result, int) else 0
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:  # the filesystem refused a write
+        print(f"spikein: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("spikein: interrupted", file=sys.stderr)
