@@ -46,6 +46,18 @@ def test_transformers_floor_is_the_major_version_tested():
     assert Version("4.57") not in spec
 
 
+def test_missing_model_package_skips_locally_and_fails_under_ci(monkeypatch):
+    import real_model
+
+    monkeypatch.setattr(real_model, "DIST", "no-such-distribution-spikein")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        real_model.smollm2_dir()
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        real_model.smollm2_dir()
+
+
 # --- continual pretraining ----------------------------------------------------------
 
 def cpt_args(run_dir: Path, model_dir: Path) -> list[str]:
