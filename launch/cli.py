@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,8 @@ def _help(stage: str, overrides: list[str]) -> None:
     for group, options in config_groups().items():
         print(f"  {group:<11} {', '.join(options)}")
     print("\nresolved config (override any key with key=value):\n")
+    if stage == "audit":
+        overrides = _audit_shorthand(overrides)
     print(OmegaConf.to_yaml(compose(overrides), resolve=False))
 
 
@@ -64,7 +67,23 @@ def _audit_shorthand(overrides: list[str]) -> list[str]:
         elif key == "benchmark":
             o = f"audit.benchmark={value}"
         out.append(o)
-    return out
+    return out + _public_model_defaults(out)
+
+
+def _public_model_defaults(overrides: list[str]) -> list[str]:
+    """A public-model audit runs no recipe unless one is named, and is named after the model.
+
+    The last default of conf/config.yaml is the demo recipe, whose settings (no scenario-b
+    rates, experiment_name `demo` and so its W&B group and run_dir) are not the user's.
+    """
+    keys = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides}
+    model = keys.get("audit.model")
+    if model in (None, "", "null"):
+        return []
+    extra = [] if "experiment" in keys else ["~experiment"]
+    if "experiment" not in keys and "experiment_name" not in keys:
+        extra.append("experiment_name=audit-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or "model"))
+    return extra
 
 
 def main(argv: list[str] | None = None) -> int:
