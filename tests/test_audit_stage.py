@@ -282,3 +282,21 @@ def test_data_parallel_audit_gives_the_same_rows(run, tmp_path):
     for a, b in zip(parallel, reference):
         assert {k: v for k, v in a.items() if k not in floats} == {k: v for k, v in b.items() if k not in floats}
         assert a["log10_p"] == pytest.approx(b["log10_p"], abs=1e-4)
+
+
+def test_every_detector_in_one_audit(run):
+    dets = ["ordering", "successor", "option_shuffle", "accuracy", "loss", "zlib", "min_k", "min_k_pp"]
+    cfg = cfg_for(run, f"audit.detectors=[{','.join(dets)}]", "audit.checkpoints=last", "audit.successor.permutations=999")
+    assert stage.run_audit(cfg) == 0
+    rows = read_results(run)
+    assert {(r["partition"], r["detector"]) for r in rows} == {(p, d) for p in ("hot", "ctl0", "ctl1") for d in dets}
+    for r in rows:
+        assert all(k in r for k in ROW_FIELDS) and (r["p"] is None or 0 < r["p"] <= 1)
+    succ = [r for r in rows if r["detector"] == "successor"]
+    assert all(r["p_method"] in ("exact", "monte_carlo", "normal_approx") and r["settings"]["block"] == 40 for r in succ)
+    assert all(0 < r["tokens_run"] < 2 * r["tokens_scored"] for r in succ)  # prefix once per item, 8 continuations
+    mia = {d: [r for r in rows if r["detector"] == d] for d in ("loss", "zlib", "min_k", "min_k_pp")}
+    assert all(r["auroc"] is not None and r["calibrated"] for rs in mia.values() for r in rs)
+    # one forward pass per partition for the four: the first detector ran the model, the others reused it
+    assert all(r["tokens_run"] > 0 for r in mia["loss"]) and all(r["tokens_run"] == 0 for r in mia["min_k_pp"])
+    assert mia["min_k"][0]["settings"]["k"] == 0.2
