@@ -176,3 +176,29 @@ def test_memorised_order_is_found_and_a_fresh_partition_is_not(world):
     assert r_hot["log10_p"] < -4 and r_cold["p"] > 0.01
     assert r_hot["control_log10_p"] < -3
     assert ctx.scorer.tokens_scored - n0 == 19 * sum(len(t) for t in encode_items(tok, hot + cold, "mcq"))
+
+
+@pytest.mark.slow
+def test_bench_compares_successor_and_ordering_on_a_run(tmp_path):
+    """bench/successor_bench.py on a run whose one partition was trained on: both tests and their costs."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from audit_fixtures import add_checkpoints, make_run_dir
+    from successor_bench import compare
+
+    hot, ctl = make_items(20, seed=31, prefix="h"), make_items(20, seed=32, prefix="c")
+    make_tokenizer(tmp_path / "tok", hot + ctl)
+    tok = load_tokenizer(str(tmp_path / "tok"))
+    run, _ = make_run_dir(tmp_path / "run", tmp_path / "tok", {"hot": (8, hot), "ctl": (0, ctl)})
+    trained = train_on(tiny_model(len(tok), seed=0), (copy_tokens(tok, hot, "mcq") + [tok.eos_token_id]) * 3,
+                       steps=200, lr=5e-3)
+    add_checkpoints(run, {0: tiny_model(len(tok), seed=1), 200: trained}, tmp_path / "tok")
+    records = compare(run, "all", blocks=(20, 7), permutations=9999, shards=4, ordering_perms=10, context=512)
+    got = {(r["step"], r["partition"], r["detector"].split("(")[0] + r["detector"][-3:]): r for r in records}
+    assert len(records) == 2 * 2 * 3
+    for r in records:
+        assert r["tokens_scored"] > 0 and r["tokens_run"] > 0 and r["wall_s"] >= 0
+    small, ordering = got[200, "hot", "successor=7)"], got[200, "hot", "ordering10)"]
+    assert small["tokens_scored"] < ordering["tokens_scored"]  # 6 predecessors per item vs 11 orders per shard
+    assert small["log10_p"] < min(-3, ordering["log10_p"])  # more power at fewer scored tokens
+    assert got[200, "hot", "successor20)"]["log10_p"] < -4 and got[200, "ctl", "successor20)"]["log10_p"] > -2
+    assert all(got[0, p, d]["log10_p"] > -2 for p in ("hot", "ctl") for d in ("successor=7)", "successor20)"))
