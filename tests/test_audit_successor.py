@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.stats import column_ranks, path_sum_moments, path_sums, successor_test
 from inject.errors import SpikeinError
-from inject.render import encode_items, encode_text, join_token_lists
+from inject.render import encode_items, encode_text, join_token_lists, render_mcq
 from inject.tokenizer import load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -202,3 +203,55 @@ def test_bench_compares_successor_and_ordering_on_a_run(tmp_path):
     assert small["log10_p"] < min(-3, ordering["log10_p"])  # more power at fewer scored tokens
     assert got[200, "hot", "successor20)"]["log10_p"] < -4 and got[200, "ctl", "successor20)"]["log10_p"] > -2
     assert all(got[0, p, d]["log10_p"] > -2 for p in ("hot", "ctl") for d in ("successor=7)", "successor20)"))
+
+
+MMLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+
+
+def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int, seed: int):
+    """``reps`` partitions of ``subjects`` random subjects x ``per_subject`` short items each,
+    in file (subject-sorted) order and the same items in a seeded random order."""
+    by: dict[str, list] = {}
+    for it in items:
+        if len(render_mcq(it)) < 220:
+            by.setdefault(it.subject, []).append(it)
+    names = sorted(s for s, its in by.items() if len(its) >= per_subject)
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in range(reps):
+        chosen = sorted(rng.choice(names, subjects, replace=False))
+        file_order = [it for s in chosen for it in by[s][:per_subject]]
+        shuffled = [file_order[i] for i in rng.permutation(len(file_order))]
+        out.append((PartitionData("mmlu", f"sorted{r}", 0, file_order), PartitionData("mmlu", f"shuffled{r}", 0, shuffled)))
+    return out
+
+
+@pytest.mark.slow
+def test_subject_sorted_order_gives_false_positives_and_a_shuffled_order_does_not():
+    """Issue 9 section 1: a pretrained model that never saw these items finds same-subject
+    neighbours likelier, so a file-ordered partition of MMLU looks memorised; the same items
+    in a seeded random order (what inject.item_order=shuffled injects) are nominal."""
+    if not MMLU.is_dir():
+        pytest.skip(f"no MMLU test CSVs at {MMLU}")
+    try:
+        from real_model import smollm2_dir
+    except ImportError:
+        pytest.skip("tests/real_model.py (SmolLM2 helper) not available")
+    from audit.model import load_model
+    from inject.benchmarks import load_benchmark
+    from inject.tokenizer import special_ids
+
+    path = smollm2_dir()
+    tok, model = load_tokenizer(str(path)), load_model(str(path), "fp32", "cpu")
+    torch.set_num_threads(2)
+    ctx = AuditContext(Engine(model, EngineSettings(context=1024, stride=512, progress=False)), tok, "mcq",
+                       encode_text(tok, "\n\n"), special_ids(tok).bos)
+    items = load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(MMLU)})
+    det = get_detector("successor", {"permutations": 9999, "seed": 0})
+    p_sorted, p_shuffled = [], []
+    for file_order, shuffled in subject_sorted_partitions(items, subjects=3, per_subject=4, reps=2, seed=0):
+        for part, out in ((file_order, p_sorted), (shuffled, p_shuffled)):
+            out.append(det.summarize([part], [det.score(ctx, part)])[0]["p"])
+    fisher = [stats.combine_pvalues(p, method="fisher").pvalue for p in (p_sorted, p_shuffled)]
+    assert fisher[0] < 1e-3 and max(p_sorted) < 0.05, p_sorted  # every subject-sorted partition a false positive
+    assert fisher[1] > 0.01 and min(p_shuffled) > 0.01, p_shuffled

@@ -88,6 +88,9 @@ class Successor(Detector):
                 "null_mean": result.mean, "null_sd": result.sd,
                 "mean_neighbour_rank": float(neighbours[i].mean()) if len(neighbours[i]) else None,
                 "blocks": [len(s) for s in raws[i]["S"]],
+                # a run tests the order it injected; a public model's published order is only
+                # a valid null if that order is exchangeable (sorted files are not)
+                "tested_order": "injected" if part.count is not None else "published",
                 **_control_fields(vs),
             })
         return rows
