@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -205,7 +206,8 @@ def test_bench_compares_successor_and_ordering_on_a_run(tmp_path):
     assert all(got[0, p, d]["log10_p"] > -2 for p in ("hot", "ctl") for d in ("successor=7)", "successor20)"))
 
 
-MMLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+SHARED = Path(os.environ.get("SPIKEIN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+MMLU = SHARED / "benchmarks" / "mmlu" / "test"
 
 
 def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int, seed: int):
