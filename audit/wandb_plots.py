@@ -3,11 +3,13 @@ scalars, and at the end a results table plus line plots (log10 p against count, 
 step; accuracy against count)."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, Iterable
 
 TABLE_COLUMNS = ("step", "tokens_seen", "benchmark", "partition", "count", "copies_seen",
-                 "detector", "statistic", "p", "log10_p", "n_items", "wall_s")
+                 "detector", "statistic", "p", "log10_p", "n_items", "wall_s",
+                 "null", "calibrated", "settings")  # what each number depends on, beside it
 
 
 def start(cfg, run_dir: str):
@@ -39,6 +41,11 @@ def log_checkpoint(run, rows: Iterable[dict[str, Any]]) -> None:
         run.log({**data, "audit/step": rows[0].get("step") or 0})
 
 
+def _cell(value: Any) -> Any:
+    """Nested values (settings) as sorted JSON: W&B table cells are scalars."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
 def _series(rows, x: str, y: str, key) -> tuple[list, list[list], list[str]]:
     """Curves of ``y`` against ``x``, one per ``key(row)``, on a shared sorted x axis (mean per x)."""
     by: dict[Any, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -51,19 +58,32 @@ def _series(rows, x: str, y: str, key) -> tuple[list, list[list], list[str]]:
     return xs, ys, [str(k) for k in keys]
 
 
+def settings_variants(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(suffix, rows) per settings variant of one detector's rows: a single variant has
+    no suffix; otherwise the settings that differ name it (curves never mix variants)."""
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by[json.dumps(r.get("settings"), sort_keys=True)].append(r)
+    if len(by) == 1:
+        return [("", rows)]
+    parsed = {k: json.loads(k) or {} for k in by}
+    differ = sorted({k for s in parsed.values() for k in s if len({json.dumps(p.get(k)) for p in parsed.values()}) > 1})
+    return [("_" + "_".join(f"{k}={parsed[key].get(k)}" for k in differ), rs) for key, rs in by.items()]
+
+
 def log_summary(run, rows: list[dict[str, Any]]) -> None:
     import wandb
 
-    table = wandb.Table(columns=list(TABLE_COLUMNS), data=[[r.get(c) for c in TABLE_COLUMNS] for r in rows])
+    table = wandb.Table(columns=list(TABLE_COLUMNS), data=[[_cell(r.get(c)) for c in TABLE_COLUMNS] for r in rows])
     plots: dict[str, Any] = {"audit/results": table}
     for det in sorted({r["detector"] for r in rows}):
-        mine = [r for r in rows if r["detector"] == det]
         y = "statistic" if det == "accuracy" else "log10_p"
         label = "accuracy" if det == "accuracy" else "log10 p"
-        for x, key in (("count", lambda r: f"step {r.get('step')}"), ("step", lambda r: f"{r['benchmark']}/{r['partition']}")):
-            xs, ys, keys = _series(mine, x, y, key)
-            if xs:
-                plots[f"audit/plots/{det}_{y}_vs_{x}"] = wandb.plot.line_series(
-                    xs=xs, ys=ys, keys=keys, title=f"{det}: {label} vs {x}", xname=x
-                )
+        for suffix, mine in settings_variants([r for r in rows if r["detector"] == det]):
+            for x, key in (("count", lambda r: f"step {r.get('step')}"), ("step", lambda r: f"{r['benchmark']}/{r['partition']}")):
+                xs, ys, keys = _series(mine, x, y, key)
+                if xs:
+                    plots[f"audit/plots/{det}_{y}_vs_{x}{suffix}"] = wandb.plot.line_series(
+                        xs=xs, ys=ys, keys=keys, title=f"{det}{suffix.replace('_', ' ')}: {label} vs {x}", xname=x
+                    )
     run.log(plots)

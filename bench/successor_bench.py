@@ -31,8 +31,8 @@ from inject.manifest import load_manifest, load_partition, load_run_tokenizer  #
 
 def detectors(blocks: list[int], permutations: int, shards: int, ordering_perms: int):
     out = [(f"ordering(shards={shards},perms={ordering_perms})",
-            get_detector("ordering", {"shards": shards, "permutations": ordering_perms}))]
-    out += [(f"successor(block={b})", get_detector("successor", {"block": b, "permutations": permutations}))
+            get_detector("ordering", {"shards": shards, "permutations": ordering_perms, "seed": 0}))]
+    out += [(f"successor(block={b})", get_detector("successor", {"block": b, "permutations": permutations, "seed": 0}))
             for b in blocks]
     return out
 

@@ -7,8 +7,10 @@ undecodable) raise :class:`SpikeinError` here.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,7 +19,8 @@ from inject.errors import SpikeinError
 from inject.items import LETTERS, Item
 
 Row = tuple[str, "Item | str"]  # (where, item) or (where, why it is bad)
-ANSWER_TYPES = ("index", "letter", "text")
+ANSWER_TYPES = ("index", "index1", "letter", "text", "label", "true_key")
+MMLU_FIELDS = 6  # question, A, B, C, D, answer letter
 
 
 class BadRow(ValueError):
@@ -46,20 +49,36 @@ def get_field(record: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def as_list(value: Any, key: str) -> list[Any]:
-    """A list field; a CSV cell may hold it JSON-encoded (``["a", "b"]``)."""
+def as_list(value: Any, key: str, delimiter: str | None = None) -> list[Any]:
+    """A list field; a CSV cell may hold it JSON-encoded (``["a", "b"]``), as a Python literal
+    (``['a', 'b']``, as pandas writes lists) or, with ``delimiter``, as ``a|b``."""
+    if isinstance(value, str) and delimiter:
+        return [part.strip() for part in value.split(delimiter)]
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass
+        value = _literal_list(value)
     if not isinstance(value, (list, tuple)):
         raise BadRow(f"field '{key}' is not a list")
     return list(value)
 
 
+def _literal_list(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if text.lstrip().startswith("["):
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
 def answer_index(value: Any, answer_type: str, choices: Sequence[str], labels: Sequence[str] = ()) -> int:
-    """The 0-based answer for a raw answer of ``answer_type`` (index|letter|text|label)."""
+    """The 0-based answer for a raw answer of ``answer_type`` (index|index1|letter|text|label).
+
+    ``index1`` is 1-based; a ``true_key`` answer arrives here already as a 0-based ``index``.
+    """
     if value is None or str(value).strip() == "":
         raise BadRow("missing answer")
     if answer_type == "label":
@@ -80,11 +99,12 @@ def answer_index(value: Any, answer_type: str, choices: Sequence[str], labels: S
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         try:
-            index = int(str(value).strip())
+            index = int(str(value).strip()) - (answer_type == "index1")
         except ValueError:
             raise BadRow(f"answer {value!r} is not an index") from None
     if not 0 <= index < len(choices):
-        raise BadRow(f"answer {value!r} out of range for {len(choices)} choices")
+        base = " (1-based)" if answer_type == "index1" else ""
+        raise BadRow(f"answer {value!r} out of range for {len(choices)} choices{base}")
     return index
 
 
@@ -93,6 +113,11 @@ def make_item(
     record: Mapping[str, Any], labels: Sequence[str] = (), context: Any = None, subject: Any = None,
 ) -> Item:
     """Build and check an Item; choice problems are reported before answer problems."""
+    choices = list(choices)
+    for i, c in enumerate(choices):
+        if isinstance(c, (Mapping, list, tuple)):  # str() of it would go into the stream
+            raise BadRow(f"choice {i + 1} is a {'mapping' if isinstance(c, Mapping) else 'list'}, not text "
+                         "(for a list of objects set fields.choice_text to the text field inside each)")
     item = Item(
         id="" if id is None else str(id),
         question=None if question is None else str(question),
@@ -148,6 +173,67 @@ def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
         raise SpikeinError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_array_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """The records of a JSON array file, each named by the line its element starts on."""
+    text = _read_text(path)
+    decoder, lines = json.JSONDecoder(), _LineCounter(text)
+    i = _SPACE.match(text).end()
+    if not text.startswith("[", i):
+        raise SpikeinError(f"{path}: expected a JSON array of records ({_top_level(text)})")
+    i = _SPACE.match(text, i + 1).end()
+    while not text.startswith("]", i):
+        try:
+            record, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            raise SpikeinError(f"{path}:{e.lineno}: unparseable JSON ({e.msg})") from None
+        yield f"{path}:{lines.at(i)}", record if isinstance(record, dict) else "not a JSON object"
+        i = _SPACE.match(text, end).end()
+        if text.startswith(",", i):
+            i = _SPACE.match(text, i + 1).end()
+        elif not text.startswith("]", i):
+            raise SpikeinError(f"{path}:{lines.at(i)}: unparseable JSON (expected ',' or ']')")
+
+
+class _LineCounter:
+    """Line numbers of increasing offsets, counting each newline once."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.line = text, 0, 1
+
+    def at(self, offset: int) -> int:
+        self.line += self.text.count("\n", self.pos, offset)
+        self.pos = offset
+        return self.line
+
+
+def _top_level(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"unparseable at line {e.lineno}: {e.msg}"
+    if isinstance(value, dict):
+        return f"the top level is an object with keys: {', '.join(list(value)[:8])}"
+    return f"the top level is a {type(value).__name__}"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return need_file(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpikeinError(f"{path}: not UTF-8 text ({e.reason})") from None
+
+
+def text_lines(path: Path) -> list[str]:
+    """The lines of a line-aligned file (one answer per line), trailing blank lines dropped."""
+    lines = _read_text(path).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
 def csv_dict_records(path: Path, columns: Sequence[str] | None) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """CSV rows as dicts keyed by the header row, or by ``columns`` for a header-less file."""
     header = list(columns) if columns else None
@@ -185,7 +271,7 @@ def _subject(csv_path: Path) -> str:
 
 
 def mmlu_dir_rows(path: Path) -> Iterator[Row]:
-    """Header-less ``question,A,B,C,D,answer-letter`` CSVs, one per subject, subjects sorted."""
+    """Header-less ``question,A,B,C,D,answer-letter`` CSVs (exactly 6 fields a row), one per subject, subjects sorted."""
     if not path.is_dir():
         raise SpikeinError(f"missing directory: {path}")
     files = sorted(path.glob("*.csv"), key=lambda p: (_subject(p), p.name))
@@ -198,8 +284,8 @@ def mmlu_dir_rows(path: Path) -> Iterator[Row]:
 
 
 def _mmlu_csv_item(subject: str, index: int, fields: list[str]) -> Item:
-    if len(fields) < 3 or len(fields) - 2 > len(LETTERS):
-        raise BadRow(f"{len(fields)} fields, expected question, options..., answer letter")
+    if len(fields) != MMLU_FIELDS:  # a missing option or a stray comma must not shift the columns
+        raise BadRow(f"expected {MMLU_FIELDS} fields, got {len(fields)}")
     question, options, letter = fields[0], fields[1:-1], fields[-1]
     record = {"question": question, **dict(zip(LETTERS, options)), "answer": letter}
     return make_item(id=f"{subject}/{index}", question=question, choices=options, answer=letter,

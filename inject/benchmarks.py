@@ -1,8 +1,9 @@
 """Load a benchmark from its config entry (``benchmarks.<name>``) as Items in canonical order.
 
 Sources: ``hub`` (Hugging Face datasets: cais/mmlu, allenai/ai2_arc, Rowan/hellaswag
-schemas), ``mmlu_dir`` (header-less MMLU CSVs), ``arc_jsonl``, ``generic`` (any JSONL/CSV/
-parquet plus a field mapping in config) and ``synthetic`` (the built-in synthetic world).
+schemas), ``mmlu_dir`` (header-less MMLU CSVs), ``arc_jsonl``, ``generic`` (any JSONL/JSON/
+CSV/parquet plus a field mapping or a user function in config: inject/benchmark_generic.py)
+and ``synthetic`` (the built-in synthetic world). Unknown settings in a spec are refused.
 Bad records stop the load with ``file:line: reason`` unless ``skip_bad_rows``, which skips
 them and says how many on stderr: never silently dropped.
 """
@@ -15,16 +16,22 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from inject.benchmark_formats import (
-    ANSWER_TYPES, BadRow, Row, arc_item, arc_jsonl_rows, as_list, csv_dict_records, get_field,
-    jsonable, jsonl_records, make_item, mmlu_dir_rows, parquet_records, row,
+    BadRow, Row, arc_item, arc_jsonl_rows, as_list, get_field, jsonable, make_item, mmlu_dir_rows, row,
 )
+from inject.benchmark_generic import generic_rows, unknown_key_message
 from inject.errors import SpikeinError
 from inject.items import Item
 
 SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
-GENERIC_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 HUB_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-FIELD_KEYS = ("id", "question", "choices", "options", "answer", "answer_type", "context", "subject")
+COMMON_KEYS = ("source", "skip_bad_rows", "inject")  # inject: per-benchmark plan overrides
+SOURCE_KEYS = {
+    "hub": ("path", "name", "split", "format", "data_files", "cache_dir", "trust_remote_code"),
+    "mmlu_dir": ("path",),
+    "arc_jsonl": ("path",),
+    "generic": ("path", "format", "columns", "fields", "answers_file", "convert"),
+    "synthetic": ("name",),
+}
 
 
 def load_benchmark(
@@ -37,13 +44,23 @@ def load_benchmark(
         "hub": lambda: hub_rows(spec),
         "mmlu_dir": lambda: mmlu_dir_rows(Path(_need(spec, "path", name))),
         "arc_jsonl": lambda: arc_jsonl_rows(Path(_need(spec, "path", name))),
-        "generic": lambda: generic_rows(name, spec),
+        "generic": lambda: generic_rows(name, {**spec, "path": _need(spec, "path", name)}),
         "synthetic": lambda: synthetic_rows(name, spec, _plain(synthetic) or {}),
     }
     if source not in readers:
         raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
+    check_spec_keys(name, spec)
     skip = bool(spec.get("skip_bad_rows", skip_bad_rows))
     return _collect(name, readers[source](), skip)
+
+
+def check_spec_keys(name: str, spec: Mapping) -> None:
+    """A misspelt setting (``fromat``, ``skip_bad_row``) would silently fall back to a default."""
+    known = COMMON_KEYS + SOURCE_KEYS[spec["source"]]
+    unknown = sorted(str(k) for k in spec if k not in known)
+    if unknown:
+        what = f"setting for source={spec['source']}"
+        raise SpikeinError(f"benchmark {name}: {unknown_key_message(what, unknown, known)}")
 
 
 def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
@@ -78,62 +95,6 @@ def _need(spec: Mapping, key: str, name: str) -> Any:
     if spec.get(key) in (None, ""):
         raise SpikeinError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')})")
     return spec[key]
-
-
-# ---- generic: any file plus a field mapping -----------------------------------------
-
-
-def generic_rows(name: str, spec: Mapping) -> Iterator[Row]:
-    path = Path(_need(spec, "path", name))
-    fmt = spec.get("format") or GENERIC_FORMATS.get(path.suffix.lower())
-    fields = _generic_fields(name, spec.get("fields"))
-    records = {
-        "jsonl": lambda: jsonl_records(path),
-        "csv": lambda: csv_dict_records(path, spec.get("columns")),
-        "parquet": lambda: parquet_records(path),
-    }
-    if fmt not in records:
-        raise SpikeinError(f"benchmark {name}: unknown format {fmt!r} for {path}; "
-                           f"set format to one of: {', '.join(records)}")
-    for index, (where, record) in enumerate(records[fmt]()):
-        if isinstance(record, str):
-            yield where, record
-            continue
-        yield row(where, lambda: _generic_item(record, index, fields))
-
-
-def _generic_fields(name: str, fields: Any) -> dict[str, Any]:
-    """Check the mapping once, up front: typos fail here, not as one error per row."""
-    if not isinstance(fields, Mapping):
-        raise SpikeinError(f"benchmark {name}: generic source needs a 'fields' mapping ({', '.join(FIELD_KEYS)})")
-    fields = dict(fields)
-    unknown = sorted(set(fields) - set(FIELD_KEYS))
-    if unknown:
-        raise SpikeinError(f"benchmark {name}: unknown fields key(s) {', '.join(unknown)}; known: {', '.join(FIELD_KEYS)}")
-    for key in ("question", "answer"):
-        _need(fields, key, name)
-    if bool(fields.get("choices")) == bool(fields.get("options")):
-        raise SpikeinError(f"benchmark {name}: fields needs exactly one of 'choices' (a list field) "
-                           "or 'options' (a list of field names)")
-    fields.setdefault("answer_type", "index")
-    if fields["answer_type"] not in ANSWER_TYPES:
-        raise SpikeinError(f"benchmark {name}: unknown answer_type {fields['answer_type']!r}; "
-                           f"choose one of: {', '.join(ANSWER_TYPES)}")
-    return fields
-
-
-def _generic_item(record: dict[str, Any], index: int, fields: Mapping[str, Any]) -> Item:
-    if fields.get("choices"):
-        choices = as_list(get_field(record, fields["choices"]), fields["choices"])
-    else:
-        choices = [get_field(record, key) for key in fields["options"]]
-    optional = {k: get_field(record, fields[k]) if fields.get(k) else None for k in ("context", "subject")}
-    return make_item(
-        id=get_field(record, fields["id"]) if fields.get("id") else index,
-        question=get_field(record, fields["question"]), choices=choices,
-        answer=get_field(record, fields["answer"]), answer_type=fields["answer_type"],
-        record=record, **optional,
-    )
 
 
 # ---- Hugging Face hub (or local files in a hub schema) ------------------------------

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from inject.errors import SpikeinError
 
@@ -13,7 +13,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 @dataclass(frozen=True)
 class Item:
-    """One multiple-choice item in its benchmark's canonical (published) order."""
+    """One multiple-choice item: as published, or as injected (options in injected order)."""
 
     id: str
     question: str
@@ -59,6 +59,13 @@ class Item:
         )
 
 
+def permute_choices(item: Item, order: Sequence[int]) -> Item:
+    """``item`` with choice ``k`` = original choice ``order[k]``, the answer following its text."""
+    if sorted(order) != list(range(len(item.choices))):
+        raise SpikeinError(f"item {item.id}: {list(order)} is not an order of its {len(item.choices)} choices")
+    return replace(item, choices=tuple(item.choices[i] for i in order), answer=list(order).index(item.answer))
+
+
 def read_items_jsonl(path: str | Path) -> list[Item]:
     """Read items written by :func:`write_items_jsonl` (a partition file)."""
     path = Path(path)
@@ -78,3 +85,7 @@ def read_items_jsonl(path: str | Path) -> list[Item]:
 
 def items_jsonl_lines(items: Iterable[Item], **extra: Any) -> str:
     return "".join(json.dumps(it.to_json(**extra), ensure_ascii=False) + "\n" for it in items)
+
+
+def rows_jsonl_lines(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

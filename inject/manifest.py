@@ -4,13 +4,21 @@ Layout under ``<run_dir>/data/``::
 
     stream.bin                      token ids (uint16 or uint32), training order
     manifest.json                   this file's contents (Manifest)
-    partitions/<bench>/<part>.jsonl items of each partition, canonical order
+    partitions/<bench>/<part>.jsonl items of each partition, injected order
     tokenizer/                      the tokenizer (trained here, or copied from the model)
 
 Token offsets are half-open ``[start, end)`` into the stream and cover exactly the
 sequence built by :func:`inject.render.join_token_lists` (BOS included if used,
 the EOS wrapper excluded), so the step that sees copy ``c`` is
 ``c.start // tokens_per_step``.
+
+A partition file lists its items in *injected order* (``item_order``): each row is the
+item as injected (choices in injected order when ``option_order`` is shuffled, ``answer``
+remapped) plus ``index`` (its line in the benchmark file) and, for shuffled options,
+``option_order`` (injected choice k = original choice ``option_order[k]``) and
+``original_answer``. Copies lie inside ``epoch_tokens``, the tokens one epoch of
+training consumes (whole batches of ``tokens_per_step``), so no copy sits in the
+partial batch that training drops.
 """
 from __future__ import annotations
 
@@ -48,6 +56,7 @@ class Partition:
     count: int  # copies injected; 0 = control
     n_items: int
     file: str  # relative to data/
+    item_indices: list[int] = field(default_factory=list)  # benchmark-file index of each item, injected order
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class BenchmarkPlan:
     mode: str
     window: tuple[float, float]
     n_items_total: int
+    item_order: str = "canonical"  # manifests before item_order kept the file order
+    option_order: str = "canonical"
 
 
 @dataclass
@@ -76,6 +87,8 @@ class Manifest:
     copies: list[Copy]
     n_documents: int = 0
     injected_tokens: int = 0
+    tokens_per_step: int | None = None  # the training batch the copies were placed for
+    epoch_tokens: int | None = None  # whole batches of one epoch; every copy ends inside
     format: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,7 +116,7 @@ class Manifest:
     def copies_of(self, benchmark: str, partition: str) -> list[Copy]:
         return [c for c in self.copies if c.benchmark == benchmark and c.partition == partition]
 
-    def copies_seen(self, tokens_seen: int, epochs_offset: int = 0) -> dict[tuple[str, str], int]:
+    def copies_seen(self, tokens_seen: int) -> dict[tuple[str, str], int]:
         """Copies of each partition whose last token lies before ``tokens_seen``.
 
         Training past the end of the stream wraps around (a new epoch), so
@@ -113,6 +126,28 @@ class Manifest:
         out: dict[tuple[str, str], int] = {(p.benchmark, p.name): 0 for p in self.partitions}
         for c in self.copies:
             out[(c.benchmark, c.partition)] += full + (1 if c.end <= rest else 0)
+        return out
+
+    def copies_seen_by_epoch(self, tokens_seen: int) -> dict[tuple[str, str], list[int]]:
+        """Copies of each partition seen in each epoch so far (entry ``e``: epoch ``e``, 0-based)."""
+        epochs = max(1, -(-tokens_seen // self.n_tokens)) if self.n_tokens else 1
+        out = {(p.benchmark, p.name): [0] * epochs for p in self.partitions}
+        for c in self.copies:
+            for e in range(epochs):
+                out[(c.benchmark, c.partition)][e] += int(e * self.n_tokens + c.end <= tokens_seen)
+        return out
+
+    def last_exposure_step(self, tokens_seen: int, tokens_per_step: int) -> dict[tuple[str, str], int | None]:
+        """Per partition, the update (checkpoint step numbering) that finished its latest copy seen
+        by ``tokens_seen``, None before the first; steps since exposure = step - this."""
+        out: dict[tuple[str, str], int | None] = {(p.benchmark, p.name): None for p in self.partitions}
+        for c in self.copies:
+            if c.end > tokens_seen or not self.n_tokens:
+                continue
+            last_end = (tokens_seen - c.end) // self.n_tokens * self.n_tokens + c.end  # latest epoch's copy
+            step = -(-last_end // tokens_per_step)
+            key = (c.benchmark, c.partition)
+            out[key] = max(out[key] or 0, step)
         return out
 
 

@@ -8,10 +8,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from inject.errors import SpikeinError
-from inject.items import Item
+from inject.items import Item, permute_choices
 from inject.render import RENDERERS
 
 MODES = ("document", "scattered")
+ORDERS = ("shuffled", "canonical")
+# Renderers that print the options in the item's order (raw prints the original record).
+OPTION_RENDERERS = ("mcq", "mcq_noanswer", "cloze")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class PlanSettings:
     renderer: str
     window: tuple[float, float]
     seed: int
+    item_order: str = "shuffled"  # shuffled: each partition injected in a seeded random order
+    option_order: str = "canonical"  # shuffled: each item's choices permuted by a seeded order
 
     @classmethod
     def from_config(cls, inject: Mapping[str, Any], override: Mapping[str, Any] | None = None):
@@ -37,6 +42,8 @@ class PlanSettings:
             renderer=str(merged["renderer"]),
             window=tuple(float(w) for w in merged["window"]),  # type: ignore[arg-type]
             seed=int(merged["seed"]),
+            item_order=str(merged.get("item_order", "shuffled")),
+            option_order=str(merged.get("option_order", "canonical")),
         )
         s.validate()
         return s
@@ -53,6 +60,12 @@ class PlanSettings:
         lo, hi = self.window if len(self.window) == 2 else (-1.0, -1.0)
         if not (0.0 <= lo < hi <= 1.0):
             raise SpikeinError(f"inject.window must be [start, end] with 0 <= start < end <= 1, got {list(self.window)}")
+        for key, value in (("item_order", self.item_order), ("option_order", self.option_order)):
+            if value not in ORDERS:
+                raise SpikeinError(f"inject.{key} '{value}' unknown; choose one of: {', '.join(ORDERS)}")
+        if self.option_order == "shuffled" and self.renderer not in OPTION_RENDERERS:
+            raise SpikeinError(f"inject.option_order=shuffled needs a renderer that prints the options "
+                               f"({', '.join(OPTION_RENDERERS)}); inject.renderer={self.renderer} injects the original record")
         if (self.partition_size is None) == (self.partition_fraction is None):
             raise SpikeinError("set exactly one of inject.partition_size and inject.partition_fraction")
 
@@ -76,7 +89,22 @@ class PlannedPartition:
     benchmark: str
     name: str
     count: int
-    items: tuple[Item, ...]  # canonical order
+    items: tuple[Item, ...]  # injected order, each item with its options in injected order
+    indices: tuple[int, ...] = ()  # each item's index in the benchmark file
+    option_orders: tuple[tuple[int, ...], ...] | None = None  # injected choice k = original choice order[k]
+
+    def rows(self) -> list[dict]:
+        """The partition file's rows, in injected order (the audit reads them in file order)."""
+        rows = []
+        for k, it in enumerate(self.items):
+            extra: dict = {"partition": self.name, "count": self.count}
+            if self.indices:
+                extra["index"] = self.indices[k]
+            if self.option_orders is not None:
+                order = self.option_orders[k]
+                extra.update(option_order=list(order), original_answer=order[it.answer])
+            rows.append(it.to_json(**extra))
+        return rows
 
 
 def partition_names(counts: Sequence[int]) -> list[str]:
@@ -97,14 +125,37 @@ def seed_for(seed: int, *keys: str) -> int:
 
 
 def make_partitions(benchmark: str, items: Sequence[Item], s: PlanSettings) -> list[PlannedPartition]:
-    """Disjoint seeded partitions; each keeps its items in canonical order."""
+    """Disjoint seeded partitions, each in its injected order (``item_order``, ``option_order``).
+
+    A controlled run chooses the order it injects, so order tests have an exact null
+    whatever the file's own order (MMLU is sorted by subject). Controls are permuted
+    the same way: their injected order is a random order the model never saw.
+    """
     size = s.size_for(len(items), benchmark)
     order = np.random.default_rng(seed_for(s.seed, "partition", benchmark)).permutation(len(items))
     parts = []
     for k, (name, count) in enumerate(zip(partition_names(s.counts), s.counts)):
         chosen = np.sort(order[k * size : (k + 1) * size])
-        parts.append(PlannedPartition(benchmark, name, count, tuple(items[i] for i in chosen)))
+        if s.item_order == "shuffled":
+            chosen = np.random.default_rng(seed_for(s.seed, "item_order", benchmark, name)).permutation(chosen)
+        indices = tuple(int(i) for i in chosen)
+        parts.append(_injected_partition(benchmark, name, count, [items[i] for i in indices], indices, s))
     return parts
+
+
+def option_order_for(seed: int, benchmark: str, index: int, n_choices: int) -> tuple[int, ...]:
+    """The seeded order item ``index`` of ``benchmark`` injects its choices in."""
+    rng = np.random.default_rng(seed_for(seed, "option_order", benchmark, str(index)))
+    return tuple(int(i) for i in rng.permutation(n_choices))
+
+
+def _injected_partition(benchmark: str, name: str, count: int, items: list[Item], indices: tuple[int, ...],
+                        s: PlanSettings) -> PlannedPartition:
+    if s.option_order != "shuffled":
+        return PlannedPartition(benchmark, name, count, tuple(items), indices)
+    orders = tuple(option_order_for(s.seed, benchmark, i, len(it.choices)) for i, it in zip(indices, items))
+    permuted = tuple(permute_choices(it, o) for it, o in zip(items, orders))
+    return PlannedPartition(benchmark, name, count, permuted, indices, orders)
 
 
 @dataclass(frozen=True)
@@ -119,29 +170,56 @@ class PlannedCopy:
     target: float  # fraction of the final stream where it should start
 
 
+def epoch_tokens(stream_tokens: int, tokens_per_step: int | None) -> int:
+    """The tokens one epoch of training consumes: whole batches (the partial last one is dropped)."""
+    if not tokens_per_step:
+        return stream_tokens
+    return stream_tokens // tokens_per_step * tokens_per_step
+
+
 def place_copies(
-    copies: Sequence[PlannedCopy], doc_lengths: np.ndarray, eos_wrap: int
+    copies: Sequence[PlannedCopy], doc_lengths: np.ndarray, eos_wrap: int, tokens_per_step: int | None = None
 ) -> list[list[PlannedCopy]]:
-    """Assign each copy to a document boundary so it starts near ``target * stream length``.
+    """Assign each copy to a document boundary so it starts near ``target * epoch tokens``.
 
     Returns ``slots`` with ``slots[k]`` = copies inserted before document ``k``
     (``k == len(doc_lengths)``: after the last). Boundaries are chosen greedily in
     target order, accounting for copies already inserted, so positions are exact
-    fractions of the final stream up to one document.
+    fractions of the final stream up to one document. Targets are fractions of the
+    tokens training consumes in one epoch (whole batches of ``tokens_per_step``), and
+    every copy, its EOS wrapper included, ends inside them: none lands in the dropped
+    partial batch (copies aimed past the last boundary that allows it stack there).
     """
-    n_docs = len(doc_lengths)
-    corpus = int(doc_lengths.sum())
     injected = sum(len(c.tokens) + eos_wrap for c in copies)
-    total = corpus + injected
+    limit = epoch_tokens(int(doc_lengths.sum()) + injected, tokens_per_step)
     starts = np.concatenate([[0], np.cumsum(doc_lengths)])  # corpus offset of each boundary
-    slots: list[list[PlannedCopy]] = [[] for _ in range(n_docs + 1)]
+    # the last boundary after which every copy still ends inside the consumed tokens
+    last = int(np.searchsorted(starts, limit - injected, side="right")) - 1
+    if last < 0:
+        raise SpikeinError(f"the copies ({injected:,} tokens) do not fit in the {limit:,} tokens one epoch "
+                           "trains on; lower inject.counts or partition_size, or add corpus")
+    slots: list[list[PlannedCopy]] = [[] for _ in range(len(doc_lengths) + 1)]
     inserted = 0
     k = 0
     for c in sorted(copies, key=lambda c: c.target):
-        want = c.target * total
         # the first boundary whose final position reaches the target
-        k = max(k, int(np.searchsorted(starts, want - inserted, side="left")))
-        k = min(k, n_docs)
+        k = max(k, int(np.searchsorted(starts, c.target * limit - inserted, side="left")))
+        k = min(k, last)
         slots[k].append(c)
         inserted += len(c.tokens) + eos_wrap
     return slots
+
+
+def untrained_copies(copies: Sequence[Any], consumed_tokens: int, epoch: int) -> str | None:
+    """Why some copies would never be trained on (they end past ``consumed_tokens``), or None.
+
+    ``copies`` need only an ``end`` offset; ``epoch`` is the whole-batch tokens of one
+    epoch that windows are fractions of, so the message can say which window fits.
+    """
+    late = [c for c in copies if c.end > consumed_tokens]
+    if not late:
+        return None
+    fits = consumed_tokens / max(epoch, 1)
+    return (f"{len(late)} of {len(copies)} copies lie past the {consumed_tokens:,} tokens training consumes "
+            f"(train.max_steps / train.max_tokens) and would never be trained on; end inject.window "
+            f"by {fits:.3f}, train longer, or set inject.allow_untrained_copies=true")

@@ -15,16 +15,16 @@ from omegaconf import OmegaConf
 
 from inject.atomic import fsync_dir, write_json, write_text
 from inject.errors import SpikeinError
-from inject.items import items_jsonl_lines
+from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
-from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for
+from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
 from inject.render import encode_items, encode_text, join_token_lists
-from inject.stream import stream_dtype, tokenize_corpus, write_stream
+from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
 
 # Settings that change the stream's bytes; worker counts and the like do not.
-NOT_HASHED = {"workers", "chunk_documents"}
+NOT_HASHED = {"workers", "chunk_documents", "allow_untrained_copies"}
 
 
 def data_config(cfg) -> dict[str, Any]:
@@ -36,7 +36,35 @@ def data_config(cfg) -> dict[str, Any]:
         "benchmarks": c["benchmarks"],
         "inject": {k: v for k, v in c["inject"].items() if k not in NOT_HASHED},
         "tokenizer": {k: model.get(k) for k in ("pretrained", "tokenizer", "bpe_vocab_size")},
+        "train": batch_keys(c),
     }
+
+
+def batch_keys(c: dict[str, Any]) -> dict[str, Any]:
+    """The train settings that fix the tokens per step: copies are placed in whole batches."""
+    t = c["train"]
+    if t.get("batch_tokens") is None:
+        return {"seq_len": t["seq_len"], "global_batch": t["global_batch"]}
+    launcher = c.get("launcher") or {}
+    world = int(launcher.get("nproc_per_node", 1)) * int(launcher.get("num_nodes", 1))
+    return {"seq_len": t["seq_len"], "batch_tokens": t["batch_tokens"], "micro_batch": t["micro_batch"],
+            "world_size": world, "max_tokens": t.get("max_tokens")}  # batch rounding; "auto" reads the budget
+
+
+def training_budget(cfg, stream_tokens: int) -> tuple[int, int]:
+    """(tokens per step, tokens trained on) as `spikein train` will resolve them for this stream.
+
+    The one place inject asks train: where copies may go depends on its batches.
+    """
+    from launch.schema import TrainConfig
+    from train.launcher import world_size
+    from train.schedule import resolve_budget
+
+    train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
+    budget = resolve_budget(train, stream_tokens=stream_tokens, n_params=1,  # N only sets lr, unused here
+                            world_size=world_size(cfg.launcher), from_scratch=True)
+    per_step = budget.global_batch * train.seq_len
+    return per_step, budget.max_steps * per_step
 
 
 def config_hash(conf: dict[str, Any]) -> str:
@@ -125,6 +153,7 @@ def prepare_tokenizer(cfg, out: Path):
 
 def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
     """Load every configured benchmark and split it into partitions."""
+    from inject.benchmark_checks import warn_answer_position
     from inject.benchmarks import load_benchmark
 
     if not cfg.benchmarks:
@@ -136,6 +165,7 @@ def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
         skip = bool(spec_d.get("skip_bad_rows", cfg.inject.skip_bad_rows))
         items = load_benchmark(str(name), spec_d, skip_bad_rows=skip,
                                synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+        warn_answer_position(str(name), items, option_order=getattr(settings, "option_order", None))
         plans.append((settings, make_partitions(str(name), items, settings)))
     return plans
 
@@ -171,18 +201,21 @@ def build_data(cfg, out: Path, digest: str) -> Manifest:
     benchmarks, partitions, copies = [], [], []
     for s, parts in plan_benchmarks(cfg):
         name = parts[0].benchmark
-        benchmarks.append(BenchmarkPlan(name, s.renderer, s.mode, s.window, sum(len(p.items) for p in parts)))
+        benchmarks.append(BenchmarkPlan(name, s.renderer, s.mode, s.window, sum(len(p.items) for p in parts),
+                                        item_order=s.item_order, option_order=s.option_order))
         for p in parts:
             rel = f"partitions/{p.benchmark}/{p.name}.jsonl"
-            write_text(out / rel, items_jsonl_lines(p.items, partition=p.name, count=p.count))
-            partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel))
+            write_text(out / rel, rows_jsonl_lines(p.rows()))
+            partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel, list(p.indices)))
             copies += planned_copies(tok, s, p, sep, special.bos)
     scratch = out / "corpus.scratch"
     lengths = tokenize_corpus(iter_documents(cfg.data), out / "tokenizer", special, scratch,
                               int(cfg.inject.workers), int(cfg.inject.chunk_documents))
     _check_share(copies, int(lengths.sum()), float(cfg.inject.max_injected_share))
-    result = write_stream(out / "stream.bin", scratch, lengths, copies, special.eos, dtype,
-                          int(cfg.data.shuffle_seed))
+    per_step, trained = training_budget(cfg, int(lengths.sum()) + sum(len(c.tokens) + 1 for c in copies))
+    plan = plan_stream(lengths, copies, int(cfg.data.shuffle_seed), per_step)
+    _check_trained(cfg, plan, trained)
+    result = write_stream(out / "stream.bin", scratch, lengths, plan, special.eos, dtype)
     scratch.unlink()
     plan_of = {b.name: b for b in benchmarks}
     recorded = [dataclasses.replace(c, mode=plan_of[c.benchmark].mode, renderer=plan_of[c.benchmark].renderer)
@@ -192,10 +225,20 @@ def build_data(cfg, out: Path, digest: str) -> Manifest:
         vocab_size=vsize, dtype=dtype, n_tokens=result.n_tokens, eos_id=special.eos, bos_id=special.bos,
         separator=str(cfg.inject.separator), separator_ids=sep, benchmarks=benchmarks,
         partitions=partitions, copies=recorded, n_documents=result.n_documents,
-        injected_tokens=result.injected_tokens,
+        injected_tokens=result.injected_tokens, tokens_per_step=per_step, epoch_tokens=plan.epoch_tokens,
     )
     write_json(out / "manifest.json", manifest.to_json())
     return manifest
+
+
+def _check_trained(cfg, plan: StreamPlan, trained_tokens: int) -> None:
+    """Refuse (or, if allowed, warn about) copies placed past what training will consume."""
+    problem = untrained_copies(plan.copies, trained_tokens, plan.epoch_tokens)
+    if problem is None:
+        return
+    if not bool(cfg.inject.get("allow_untrained_copies", False)):
+        raise SpikeinError(problem)
+    print(f"inject: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 
 
 def _check_share(copies: list[PlannedCopy], corpus_tokens: int, ceiling: float) -> None:

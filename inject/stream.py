@@ -3,7 +3,8 @@
 Two passes keep memory flat in corpus size: pass 1 tokenizes documents in worker
 processes and appends them, in reading order, to a scratch file (only per-document
 lengths stay in memory); pass 2 walks a seeded permutation of the documents and
-writes them to ``stream.bin``, inserting each planned copy at its document boundary.
+writes them to ``stream.bin``, inserting each planned copy at its document boundary
+(planned first, by :func:`plan_stream`, so the plan can be checked before writing).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from inject.errors import SpikeinError
 from inject.manifest import Copy
-from inject.plan import PlannedCopy, place_copies
+from inject.plan import PlannedCopy, epoch_tokens, place_copies
 from inject.tokenizer import SpecialIds
 
 _TOKENIZER = None  # per worker process
@@ -112,24 +113,47 @@ def tokenize_corpus(
     return out
 
 
+@dataclass(frozen=True)
+class StreamPlan:
+    """Where everything goes, before a byte is written: document order and copy slots."""
+
+    order: np.ndarray  # document k of the stream = corpus document order[k]
+    slots: list[list[PlannedCopy]]  # copies inserted before stream document k
+    copies: list[Copy]  # their final offsets
+    n_tokens: int
+    epoch_tokens: int  # whole batches of one epoch; every copy ends inside
+
+
+def plan_stream(doc_lengths: np.ndarray, copies: Sequence[PlannedCopy], shuffle_seed: int,
+                tokens_per_step: int | None, eos_wrap: int = 1) -> StreamPlan:
+    """Documents in seeded random order, each copy at its boundary, with final offsets."""
+    order = np.random.default_rng(shuffle_seed).permutation(len(doc_lengths))
+    lengths = doc_lengths[order]
+    slots = place_copies(copies, lengths, eos_wrap=eos_wrap, tokens_per_step=tokens_per_step)
+    placed: list[Copy] = []
+    pos = 0
+    for k, slot in enumerate(slots):
+        for c in slot:
+            placed.append(Copy(c.benchmark, c.partition, c.copy, pos, pos + len(c.tokens),
+                               mode="", renderer="", item=c.item))
+            pos += len(c.tokens) + eos_wrap
+        pos += int(lengths[k]) if k < len(lengths) else 0
+    return StreamPlan(order, slots, placed, pos, epoch_tokens(pos, tokens_per_step))
+
+
 def write_stream(
-    path: Path, scratch: Path, doc_lengths: np.ndarray, copies: Sequence[PlannedCopy],
-    eos: int, dtype: str, shuffle_seed: int,
+    path: Path, scratch: Path, doc_lengths: np.ndarray, plan: StreamPlan, eos: int, dtype: str,
 ) -> StreamResult:
-    """Pass 2: documents in seeded random order, copies spliced in at their boundaries."""
+    """Pass 2: write the planned stream (documents in plan order, copies spliced in)."""
     corpus = np.memmap(scratch, dtype=np.uint32, mode="r")
     starts = np.concatenate([[0], np.cumsum(doc_lengths)])
-    order = np.random.default_rng(shuffle_seed).permutation(len(doc_lengths))
-    slots = place_copies(copies, doc_lengths[order], eos_wrap=1)
-    written: list[Copy] = []
+    order = plan.order
     pos = 0
     with path.open("wb") as f:
         for k in tqdm(range(len(order) + 1), desc="inject: writing", unit=" doc", mininterval=2.0):
-            for c in slots[k]:
+            for c in plan.slots[k]:
                 seq = np.asarray(c.tokens + (eos,), dtype=dtype)
                 f.write(seq.tobytes())
-                written.append(Copy(c.benchmark, c.partition, c.copy, pos, pos + len(c.tokens),
-                                    mode="", renderer="", item=c.item))
                 pos += len(seq)
             if k < len(order):
                 d = order[k]
@@ -138,5 +162,6 @@ def write_stream(
         f.flush()
         os.fsync(f.fileno())
     del corpus
-    injected = sum(len(c.tokens) + 1 for c in copies)
-    return StreamResult(pos, len(order), int(doc_lengths.sum()), injected, written)
+    assert pos == plan.n_tokens, "the stream written differs from its plan"
+    injected = sum(len(c.tokens) + 1 for slot in plan.slots for c in slot)
+    return StreamResult(pos, len(order), int(doc_lengths.sum()), injected, plan.copies)

@@ -8,8 +8,11 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from inject.errors import SpikeinError
+from launch import schema
+from launch.validate import validate
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+schema.register()  # conf/config.yaml's defaults start with the schema
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -25,11 +28,35 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise SpikeinError(_one_line_error(str(e), overrides)) from None
+        raise SpikeinError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
     finally:
         GlobalHydra.instance().clear()
     OmegaConf.set_struct(cfg, True)
+    validate(cfg)
     return cfg
+
+
+# OmegaConf's type errors, said as what was expected
+EXPECTED = {"is not a ListConfig": "expected a list", "to Integer": "expected an integer",
+            "to Float": "expected a number", "to Boolean": "expected true or false",
+            "to string": "expected a string", "is not a DictConfig": "expected a mapping"}
+
+
+def _type_error(e: BaseException, overrides: Sequence[str]) -> str | None:
+    """``inject.counts=abc: expected a list, e.g. inject.counts=[abc]`` for a value the schema refuses."""
+    from omegaconf.errors import ValidationError
+
+    cause = e if isinstance(e, ValidationError) else e.__cause__
+    if not isinstance(cause, ValidationError) or not cause.full_key:
+        return None
+    key = str(cause.full_key)
+    msg = str(cause.msg)
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key]
+    value = given[-1] if given else msg.split("'")[1] if "'" in msg else "?"
+    expected = next((v for k, v in EXPECTED.items() if k in msg), msg.splitlines()[0])
+    if expected == "expected a list" and value.lstrip("-").isdigit():
+        expected += f", e.g. {key}=[{value}]"  # a scalar is refused rather than guessed as [value]
+    return f"{key}={value}: {expected}"
 
 
 def _one_line_error(message: str, overrides: Sequence[str]) -> str:

@@ -10,20 +10,20 @@ ASSUMED_MFU = 0.4  # what a tuned DeepSpeed run reaches on H100s (DESIGN.md sect
 
 def model_params(model: dict[str, Any]) -> int | None:
     """Parameters from the from-scratch config (12 L d^2 + V d), else the recipe's n_params."""
-    if model.get("n_params"):
+    if model["n_params"]:
         return int(model["n_params"])
-    c = model.get("config") or {}
+    c = model["config"] or {}  # transformers kwargs: any of them may be left to the model's defaults
     d, layers = c.get("hidden_size"), c.get("num_hidden_layers")
     if not d or not layers:
         return None
-    vocab = c.get("vocab_size") or model.get("bpe_vocab_size") or 50_000
+    vocab = c.get("vocab_size") or model["bpe_vocab_size"] or 50_000
     return int(12 * layers * d * d + vocab * d)
 
 
 def train_tokens(train: dict[str, Any]) -> int | None:
-    if train.get("max_tokens"):
+    if train["max_tokens"]:
         return int(train["max_tokens"])
-    if train.get("max_steps") and str(train.get("global_batch")).isdigit():
+    if train["max_steps"]:
         return int(train["max_steps"]) * int(train["global_batch"]) * int(train["seq_len"])
     return None
 
@@ -31,13 +31,13 @@ def train_tokens(train: dict[str, Any]) -> int | None:
 def describe(cfg) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     inj, lines = c["inject"], [f"experiment {c['experiment_name']} -> {c['run_dir']}"]
-    lines.append(f"model: {c['model'].get('pretrained') or c['model'].get('name')} "
-                 f"({'continual pretraining' if c['model'].get('pretrained') else 'from scratch'})")
-    src = c["data"].get("hub", {}).get("path") if c["data"]["kind"] == "hub" else c["data"].get("paths") or "synthetic world"
+    lines.append(f"model: {c['model']['pretrained'] or c['model']['name']} "
+                 f"({'continual pretraining' if c['model']['pretrained'] else 'from scratch'})")
+    src = c["data"]["hub"]["path"] if c["data"]["kind"] == "hub" else c["data"]["paths"] or "synthetic world"
     lines.append(f"corpus: {c['data']['kind']} {src}")
     for name, spec in c["benchmarks"].items():
         plan = {**inj, **(spec.get("inject") or {})}
-        size = plan.get("partition_size") or f"{plan.get('partition_fraction')} of the benchmark"
+        size = plan["partition_size"] or f"{plan['partition_fraction']} of the benchmark"
         lines.append(f"benchmark {name} ({spec.get('source')} {spec.get('path') or spec.get('name') or ''}): "
                      f"partitions of {size} items at counts {plan['counts']}, mode {plan['mode']}, "
                      f"renderer {plan['renderer']}, window {plan['window']}")
@@ -45,10 +45,11 @@ def describe(cfg) -> str:
     lines.append(f"training tokens: {f'{d:,}' if d else 'one pass over the stream (known after inject)'}; "
                  f"parameters: {f'{n / 1e6:.1f}M' if n else 'unknown'}")
     if n and d:
-        peak = float(c["train"].get("peak_flops", {}).get("cuda", 989e12))
+        peak = float(c["train"]["peak_flops"].get("cuda", 989e12))  # H100 bf16 dense when unset
         hours = 6 * n * d / (peak * ASSUMED_MFU) / 3600
         lines.append(f"estimated compute: {6 * n * d:.2e} FLOPs = {hours:.2f} GPU-hours at {ASSUMED_MFU:.0%} MFU "
-                     f"({hours / max(int(c['launcher'].get('nproc_per_node', 1)) * int(c['launcher'].get('num_nodes', 1)), 1):.2f} h wall on "
-                     f"{c['launcher'].get('nproc_per_node', 1)}x{c['launcher'].get('num_nodes', 1)} GPUs)")
-    lines.append(f"audit: {c['audit']['detectors']} at {c['audit'].get('when', 'end')}; launcher {c['launcher']['kind']}")
+                     f"({hours / (c['launcher']['nproc_per_node'] * c['launcher']['num_nodes']):.2f} h wall on "
+                     f"{c['launcher']['nproc_per_node']}x{c['launcher']['num_nodes']} GPUs)")
+    when = "each checkpoint as it lands" if c["audit"]["watch"] else "the end"
+    lines.append(f"audit: {c['audit']['detectors']} at {when}; launcher {c['launcher']['kind']}")
     return "\n".join(lines)

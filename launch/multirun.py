@@ -2,7 +2,9 @@
 
 Each point runs in ``<sweep dir>/<job number>`` and logs to W&B in one group named
 after the sweep; with ``hydra/launcher=submitit_slurm`` the points become SLURM jobs.
-After a local `run` sweep, the aggregate report is written to ``<sweep dir>/report``.
+After a `run` or `audit` sweep, the aggregate report is written to ``<sweep dir>/report``
+by this (the parent) process, once the launcher returns: points may have run in other
+processes or on other hosts (submitit), so nothing is collected from them in memory.
 """
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
+from inject.errors import SpikeinError
 from launch.config import CONF_DIR
+
+REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results
 
 
 def multirun(stage: str, overrides: list[str]) -> int:
@@ -20,19 +25,19 @@ def multirun(stage: str, overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from launch.cli import _stage_fn
+    from launch.validate import validate
 
-    if not any(o.startswith("hydra.sweep.dir=") for o in overrides):
-        exp = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "demo")
-        overrides.append(f"hydra.sweep.dir=sweeps/{exp}-{time.strftime('%Y%m%d-%H%M%S')}")
-    sweep_dirs: list[str] = []
+    overrides = with_concrete_sweep_dir(overrides)
+    sweep_dir = Path(next(o for o in overrides if o.startswith("hydra.sweep.dir=")).split("=", 1)[1])
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def point(cfg) -> None:
         hc = HydraConfig.get()
-        sweep_dirs.append(hc.sweep.dir)
+        print(point_header(hc.job.num, list(hc.overrides.task)), file=sys.stderr, flush=True)
         with open_dict(cfg):
             cfg.run_dir = hc.runtime.output_dir
             cfg.logger.group = Path(hc.sweep.dir).name
+        validate(cfg)
         _stage_fn(stage)(cfg)
 
     argv = sys.argv
@@ -42,8 +47,47 @@ def multirun(stage: str, overrides: list[str]) -> int:
         point()
     finally:
         sys.argv = argv
-    if stage == "run" and sweep_dirs and "dry_run=true" not in overrides:
-        from launch.sweep_report import write_sweep_report
-
-        print(f"report: {write_sweep_report(Path(sweep_dirs[0]), 0.01)}")
+    if stage in REPORTED_STAGES and "dry_run=true" not in overrides:
+        print(f"report: {write_report_after_sweep(sweep_dir)}")
     return 0
+
+
+def point_header(num: int, task_overrides: list[str]) -> str:
+    """One line per sweep point, so a log (or a submitit job's stderr) says which point it is."""
+    return f"sweep point {num}: {' '.join(task_overrides) or '(no overrides)'}"
+
+
+def with_concrete_sweep_dir(overrides: list[str]) -> list[str]:
+    """The overrides with ``hydra.sweep.dir`` set to a path known here, before any point runs.
+
+    A default or ``${now:...}`` directory is resolved once in this process, so the parent
+    finds the sweep whatever launcher ran its points and whenever they ran.
+    """
+    given = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
+    rest = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
+    if given:
+        return [*rest, f"hydra.sweep.dir={_resolve(given[-1].split('=', 1)[1])}"]
+    exp = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "demo")
+    return [*rest, f"hydra.sweep.dir=sweeps/{exp}-{time.strftime('%Y%m%d-%H%M%S')}"]
+
+
+def _resolve(path: str) -> str:
+    if "${" not in path:
+        return path
+    from hydra.core.utils import setup_globals
+
+    setup_globals()  # Hydra's `now` resolver
+    try:
+        return str(OmegaConf.create({"d": path}).d)
+    except Exception as e:  # OmegaConf's resolver errors have no common base worth naming
+        raise SpikeinError(f"hydra.sweep.dir={path}: cannot resolve it before the sweep ({e}); give a plain path") from None
+
+
+def write_report_after_sweep(sweep_dir: Path) -> Path:
+    """The aggregate report, with alpha and the logger from the points' own configs."""
+    from launch.sweep_report import load_run, sweep_runs, write_sweep_report
+
+    runs = [load_run(sweep_dir, p) for p in sweep_runs(sweep_dir)]
+    cfg = next((r.config for r in runs if r.config), None) or {}
+    alpha = float((cfg.get("report") or {}).get("alpha", 0.01))
+    return write_sweep_report(sweep_dir, alpha, cfg.get("logger"))

@@ -30,7 +30,7 @@ def run_pipeline(cfg) -> int:
     run_inject(cfg)
     _drop_stale_results(cfg, run_dir)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
-    if cfg.audit.when == "each_checkpoint":
+    if cfg.audit.watch:  # audit each checkpoint as it lands, while training
         _train_with_watching_audit(cfg, run_train, run_audit)
     else:
         run_train(cfg)

@@ -1,4 +1,4 @@
-"""The report's plots: detection and accuracy against copies, detection against step."""
+"""The report's plots: detection and accuracy against copies and step, power curves, forgetting."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-P_DETECTORS_EXCLUDE = {"accuracy"}
+from launch.rates import Rate  # noqa: E402
+
+P_DETECTORS_EXCLUDE = {"accuracy"}  # accuracy is reported as accuracy, not as a test
 
 
 def _log10p(r: dict[str, Any]) -> float:
@@ -34,6 +36,17 @@ def _copies_axis(ax, counts) -> None:
     ax.set_xlabel("copies in the training stream")
 
 
+def _mean_line(ax, pts: list[tuple[int, float]], label: str, **kw) -> None:
+    """Every partition as a point, the line through the mean per count (several
+    partitions can share a count: controls x0, x0_1)."""
+    by: dict[int, list[float]] = defaultdict(list)
+    for c, y in pts:
+        by[c].append(y)
+    xs = sorted(by)
+    line, = ax.plot([_xcount(c) for c in xs], [sum(by[c]) / len(by[c]) for c in xs], label=label, **kw)
+    ax.scatter([_xcount(c) for c, _ in pts], [y for _, y in pts], color=line.get_color(), s=14, alpha=0.7)
+
+
 def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, title: str) -> Path:
     """log10 p against copies, one line per (benchmark, detector); the alpha line drawn."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -42,8 +55,7 @@ def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, ti
         if r["detector"] not in P_DETECTORS_EXCLUDE and r.get("p") is not None:
             series[(r["benchmark"], r["detector"])].append((r["count"], _log10p(r)))
     for (bench, det), pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([_xcount(c) for c, _ in pts], [y for _, y in pts], marker="o", alpha=0.8, label=f"{det} ({bench})")
+        _mean_line(ax, pts, f"{det} ({bench})", alpha=0.8)
     ax.axhline(math.log10(alpha), color="red", linestyle="--", linewidth=1, label=f"p = {alpha}")
     _copies_axis(ax, [c for pts in series.values() for c, _ in pts])
     ax.set_ylabel("log10 p  (lower = stronger evidence)")
@@ -59,12 +71,12 @@ def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Pa
         if r["detector"] == "accuracy":
             series[r["benchmark"]].append((r["count"], float(r.get("accuracy", r["statistic"]))))
     for bench, pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([_xcount(c) for c, _ in pts], [y for _, y in pts], marker="o", label=bench)
+        _mean_line(ax, pts, bench, marker="o")
     _copies_axis(ax, [c for pts in series.values() for c, _ in pts])
     ax.set_ylabel("zero-shot accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    if series:
+        ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -82,6 +94,63 @@ def detection_vs_step(rows: list[dict[str, Any]], detector: str, alpha: float, p
     ax.set_ylabel(f"log10 p ({detector})")
     ax.set_title(title)
     ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def draw_power_curve(ax, curves: dict[str, dict[int, Rate]], alpha: float):
+    """Detection rate against copies, one line per detector with its Wilson band; the
+    controls' false-positive rate (count 0) as a point with its interval, and alpha."""
+    for i, (det, by_count) in enumerate(sorted(curves.items())):
+        dodge = 2 ** (0.04 * (i - (len(curves) - 1) / 2))  # detectors with equal rates stay visible
+        counts = sorted(c for c in by_count if c > 0 and by_count[c].n)
+        line, = ax.plot([c * dodge for c in counts], [by_count[c].rate for c in counts], marker="o", label=det)
+        ax.fill_between([c * dodge for c in counts], [by_count[c].low for c in counts],
+                        [by_count[c].high for c in counts], color=line.get_color(), alpha=0.15)
+        ctrl = by_count.get(0)
+        if ctrl is not None and ctrl.n:
+            ax.errorbar([_xcount(0) * dodge], [ctrl.rate], yerr=[[ctrl.rate - ctrl.low], [ctrl.high - ctrl.rate]],
+                        color=line.get_color(), marker="s", capsize=3, linestyle="none")
+    ax.axhline(alpha, color="red", linestyle=":", linewidth=1, label=f"nominal FPR = {alpha}")
+    _copies_axis(ax, [c for by_count in curves.values() for c in by_count])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel(f"share of partitions with p < {alpha}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def power_curve(curves: dict[str, dict[int, Rate]], alpha: float, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    draw_power_curve(ax, curves, alpha)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def draw_forgetting(axes, series: dict[str, list[tuple[int, float]]], alpha: float):
+    """log10 p (left) and accuracy (right) against steps since a partition's last exposure.
+
+    ``series``: label -> (steps since exposure, value); labels starting with
+    ``accuracy`` go right. Steps are offset by one on the log axis (0 = just after).
+    """
+    p_ax, acc_ax = axes
+    for label, pts in sorted(series.items()):
+        pts = sorted(pts)
+        ax = acc_ax if label.startswith("accuracy") else p_ax
+        ax.plot([s + 1 for s, _ in pts], [y for _, y in pts], marker=".", label=label)
+    p_ax.axhline(math.log10(alpha), color="red", linestyle="--", linewidth=1)
+    p_ax.set_ylabel("log10 p")
+    acc_ax.set_ylabel("zero-shot accuracy")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("steps since the last exposure + 1")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    return axes
+
+
+def forgetting(series: dict[str, list[tuple[int, float]]], alpha: float, path: Path, title: str) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    draw_forgetting(axes, series, alpha)
+    fig.suptitle(title)
     return _save(fig, path)
 
 

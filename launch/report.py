@@ -1,6 +1,8 @@
 """`spikein report`: report/report.md + PNG plots a person can read without W&B."""
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +10,9 @@ from inject.atomic import write_text
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest
 from launch import plots
-from launch.results import audit_rows, checkpoint_index, final_rows, sustained_detection
+from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
+from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
+                            last_exposure_steps, settings_key, smallest_count, split_by_settings, sustained_detection)
 from train.metrics import read_metrics
 
 
@@ -17,18 +21,23 @@ def run_report(cfg) -> int:
     if sweep_dir:
         from launch.sweep_report import write_sweep_report
 
-        print(f"report: {write_sweep_report(Path(sweep_dir), float(cfg.report.alpha))}")
+        print(f"report: {write_sweep_report(Path(sweep_dir), float(cfg.report.alpha), cfg.logger)}")
         return 0
-    path = write_report(Path(cfg.run_dir), float(cfg.report.alpha), cfg.experiment_name)
+    run_dir = Path(cfg.run_dir)
+    current = current_settings(cfg, load_manifest(run_dir)) if (run_dir / "data/manifest.json").exists() else None
+    path = write_report(run_dir, float(cfg.report.alpha), cfg.experiment_name, current)
     print(f"report: {path}")
-    _log_to_wandb(cfg, path.parent)
+    _log_to_wandb(cfg, path.parent, current)
     return 0
 
 
-def write_report(run_dir: Path, alpha: float, name: str) -> Path:
-    rows = audit_rows(run_dir)
-    if not rows:
+def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str, str], str] | None = None) -> Path:
+    """``current``: (benchmark, detector) -> the settings the config audits with (rows
+    scored otherwise are reported apart, never in the same table or verdict)."""
+    all_rows = audit_rows(run_dir)
+    if not all_rows:
         raise SpikeinError(f"no audit results in {run_dir / 'audit/results.jsonl'}: run `spikein audit` first")
+    rows, other = split_by_settings(all_rows, current)
     manifest = load_manifest(run_dir)
     out = run_dir / "report"
     last = final_rows(rows)
@@ -36,13 +45,21 @@ def write_report(run_dir: Path, alpha: float, name: str) -> Path:
         plots.detection_vs_copies(last, alpha, out / "detection_vs_copies.png", f"{name}: detection at step {last[0]['step']}"),
         plots.accuracy_vs_copies(last, out / "accuracy_vs_copies.png", f"{name}: accuracy at step {last[0]['step']}"),
     ]
-    for det in sorted({r["detector"] for r in rows} - {"accuracy"}):
+    for det in p_detectors(rows):
         figs.append(plots.detection_vs_step(rows, det, alpha, out / f"{det}_vs_step.png", f"{name}: {det} over training"))
+    series = forgetting_series(rows, manifest, checkpoint_index(run_dir))
+    if series:
+        figs.append(plots.forgetting(series, alpha, out / "forgetting.png", f"{name}: after the last exposure"))
     md = "\n".join([
         f"# spikein report: {name}\n",
-        setup_section(run_dir, manifest),
+        setup_section(run_dir, manifest, rows),
+        settings_section(rows),
         verdict_section(rows, manifest, alpha),
+        comparison_section(rows, alpha),
         results_table(last),
+        descriptive_rates_section(last),
+        structure_section(last),
+        other_settings_section(rows, other),
         "## Plots\n",
         *[f"![{f.stem}]({f.name})\n" for f in figs],
         READING_GUIDE.format(alpha=alpha),
@@ -51,7 +68,12 @@ def write_report(run_dir: Path, alpha: float, name: str) -> Path:
     return out / "report.md"
 
 
-def setup_section(run_dir: Path, m: Manifest) -> str:
+def p_detectors(rows: list[dict[str, Any]]) -> list[str]:
+    """Detectors whose rows are tests with a p (any registered one; accuracy is reported as accuracy)."""
+    return sorted({r["detector"] for r in rows if r.get("p") is not None} - plots.P_DETECTORS_EXCLUDE)
+
+
+def setup_section(run_dir: Path, m: Manifest, rows: list[dict[str, Any]]) -> str:
     index = checkpoint_index(run_dir)
     metrics = read_metrics(run_dir)
     ckpts = index.get("checkpoints", [])
@@ -59,8 +81,9 @@ def setup_section(run_dir: Path, m: Manifest) -> str:
     lines = ["## Setup\n",
              f"- stream: {m.n_tokens:,} tokens, {m.n_documents:,} documents; copies: {len(m.copies)} "
              f"({m.injected_tokens:,} tokens, {m.injected_tokens / max(m.n_tokens, 1):.2%} of the stream)",
-             f"- trained: {tokens:,} tokens ({tokens / max(m.n_tokens, 1):.2f} epochs) over {len(ckpts)} audited checkpoints"
-             + (f"; final loss {metrics[-1].get('loss', float('nan')):.3f}" if metrics else "")]
+             f"- trained: {tokens:,} tokens ({tokens / max(m.n_tokens, 1):.2f} epochs), {len(ckpts)} checkpoints saved"
+             + (f"; final loss {metrics[-1].get('loss', float('nan')):.3f}" if metrics else ""),
+             audited_line(rows)]
     if tokens > m.n_tokens:
         lines.append("- more than one epoch: every copy was seen once per epoch, so exposures multiply (see copies_seen)")
     for b in m.benchmarks:
@@ -70,9 +93,37 @@ def setup_section(run_dir: Path, m: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
+def audited_line(rows: list[dict[str, Any]]) -> str:
+    """The checkpoints the tables below were actually computed on (not the ones saved)."""
+    steps = sorted({r["step"] for r in rows if r.get("step") is not None})
+    shown = ", ".join(map(str, steps)) if len(steps) <= 12 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
+    return f"- audited: {len(steps)} checkpoint{'s' if len(steps) != 1 else ''} (steps {shown})"
+
+
+def _settings_text(settings: Any) -> str:
+    if not isinstance(settings, dict) or not settings:
+        return "not recorded"
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in sorted(settings.items()))
+
+
+def settings_section(rows: list[dict[str, Any]]) -> str:
+    """The settings behind every number below, once per detector (per benchmark where they differ)."""
+    by_det: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        benches = by_det[r["detector"]][settings_key(r)]
+        if r["benchmark"] not in benches:
+            benches.append(r["benchmark"])
+    lines = ["## Settings (the tables below use only rows scored with these)\n"]
+    for det, variants in sorted(by_det.items()):
+        for key, benches in variants.items():
+            where = f" ({', '.join(benches)})" if len(variants) > 1 else ""
+            lines.append(f"- {det}{where}: {_settings_text(json.loads(key))}")
+    return "\n".join(lines) + "\n"
+
+
 def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float) -> str:
     found = sustained_detection(rows, alpha)
-    detectors = sorted({r["detector"] for r in rows if r.get("p") is not None and r["detector"] != "accuracy"})
+    detectors = p_detectors(rows)
     lines = [f"## Verdict (p < {alpha} at the last checkpoint, and at every one since the step named)\n"]
     for p in m.partitions:
         hits = [(d, found[(p.benchmark, p.name, d)]) for d in detectors if (p.benchmark, p.name, d) in found]
@@ -100,14 +151,164 @@ def _accuracy_note(rows: list[dict[str, Any]], part) -> str:
     return f"; accuracy {acc[part.name]:.2f} ({acc[part.name] - sum(controls) / len(controls):+.2f} vs controls)"
 
 
-def results_table(last: list[dict[str, Any]]) -> str:
-    head = "| benchmark | partition | copies | copies seen | detector | statistic | p | n items |\n|---|---|---|---|---|---|---|---|"
+def comparison_rows(rows: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """Per (count, detector) at the last checkpoint: Fisher-combined p over every partition
+    of that count (all benchmarks; p combined from log10 p, so it survives underflow),
+    the partitions flagged, and the mean AUROC where the rows have one."""
+    cells: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in final_rows(rows):
+        if r["detector"] not in plots.P_DETECTORS_EXCLUDE and row_log10_p(r) is not None and r.get("count") is not None:
+            cells[(r["count"], r["detector"])].append(r)
+    out = []
+    for (count, det), rs in sorted(cells.items()):
+        aurocs = [float(r["auroc"]) for r in rs if r.get("auroc") is not None]
+        out.append({"count": count, "detector": det, "n_partitions": len(rs),
+                    "log10_p_fisher": fisher_log10_p(row_log10_p(r) for r in rs),
+                    "flagged": sum(flagged(r, alpha) for r in rs),
+                    "auroc": sum(aurocs) / len(aurocs) if aurocs else None})
+    return out
+
+
+def comparison_section(rows: list[dict[str, Any]], alpha: float) -> str:
+    cmp = comparison_rows(rows, alpha)
+    if not cmp:
+        return ""
+    dets = sorted({c["detector"] for c in cmp})
+    cell = {(c["count"], c["detector"]): c for c in cmp}
+    counts = sorted({c["count"] for c in cmp})
+    lines = [f"## Detector comparison at step {final_rows(rows)[0]['step']}\n",
+             "Per count: the p-value combined over its partitions of every benchmark (Fisher; partitions that "
+             "share controls are not fully independent), partitions with p < alpha, and AUROC against the "
+             "controls where the detector has one.\n",
+             "| copies | " + " | ".join(dets) + " |", "|---|" + "---|" * len(dets)]
+    for count in counts:
+        lines.append(f"| {'control' if count == 0 else count} | "
+                     + " | ".join(_cmp_cell(cell.get((count, d))) for d in dets) + " |")
+    at_last = {(r["benchmark"], r["partition"], r["detector"]): flagged(r, alpha)
+               for r in final_rows(rows) if r.get("count") and row_log10_p(r) is not None}
+    since = detected_since_exposure(rows, alpha)
+    counts_of = {(r["benchmark"], r["partition"]): r["count"] for r in rows}
+    lines.append("| smallest count detected at the last checkpoint | "
+                 + " | ".join(_count_or_none(smallest_count(at_last, counts_of, d)) for d in dets) + " |")
+    lines.append("| smallest count detected at every checkpoint since exposure | "
+                 + " | ".join(_count_or_none(smallest_count(since, counts_of, d)) for d in dets) + " |")
+    lines.append("\nA count is *detected* when every partition with that many copies has p < "
+                 f"{alpha}; *since exposure*: at every audited checkpoint from the first that had trained on all "
+                 "of its copies. Controls flagged at the last checkpoint (pooled over benchmarks): "
+                 + "; ".join(f"{d} {fmt_rate(detection_rate(_controls(rows, d), alpha))}" for d in dets) + ".\n")
+    return "\n".join(lines) + "\n"
+
+
+def _controls(rows: list[dict[str, Any]], det: str) -> list[dict[str, Any]]:
+    return [r for r in final_rows(rows) if r["detector"] == det and r.get("count") == 0]
+
+
+def _cmp_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "-"
+    text = f"{_fmt_p({'p': 10 ** c['log10_p_fisher'], 'log10_p': c['log10_p_fisher']})} ({c['flagged']}/{c['n_partitions']})"
+    return text + (f", AUROC {c['auroc']:.2f}" if c["auroc"] is not None else "")
+
+
+def _count_or_none(c: int | None) -> str:
+    return "none" if c is None else str(c)
+
+
+def basis(r: dict[str, Any]) -> str:
+    """What the number depends on beyond the model: the accuracy style, the null and its calibration."""
+    parts = []
+    style = (r.get("settings") or {}).get("style")
+    if style:
+        parts.append(f"{style} style")
+    if r.get("null"):
+        calibrated = r.get("calibrated")
+        parts.append(r["null"] + ("" if calibrated is None else " (calibrated)" if calibrated else " (uncalibrated)"))
+    return ", ".join(parts) or "-"
+
+
+def results_table(last: list[dict[str, Any]], title: str | None = None, level: str = "##") -> str:
+    head = ("| benchmark | partition | copies | copies seen | detector | basis | statistic | p | n items |\n"
+            "|---|---|---|---|---|---|---|---|---|")
     body = [
         f"| {r['benchmark']} | {r['partition']} | {r['count']} | {r.get('copies_seen', '')} | {r['detector']} "
-        f"| {_fmt_num(r.get('statistic'))} | {_fmt_p(r)} | {r['n_items']} |"
+        f"| {basis(r)} | {_fmt_num(r.get('statistic'))} | {_fmt_p(r)} | {r['n_items']} |"
         for r in sorted(last, key=lambda r: (r["benchmark"], r["count"], r["partition"], r["detector"]))
     ]
-    return f"## Results at step {last[0]['step']}\n\n" + "\n".join([head, *body]) + "\n"
+    return f"{level} {title or 'Results at step ' + str(last[0]['step'])}\n\n" + "\n".join([head, *body]) + "\n"
+
+
+def descriptive_rates_section(last: list[dict[str, Any]]) -> str:
+    """Ni et al.'s scenario a/b rates: descriptive, never a detection."""
+    rs = [r for r in last if r["detector"] == "option_shuffle" and (r.get("rate_a") is not None or r.get("rate_b"))]
+    if not rs:
+        return ""
+    deltas = sorted({d for r in rs for d in (r.get("rate_b") or {})}, key=float)
+    head = ("| benchmark | partition | copies | rate a | chance | " + " | ".join(f"rate b (delta {d})" for d in deltas)
+            + " |\n|---|---|---|---|---|" + "---|" * len(deltas))
+    body = [f"| {r['benchmark']} | {r['partition']} | {r['count']} | {_fmt_num(r.get('rate_a'))} | "
+            f"{_fmt_num(r.get('chance_rate_a'))} | " + " | ".join(_fmt_num((r.get("rate_b") or {}).get(d)) for d in deltas)
+            + " |" for r in sorted(rs, key=lambda r: (r["benchmark"], r["count"], r["partition"]))]
+    return "\n".join([
+        "## Option shuffle: the paper's descriptive rates (not a detection)\n",
+        "Scenario a: the share of items whose original option order scores highest, ties included as in the "
+        "paper's code (chance: about 1 / orders). "
+        "Scenario b: the share whose best order is an IsolationForest outlier at threshold delta (Ni et al.). "
+        "These rates have no null distribution: scenario b flags 17-53% of the items of a clean public model, "
+        "in spikein and in Ni et al.'s code alike. They are reported as the paper's descriptive rates and never "
+        "count as a detection; the verdict uses the option-shuffle p-value only.\n",
+        head, *body, ""])
+
+
+def structure_section(last: list[dict[str, Any]]) -> str:
+    """Option-shuffle partitions whose published option orders have structure (sorted by
+    length or number, "all/none of the above"): the p-value with and without those items."""
+    rs = [r for r in last if r["detector"] == "option_shuffle" and r.get("structured_items")]
+    if not rs:
+        return ""
+    lines = ["## Option orders with structure\n",
+             "The option-shuffle null assumes the published option order is exchangeable; these items' orders "
+             "are not (their p-value without them beside it).\n",
+             "| benchmark | partition | copies | structured items | which | p | p without them |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(rs, key=lambda r: (r["benchmark"], r["count"], r["partition"])):
+        which = ", ".join(f"{k} {n}" for k, n in (r.get("structure") or {}).items() if n) or "-"
+        without = {"p": r.get("p_unstructured"), "log10_p": r.get("log10_p_unstructured")}
+        lines.append(f"| {r['benchmark']} | {r['partition']} | {r['count']} | {r['structured_items']}/{r['n_items']} "
+                     f"| {which} | {_fmt_p(r)} | {_fmt_p(without)} |")
+    return "\n".join(lines) + "\n"
+
+
+def other_settings_section(rows: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:
+    """Rows scored with settings other than the reported ones, each variant in its own table."""
+    if not other:
+        return ""
+    reported = {(r["benchmark"], r["detector"]): r.get("settings") or {} for r in rows}
+    variants: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in other:
+        variants[(r["detector"], settings_key(r))].append(r)
+    out = ["## Rows scored with other settings (not in the verdict or the tables above)\n"]
+    for (det, key), rs in sorted(variants.items()):
+        mine, theirs = json.loads(key) or {}, reported.get((rs[0]["benchmark"], det), {})
+        diff = ", ".join(f"{k}={mine.get(k)} (reported: {theirs.get(k)})"
+                         for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+        out.append(results_table(final_rows(rs), f"{det} with {diff or 'unrecorded settings'}", "###"))
+    return "\n".join(out)
+
+
+def forgetting_series(rows: list[dict[str, Any]], m: Manifest, index: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+    """label -> (steps since the partition's last exposure, log10 p or accuracy), for
+    checkpoints at or after it; only partitions with two such checkpoints or more."""
+    last = last_exposure_steps(m, index)
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        when = last.get((r["benchmark"], r["partition"]))
+        if when is None or r.get("step") is None or r["step"] < when:
+            continue
+        where = f"{r['benchmark']}/{r['partition']} (x{r['count']})"
+        if r["detector"] == "accuracy":
+            series[f"accuracy {where}"].append((r["step"] - when, float(r.get("accuracy", r["statistic"]))))
+        elif row_log10_p(r) is not None:
+            series[f"{r['detector']} {where}"].append((r["step"] - when, row_log10_p(r)))
+    return {k: v for k, v in series.items() if len(v) >= 2}
 
 
 def _fmt_num(x) -> str:
@@ -128,14 +329,22 @@ READING_GUIDE = """## How to read this
 - **ordering** (Oren et al. 2023): does the model prefer the benchmark's published item order
   over random orders? Only verbatim memorisation of a whole document-mode copy creates that preference.
 - **option_shuffle** (Ni et al. 2024): does the model prefer the original option order of each item?
-  p is calibrated against the control partitions of the same benchmark (a rank test).
-- **accuracy**: zero-shot accuracy per partition; inflation = accuracy(copies) - accuracy(controls).
+  p is a rank test against the control partitions of the same benchmark (calibrated), or against
+  uniform ranks where the benchmark has no controls (uncalibrated); the *basis* column says which.
+- Any other detector (membership-inference scores, the successor test, ...) appears in every table
+  and plot by its registered name; its *basis* column names the null it was tested against.
+- **accuracy**: zero-shot accuracy per partition (its style in the basis column); inflation =
+  accuracy(copies) - accuracy(controls).
 - A partition is *detected* when p < {alpha} (red dashed line). Controls were never injected: a
   flagged control is a false positive and means the detector is miscalibrated at this scale.
+  Several controls per benchmark (repeat 0 in `inject.counts`: partitions x0, x0_1, ...) pool into
+  the false-positive rate.
+- *forgetting.png* (when at least two audited checkpoints follow a partition's last exposure):
+  log10 p and accuracy against steps since that exposure.
 """
 
 
-def _log_to_wandb(cfg, out: Path) -> None:
+def _log_to_wandb(cfg, out: Path, current: dict[tuple[str, str], str] | None) -> None:
     from omegaconf import OmegaConf
 
     from inject.wandb_log import init_wandb
@@ -146,5 +355,9 @@ def _log_to_wandb(cfg, out: Path) -> None:
         return
     import wandb
 
-    run.log({p.stem: wandb.Image(str(p)) for p in sorted(out.glob("*.png"))})
+    rows = split_by_settings(audit_rows(Path(cfg.run_dir)), current)[0]
+    cmp = comparison_rows(rows, float(cfg.report.alpha))
+    columns = list(cmp[0]) if cmp else ["count", "detector"]
+    run.log({"report/detector_comparison": wandb.Table(columns=columns, data=[[c[k] for k in columns] for c in cmp]),
+             **{f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}})
     run.finish()

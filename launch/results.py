@@ -1,8 +1,13 @@
-"""Read what the stages wrote: audit rows, checkpoint index, train metrics."""
+"""Read what the stages wrote (audit rows, checkpoint index) and what the reports derive from
+it per run: which settings variant to report, detection since exposure, last exposure steps."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from inject.errors import SpikeinError
 
 
 def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -30,7 +35,9 @@ def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[
 
     A detection must hold at the final audited checkpoint and at every one after the
     step it is dated to: a single early dip below alpha (many checkpoints, many
-    partitions: some will) is not reported as a detection.
+    partitions: some will) is not reported as a detection. This dates a detection; it is
+    not "detected at every checkpoint since exposure" (see detected_since_exposure), which
+    also requires p < alpha at the checkpoints between exposure and that date.
     """
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: r["step"]):
@@ -45,4 +52,114 @@ def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[
             since = r
         if since is not None:
             out[key] = {**since, "final_p": rs[-1]["p"], "final_log10_p": rs[-1].get("log10_p")}
+    return out
+
+
+def settings_key(row: dict[str, Any]) -> str:
+    """What a row's number depends on besides the model (detector settings, renderer, engine)."""
+    return json.dumps(row.get("settings"), sort_keys=True)
+
+
+def current_settings(cfg, manifest) -> dict[tuple[str, str], str]:
+    """(benchmark, detector) -> the settings key the config ``cfg`` would audit with now."""
+    from audit.detectors import get_detector
+    from audit.stage import row_settings
+
+    out = {}
+    for name in cfg.audit.get("detectors") or []:
+        try:
+            det = get_detector(str(name), cfg.audit.get(str(name)))
+        except SpikeinError:  # a detector this checkout does not have: fall back to the newest rows
+            continue
+        for plan in manifest.benchmarks:
+            bench = SimpleNamespace(name=plan.name, renderer=plan.renderer)
+            out[(plan.name, det.name)] = json.dumps(row_settings(cfg, bench, det), sort_keys=True)
+    return out
+
+
+def split_by_settings(rows: list[dict[str, Any]], current: dict[tuple[str, str], str] | None = None
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows to report, rows scored with other settings).
+
+    Per (benchmark, detector) one settings variant is reported: the current config's
+    where it has rows, else the one of the newest row (re-auditing with other settings
+    appends rows beside the old ones; mixing both in one table mixes two experiments).
+    """
+    chosen: dict[tuple[str, str], str] = {}
+    for r in rows:  # file order: later rows win
+        chosen[(r["benchmark"], r["detector"])] = settings_key(r)
+    present = {(r["benchmark"], r["detector"], settings_key(r)) for r in rows}
+    for key, s in (current or {}).items():
+        if (*key, s) in present:
+            chosen[key] = s
+    keep = [r for r in rows if settings_key(r) == chosen[(r["benchmark"], r["detector"])]]
+    other = [r for r in rows if settings_key(r) != chosen[(r["benchmark"], r["detector"])]]
+    return keep, other
+
+
+def exposed(r: dict[str, Any]) -> bool:
+    """Every planned copy of the row's partition was trained on by its checkpoint."""
+    return bool(r.get("count")) and r.get("copies_seen") is not None and r["copies_seen"] >= r["count"]
+
+
+def detected_since_exposure(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str, str], bool]:
+    """(benchmark, partition, detector) -> p < alpha at every audited checkpoint since the
+    first one that had trained on all of the partition's copies.
+
+    Only injected partitions with at least one audited checkpoint after exposure appear.
+    """
+    from launch.rates import flagged
+
+    out: dict[tuple[str, str, str], bool] = {}
+    for r in rows:
+        if r.get("p") is None or not exposed(r):
+            continue
+        key = (r["benchmark"], r["partition"], r["detector"])
+        out[key] = out.get(key, True) and flagged(r, alpha)
+    return out
+
+
+def smallest_count(hits: dict[tuple[str, str, str], bool], counts: dict[tuple[str, str], int], detector: str) -> int | None:
+    """The smallest count at which every assessed partition of that count is detected."""
+    by_count: dict[int, list[bool]] = {}
+    for (bench, part, det), hit in hits.items():
+        if det == detector:
+            by_count.setdefault(counts[(bench, part)], []).append(hit)
+    return min((c for c, hs in by_count.items() if all(hs)), default=None)
+
+
+def tokens_per_step(index: dict[str, Any]) -> int | None:
+    if index.get("tokens_per_step"):
+        return int(index["tokens_per_step"])
+    return next((c["tokens_seen"] // c["step"] for c in index.get("checkpoints", [])
+                 if c.get("step") and c.get("tokens_seen")), None)
+
+
+def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(benchmark, partition) -> the first checkpoint step after the partition's last copy
+    was trained on: the manifest's record where it has one, else from the copies' token
+    offsets (a copy ending at token e is complete after step ceil(e / tokens per step);
+    later epochs see it again every n_tokens)."""
+    recorded = _recorded_exposures(manifest)
+    tps, ckpts = tokens_per_step(index), index.get("checkpoints", [])
+    if not tps or not ckpts:
+        return recorded
+    trained = max(c.get("tokens_seen") or 0 for c in ckpts)
+    out: dict[tuple[str, str], int] = {}
+    for c in manifest.copies:
+        if c.end > trained:
+            continue
+        epochs_after = (trained - c.end) // manifest.n_tokens if manifest.n_tokens else 0
+        step = -(-(c.end + epochs_after * manifest.n_tokens) // tps)
+        key = (c.benchmark, c.partition)
+        out[key] = max(out.get(key, 0), step)
+    return {**out, **recorded}
+
+
+def _recorded_exposures(manifest) -> dict[tuple[str, str], int]:
+    """A partition's ``last_exposure_step``, on the partition or in ``manifest.extra``."""
+    out = {(p.benchmark, p.name): int(p.last_exposure_step)
+           for p in manifest.partitions if getattr(p, "last_exposure_step", None) is not None}
+    extra = (manifest.extra or {}).get("last_exposure_step") or {}
+    out.update({tuple(k.split("/", 1)): int(v) for k, v in extra.items()})
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import audit.stage as stage
+from conftest import SHARED_DATA, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
@@ -75,7 +76,7 @@ def test_one_row_per_checkpoint_partition_detector_then_cached(run, monkeypatch)
         assert r["copies_seen"] == manifest.copies_seen(r["tokens_seen"])[("bench", r["partition"])]
         assert r["count"] == (4 if r["partition"] == "hot" else 0)
         assert r["settings"]["renderer"] == "mcq" and r["settings"]["context"] == 256
-        assert r["p"] is None or 0 <= r["p"] <= 1
+        assert 0 < r["p"] <= 1 and r["p"] == pytest.approx(10 ** r["log10_p"], rel=1e-6), r  # what the report reads
     ordering = [r for r in rows if r["detector"] == "ordering"]
     assert all(r["settings"]["shards"] == 3 and r["log10_p"] <= 0 and "perm_p" in r for r in ordering)
     shuffle = [r for r in rows if r["detector"] == "option_shuffle"]
@@ -124,7 +125,8 @@ def test_checkpoint_that_fails_to_load_keeps_earlier_rows(run):
 
 @pytest.mark.parametrize("extra,match", [
     (["audit.renderer=cloze"], "renderer 'cloze' differs from the manifest's 'mcq'"),
-    (["audit.ordering.shards=10"], "bench/hot has 9 items, fewer than audit.ordering.shards=10"),
+    (["audit.ordering.shards=10"], "bench/hot has 9 items: audit.ordering.shards=10 leaves fewer than 2 items per shard; "
+                                   "set audit.ordering.shards <= 4"),
     (["audit.ordering.test=permutation", "audit.ordering.min_p=0.001"], "permutations=4 cannot give p below 0.2"),
     (["audit.checkpoints=[5]"], "no checkpoint at step 5; have: 0, 10"),
     (["audit.detectors=[ordering,no_such_detector]"], "unknown detector 'no_such_detector'"),
@@ -251,10 +253,10 @@ def test_wandb_offline_run_is_written(run):
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
-MMLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"
 
 
-@pytest.mark.skipif(not MMLU.exists(), reason="no local MMLU copy")
+@shared_data(MMLU)
 def test_public_model_on_local_mmlu(tmp_path, template):
     out = tmp_path / "out"
     model_dir = template / "checkpoints" / "step_0" / "hf"

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SHARED_DATA, require_shared, shared_data
 from inject.benchmarks import load_benchmark
 from inject.errors import SpikeinError
 from inject.items import LETTERS
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO.parent / "shared" / "data" / "benchmarks"
-needs_data = pytest.mark.skipif(not BENCH.is_dir(), reason="shared benchmark data missing")
+BENCH = SHARED_DATA / "benchmarks"
+needs_data = shared_data(BENCH)
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -27,8 +29,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 @pytest.fixture(scope="module")
 def mmlu():
-    if not BENCH.is_dir():
-        pytest.skip("shared benchmark data missing")
+    require_shared(BENCH)
     return load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(BENCH / "mmlu" / "test")})
 
 
@@ -147,9 +148,9 @@ def test_generic_config_mistakes(tmp_path):
         load_benchmark("m", {**base, "fields": {**good, "answr": "gold"}})
     with pytest.raises(SpikeinError, match="exactly one of 'choices'"):
         load_benchmark("m", {**base, "fields": {**good, "options": ["a"]}})
-    with pytest.raises(SpikeinError, match="answer_type 'number'.*index, letter, text"):
+    with pytest.raises(SpikeinError, match="answer_type 'number'.*index, index1, letter, text, label, true_key"):
         load_benchmark("m", {**base, "fields": {**good, "answer_type": "number"}})
-    with pytest.raises(SpikeinError, match="unknown format 'xml'.*jsonl, csv, parquet"):
+    with pytest.raises(SpikeinError, match="unknown format 'xml'.*jsonl, json, csv, parquet"):
         load_benchmark("m", {**base, "format": "xml", "fields": good})
     with pytest.raises(SpikeinError, match=r"b\.jsonl:1: missing field 'question_text'"):
         load_benchmark("m", {**base, "fields": {**good, "question": "question_text"}})
@@ -207,7 +208,9 @@ MMLU_OK = '"Which, of these?",a,b,"c\nc",d,A\n'
     ("Q?,a,b,c,d,E", "answer 'E' out of range for 4 choices"),
     ("Q?,a,b,c,d,", "missing answer"),
     ("Q?,a,,c,d,B", "empty choice"),
-    ("Q?,a,B", "fewer than 2 choices (1)"),
+    ("Q?,a,B", "expected 6 fields, got 3"),
+    ("Q?,a,b,c,B", "expected 6 fields, got 5"),  # one option missing: was a 3-option item
+    ("Q?,a,b,c,d,B,", "expected 6 fields, got 7"),  # trailing comma: was "missing answer"
     (",a,b,c,d,B", "missing question"),
 ])
 def test_mmlu_bad_row_names_file_and_line(tmp_path, bad_line, reason):

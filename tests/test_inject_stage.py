@@ -1,4 +1,5 @@
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,14 +52,17 @@ def test_item_text_occurs_count_times_and_controls_never(built):
             assert text.count(render(it)) == part.count, (part.name, it.id)
 
 
-def test_partitions_are_disjoint_and_canonical(built):
+def test_partitions_are_disjoint_and_in_injected_order(built):
     _, run = built
     m = load_manifest(run)
+    assert m.benchmarks[0].item_order == "shuffled" and m.benchmarks[0].option_order == "canonical"
     ids = [[it.id for it in load_partition(run, p)] for p in m.partitions]
     flat = [i for p in ids for i in p]
     assert len(flat) == len(set(flat)) == 8 * 3
-    for p in ids:  # canonical = published order (q0, q1, ...)
-        assert p == sorted(p, key=lambda s: int(s[1:]))
+    for part, p in zip(m.partitions, ids):  # file order = injected order, a seeded shuffle
+        rows = [json.loads(x) for x in (run / "data" / part.file).read_text().splitlines()]
+        assert [r["index"] for r in rows] == part.item_indices == [int(i[1:]) for i in p]  # id q<k>: line k
+        assert p != sorted(p, key=lambda s: int(s[1:]))  # controls too
     assert [p.count for p in m.partitions] == [0, 1, 3]
 
 
@@ -123,7 +127,8 @@ def test_scattered_mode_places_each_item_count_times(tmp_path):
         assert len(copies) == part.count * part.n_items
         assert sorted({c.item for c in copies}) == (list(range(part.n_items)) if part.count else [])
     longest_doc = 600  # characters; a token is at least one
-    assert all(c.start >= 0.5 * m.n_tokens - longest_doc for c in m.copies)
+    assert m.epoch_tokens == m.n_tokens // 4096 * 4096 < m.n_tokens  # cpu_tiny: 16 x 256 tokens per step
+    assert all(0.5 * m.epoch_tokens - longest_doc <= c.start and c.end < m.epoch_tokens for c in m.copies)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -135,15 +140,14 @@ def test_scattered_mode_places_each_item_count_times(tmp_path):
     ("data.paths=[/nonexistent/corpus]", "/nonexistent/corpus"),
 ])
 def test_impossible_plans_fail_cleanly(tmp_path, override, message):
-    cfg = inject_config(tmp_path, override)
-    with pytest.raises(SpikeinError, match=message):
-        run_inject(cfg)
-    assert not Path(cfg.run_dir).exists()  # nothing half-written
+    with pytest.raises(SpikeinError, match=message):  # at compose (value checks) or in the stage
+        run_inject(inject_config(tmp_path, override))
+    assert not (tmp_path / "run").exists()  # nothing half-written
 
 
 def test_empty_corpus_fails(tmp_path):
     cfg = inject_config(tmp_path, corpus_docs=0)
-    with pytest.raises(SpikeinError):
+    with pytest.raises(SpikeinError, match="the corpus is empty"):
         run_inject(cfg)
     assert not Path(cfg.run_dir).exists()
 
@@ -157,3 +161,70 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path):
         assert r.returncode == 2, r.stderr
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+@pytest.fixture(scope="module")
+def built_options(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("options")
+    cfg = inject_config(tmp, "inject.option_order=shuffled")
+    run_inject(cfg)  # verifies every copy against the partition files
+    return cfg, Path(cfg.run_dir)
+
+
+def test_shuffled_options_stored_as_injected_and_scored_as_injected(built_options):
+    from audit.sequences import answer_group
+    from inject.render import encode_text, render_mcq
+
+    cfg, run = built_options
+    m = load_manifest(run)
+    tok = load_run_tokenizer(run, m)
+    stream = open_stream(run, m)
+    published = [json.loads(x) for x in Path(cfg.benchmarks.toy.path).read_text().splitlines()]
+    moved = 0
+    for part in m.partitions:
+        rows = [json.loads(x) for x in (run / "data" / part.file).read_text().splitlines()]
+        items = load_partition(run, part)
+        for row, it in zip(rows, items):
+            src = published[row["index"]]
+            assert row["choices"] == [src["opts"][k] for k in row["option_order"]]
+            assert it.choices[it.answer] == src["opts"][src["gold"]] and row["original_answer"] == src["gold"]
+            moved += it.answer != src["gold"]
+            group = answer_group(tok, it, "letter", m.bos_id)  # the audit's prompt, correct answer
+            assert group.prefix + group.continuations[it.answer] == [m.bos_id] * (m.bos_id is not None) + \
+                encode_text(tok, render_mcq(it))
+        for c in m.copies_of(part.benchmark, part.name):
+            assert tok.decode(stream[c.start:c.end].tolist()) == m.separator.join(render_mcq(it) for it in items)
+    assert moved > 8
+
+
+def test_partition_files_round_trip_the_plan(built_options):
+    from inject.stage import plan_benchmarks
+
+    cfg, run = built_options
+    m = load_manifest(run)
+    assert verify_run_data(run)["copies"] == len(m.copies) == 4  # the stream holds the files' items, as injected
+    [(_, parts)] = plan_benchmarks(cfg)
+    for planned, part in zip(parts, m.partitions):
+        assert load_partition(run, part) == list(planned.items)
+        assert part.item_indices == list(planned.indices)
+
+
+@pytest.mark.parametrize("key, value", [("inject.item_order", "canonical"), ("inject.option_order", "shuffled"),
+                                        ("train.global_batch", 8)])
+def test_orders_and_batch_change_the_data(built, key, value):
+    from omegaconf import OmegaConf
+
+    cfg, _ = built
+    group, name = key.split(".")
+    with pytest.raises(SpikeinError, match=key):
+        run_inject(OmegaConf.merge(cfg, {group: {name: value}}))
+
+
+def test_copies_past_max_steps_are_refused_or_with_a_flag_warned_about(tmp_path, capsys):
+    cfg = inject_config(tmp_path, "train.max_steps=1")  # 4,096 of ~15,000 tokens trained on
+    with pytest.raises(SpikeinError, match=r"copies lie past the 4,096 tokens.*allow_untrained_copies") as e:
+        run_inject(cfg)
+    assert "\n" not in str(e.value) and not Path(cfg.run_dir).exists()
+    run_inject(inject_config(tmp_path, "train.max_steps=1", "inject.allow_untrained_copies=true"))
+    assert "inject: warning:" in capsys.readouterr().out
+    assert run_inject(inject_config(tmp_path / "fits", "train.max_steps=1", "inject.window=[0.0,0.3]")) == 0

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, shared_data
 from launch.results import audit_rows, checkpoint_index
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 GUTENBERG = SHARED / "corpus" / "gutenberg"
 ARC = SHARED / "benchmarks" / "arc_challenge" / "ARC-Challenge-Test.jsonl"
-needs_shared = pytest.mark.skipif(not ARC.exists(), reason="../shared/data not present")
+needs_shared = shared_data(ARC)
 
 
 def tiny_run(run_dir: Path, *extra: str) -> list[str]:
@@ -27,7 +28,9 @@ def tiny_run(run_dir: Path, *extra: str) -> list[str]:
         "train.seq_len=64", "train.global_batch=8", "train.micro_batch=8", "train.max_steps=200",
         "train.checkpoint_every=50", "train.warmup_steps=10", "train.lr=3e-3",
         "audit.ordering.shards=4", "audit.ordering.permutations=10", "audit.checkpoints=last",
-        "audit.option_shuffle.isolation_forest=false", *extra,
+        "audit.option_shuffle.isolation_forest=false",
+        "inject.window=[0.0,0.5]",  # 200 steps train on ~58% of the stream: every copy inside
+        *extra,
     ]
 
 
@@ -52,7 +55,8 @@ def test_real_text_pipeline_kill_and_rerun_equals_uninterrupted(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     r = spikein("run", *tiny_run(straight))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (straight / "report" / "report.md").exists()
+    md = (straight / "report" / "report.md").read_text()
+    assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md
 
     env = {**os.environ, "WANDB_MODE": "disabled"}
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", *tiny_run(killed)], env=env,
@@ -85,7 +89,7 @@ def test_two_process_pipeline_zero2(tmp_path):
     run_dir = tmp_path / "ddp"
     r = spikein("run", *tiny_run(run_dir, "launcher=torchrun", "launcher.nproc_per_node=2",
                                  "deepspeed=zero2_cpu", "train.micro_batch=4", "train.max_steps=40",
-                                 "train.checkpoint_every=20"))
+                                 "train.checkpoint_every=20", "inject.allow_untrained_copies=true"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert [c["step"] for c in checkpoint_index(run_dir)["checkpoints"]][-1] == 40
     rows = audit_rows(run_dir)
@@ -98,7 +102,7 @@ def test_two_process_pipeline_zero2(tmp_path):
 def test_multirun_sweep_with_aggregate_report(tmp_path):
     sweep = tmp_path / "sweep"
     args = [a for a in tiny_run(tmp_path / "unused", "train.max_steps=20", "train.checkpoint_every=20",
-                                "audit.detectors=[option_shuffle,accuracy]")
+                                "audit.detectors=[option_shuffle,accuracy]", "inject.allow_untrained_copies=true")
             if not a.startswith(("run_dir=", "inject.counts="))]
     r = spikein("run", "-m", *args, "inject.counts=[0,4],[0,8]", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -112,10 +116,11 @@ def test_multirun_sweep_with_aggregate_report(tmp_path):
 @needs_shared
 def test_audit_each_checkpoint_while_training(tmp_path):
     run_dir = tmp_path / "watch"
-    r = spikein("run", *tiny_run(run_dir, "audit.when=each_checkpoint", "audit.poll_s=0.5", "audit.checkpoints=all",
+    r = spikein("run", *tiny_run(run_dir, "audit.watch=true", "audit.poll_s=0.5", "audit.checkpoints=all",
                                  "train.max_steps=60", "train.checkpoint_every=20",
-                                 "audit.detectors=[option_shuffle,accuracy]"))
+                                 "audit.detectors=[option_shuffle,accuracy]", "inject.allow_untrained_copies=true"))
     assert r.returncode == 0, r.stderr[-2000:]
     steps = {row["step"] for row in audit_rows(run_dir)}
     assert steps == {c["step"] for c in checkpoint_index(run_dir)["checkpoints"]} == {0, 20, 40, 60}
-    assert (run_dir / "report" / "report.md").exists()
+    md = (run_dir / "report" / "report.md").read_text()  # the report covers the watched audit's rows
+    assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md

@@ -14,6 +14,7 @@ from train_fixtures import ds_state_dict, make_run, make_tokenizer, read_jsonl, 
 
 from launch.config import compose
 from train.checkpoint import read_index
+from inject.stage import run_inject
 from train.stage import run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,3 +157,83 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_identical_weights(tmp_path
     assert weights_hash(final) == weights_hash(uninterrupted / "checkpoints" / "step_30" / "hf")
     losses = [(r["step"], r["loss"]) for r in read_jsonl(run / "train" / "metrics.jsonl")]
     assert losses == [(r["step"], r["loss"]) for r in read_jsonl(uninterrupted / "train" / "metrics.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def injected(tmp_path_factory):
+    """A real inject stage (toy corpus and benchmark, copies late in the stream), sized for
+    the train geometry of ``train_overrides``: 4 x 32 tokens per step."""
+    from tests.inject_fixtures import inject_config
+
+    tmp = tmp_path_factory.mktemp("epochs")
+    cfg = inject_config(tmp, *train_overrides(tmp / "run", "train.checkpoint_every=1000", "train.log_every=10"),
+                        "inject.window=[0.9,1.0]", corpus_docs=40)
+    run_inject(cfg)
+    return cfg
+
+
+def _final_exposures(run: Path) -> tuple[dict, dict]:
+    from inject.manifest import load_manifest
+
+    entry = read_index(run)["checkpoints"][-1]
+    return entry, load_manifest(run).copies_seen(entry["tokens_seen"])
+
+
+@pytest.mark.slow
+def test_one_epoch_run_trains_on_every_copy(injected):
+    run = Path(injected.run_dir)
+    assert run_train(injected) == 0
+    from inject.manifest import load_manifest
+
+    m = load_manifest(run)
+    assert m.tokens_per_step == TPS and m.n_tokens % TPS  # a partial last batch, dropped by training
+    entry, seen = _final_exposures(run)
+    assert entry["step"] == m.n_tokens // TPS and max(c.end for c in m.copies) > 0.9 * m.epoch_tokens
+    for p in m.partitions:  # the final checkpoint has seen every copy
+        assert seen[(p.benchmark, p.name)] == p.count, p.name
+        assert entry["copies_seen_by_epoch"][f"toy/{p.name}"] == [p.count]
+        last = entry["last_exposure_step"][f"toy/{p.name}"]
+        want = max((-(-c.end // TPS) for c in m.copies_of("toy", p.name)), default=None)
+        assert last == want and (last is None) == (p.count == 0)
+    row = read_jsonl(run / "train" / "metrics.jsonl")[-1]
+    assert row["copies_seen"] == {f"toy/{p.name}": p.count for p in m.partitions}
+
+
+def test_more_epochs_count_exposures_per_epoch(tmp_path):
+    run = tmp_path / "run"
+    make_run(run, n_tokens=600, copies=[("p2", 100, 140), ("p2", 500, 540)])
+    # 12 steps = 1,536 tokens = 2.56 epochs: both copies twice, then the first once more
+    assert run_train(compose(train_overrides(run, "train.max_steps=12", "train.checkpoint_every=1000"))) == 0
+    entry, seen = _final_exposures(run)
+    row = read_jsonl(run / "train" / "metrics.jsonl")[-1]
+    assert seen[("synth", "p2")] == row["copies_seen"]["synth/p2"] == 5
+    assert entry["copies_seen_by_epoch"]["synth/p2"] == row["copies_seen_by_epoch"]["synth/p2"] == [2, 2, 1]
+    assert row["copies_seen_by_epoch"]["synth/p0"] == [0, 0, 0]
+    assert row["last_exposure_step"]["synth/p2"] == -(-(2 * 600 + 140) // TPS) == 11  # epoch 3's first copy
+    assert row["last_exposure_step"]["synth/p0"] is None
+
+
+@pytest.mark.slow
+def test_explicit_checkpoint_steps_and_exact_resume_from_one(tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    make_run(run, n_tokens=4096, copies=COPIES)
+    args = ("train.max_steps=12", "train.checkpoint_every=100", "train.checkpoint_steps=[1,2,4,8]", "train.keep_last=10")
+    assert run_train(compose(train_overrides(run, *args))) == 0
+    index = read_index(run)
+    assert [c["step"] for c in index["checkpoints"]] == [0, 1, 2, 4, 8, 12]
+    assert [c["last_exposure_step"]["synth/p4"] for c in index["checkpoints"]] == [None, None, None, 3, 8, 8]
+    # as if killed after step_4: the later checkpoints never written
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    index["checkpoints"] = [c for c in index["checkpoints"] if c["step"] <= 4]
+    (again / "checkpoints" / "index.json").write_text(json.dumps({**index, "finished": False}))
+    for step in (8, 12):
+        shutil.rmtree(again / "checkpoints" / f"step_{step}")
+    assert run_train(compose(train_overrides(again, *args))) == 0
+    assert "resuming from step 4" in (again / "train" / "logs" / "rank0.log").read_text()
+    assert weights_hash(again / "checkpoints" / "step_12" / "hf") == weights_hash(run / "checkpoints" / "step_12" / "hf")
+    losses = [(r["step"], r["loss"]) for r in read_jsonl(again / "train" / "metrics.jsonl")]
+    assert losses == [(r["step"], r["loss"]) for r in read_jsonl(run / "train" / "metrics.jsonl")]

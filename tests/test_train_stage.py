@@ -70,6 +70,25 @@ def test_bad_model_and_sizes(run):
         run, "train.micro_batch=4", "train.global_batch=6")
 
 
+def test_checkpoint_steps_join_checkpoint_every_and_must_lie_inside_the_run(run):
+    settings, _ = plan_training(cfg(run, "train.max_steps=20", "train.checkpoint_every=8",
+                                    "train.checkpoint_steps=[1,4,16,2]"))
+    assert settings.checkpoint_steps() == [1, 2, 4, 8, 16, 20]
+    assert "train.checkpoint_steps [32] lie outside the run's steps 1..20" in _error(
+        run, "train.max_steps=20", "train.checkpoint_steps=[4,32]")
+    assert "train.checkpoint_steps=4: expected a list" in _error(run, "train.checkpoint_steps=4")
+
+
+def test_copies_past_the_last_step_are_refused_or_with_a_flag_warned_about(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    make_run(run_dir, n_tokens=2048, copies=[("p1", 100, 120), ("p1", 1500, 1520)])
+    msg = _error(run_dir, "train.max_steps=4")  # 512 tokens: the second copy is never reached
+    assert "1 of 2 copies lie past the 512 tokens training consumes" in msg and "allow_untrained_copies" in msg
+    plan_training(cfg(run_dir, "train.max_steps=4", "inject.allow_untrained_copies=true"))
+    assert "train: warning: 1 of 2 copies" in capsys.readouterr().out
+    plan_training(cfg(run_dir, "train.max_steps=12"))
+
+
 def test_pretrained_model_with_another_tokenizer_is_refused(tmp_path, run):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -103,8 +122,15 @@ def test_checkpoints_of_another_config_are_refused_unless_overwrite(tmp_path, ca
 
 
 def test_tiny_configs_compose():
-    for extra in (["model=tiny_gpt2"], ["model=llama_160m", "train=gpu", "deepspeed=zero2_gpu"],
-                  ["model=pythia-160m"], ["launcher=torchrun"], ["launcher=slurm"], ["deepspeed=zero3_gpu"]):
-        c = compose(extra)
-        assert c.train.seq_len > 0
+    expected = {  # model, seq_len, launcher, ZeRO stage: each option's own values arrive
+        ("model=tiny_gpt2",): ("tiny_gpt2", 256, "local", 0),
+        ("model=llama_160m", "train=gpu", "deepspeed=zero2_gpu"): ("llama_160m", 2048, "local", 2),
+        ("model=pythia-160m",): ("pythia-160m", 256, "local", 0),
+        ("launcher=torchrun",): ("tiny_llama", 256, "torchrun", 0),
+        ("launcher=slurm",): ("tiny_llama", 256, "srun", 0),
+        ("deepspeed=zero3_gpu",): ("tiny_llama", 256, "local", 3),
+    }
+    for extra, want in expected.items():
+        c = compose(list(extra))
+        assert (c.model.name, c.train.seq_len, c.launcher.kind, c.deepspeed.zero_stage) == want, extra
     assert compose(["model=qwen2.5-0.5b"]).model.pretrained == "Qwen/Qwen2.5-0.5B"

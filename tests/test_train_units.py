@@ -1,6 +1,7 @@
 """Train-stage pieces without DeepSpeed: budget, schedule, loader, DS JSON, checkpoints index, launcher."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from inject.errors import SpikeinError
+from launch.schema import DeepSpeedConfig, TrainConfig
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
@@ -26,7 +28,7 @@ def budget(**over):
     kw = dict(stream_tokens=32 * 8 * 10, n_params=10**6, world_size=2, from_scratch=True)
     train = {**TRAIN, **{k: v for k, v in over.items() if k not in kw}}
     kw.update({k: v for k, v in over.items() if k in kw})
-    return resolve_budget(train, **kw)
+    return resolve_budget(TrainConfig(**train), **kw)
 
 
 def test_step_law_formulas():
@@ -103,8 +105,8 @@ def test_loader_wraps_into_the_next_epoch_and_checks_the_vocabulary():
 def _settings(tmp_path, **ds) -> TrainSettings:
     return TrainSettings(
         run_dir=str(tmp_path), experiment_name="t", seed=1, model={"name": "m", "config": {}},
-        train={"precision": "fp32", "grad_clip": 1.0, "weight_decay": 0.1, "betas": [0.9, 0.95]},
-        deepspeed={"zero_stage": 2, "torch_adam": True, "backend": "gloo", "user_json": None, **ds},
+        train=TrainConfig(precision="fp32", grad_clip=1.0, weight_decay=0.1, betas=[0.9, 0.95], seed=1),
+        deepspeed=DeepSpeedConfig(**{"zero_stage": 2, "torch_adam": True, "backend": "gloo", "user_json": None, **ds}),
         logger={}, seq_len=32, global_batch=8, micro_batch=2, world_size=2, max_steps=10, lr=1e-3,
         warmup_steps=0, n_params=100, data_hash="d")
 
@@ -129,7 +131,7 @@ def test_ds_config_generated_and_user_json(tmp_path):
 def test_trajectory_hash_ignores_logging_but_not_learning_rate(tmp_path):
     a = _settings(tmp_path)
     b = _settings(tmp_path)
-    b.train = {**b.train, "log_every": 1, "checkpoint_every": 3, "keep_last": 5}
+    b.train = dataclasses.replace(b.train, log_every=1, checkpoint_every=3, keep_last=5, checkpoint_steps=[1, 4])
     assert a.trajectory_hash() == b.trajectory_hash()
     b.lr = 2e-3
     assert a.trajectory_hash() != b.trajectory_hash()

@@ -109,8 +109,12 @@ def _save_module(module, out_dir: Path, tokenizer_dir: Path) -> None:
 
 def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str, Any] | None,
                     tokenizer_dir: Path, tokens_seen: int, epochs: float, keep_last: int,
-                    keep_hf: str, rank: int) -> None:
-    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only."""
+                    keep_hf: str, rank: int, exposure: dict[str, Any] | None = None) -> None:
+    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only.
+
+    ``exposure`` (copies seen per epoch, step of the last exposure, per partition) goes
+    into the index entry, so the audit and report read it beside the checkpoint.
+    """
     import torch.distributed as dist
 
     root = checkpoints_dir(run_dir)
@@ -129,7 +133,8 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
         tmp.rename(final)
         fsync_dir(root)
         entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
-                 "hf": f"step_{step}/hf", "ds": f"step_{step}/ds" if client_state is not None else None}
+                 "hf": f"step_{step}/hf", "ds": f"step_{step}/ds" if client_state is not None else None,
+                 **(exposure or {})}
         _publish(run_dir, entry, keep_last, keep_hf)
     dist.barrier()
 

@@ -17,27 +17,23 @@ BATCH_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_ac
 
 def generated_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
     t, ds = s.train, s.deepspeed
-    precision = str(t.get("precision", "fp32"))
-    if precision not in ("fp32", "bf16"):
-        raise SpikeinError(f"train.precision must be fp32 or bf16, got '{precision}'")
-    params: dict[str, Any] = {"lr": s.lr, "betas": list(t.get("betas", [0.9, 0.95])),
-                              "eps": float(t.get("eps", 1e-8)), "weight_decay": float(t.get("weight_decay", 0.0)),
-                              "torch_adam": bool(ds.get("torch_adam", True))}
-    if ds.get("fused"):
+    params: dict[str, Any] = {"lr": s.lr, "betas": list(t.betas), "eps": float(t.eps),
+                              "weight_decay": float(t.weight_decay), "torch_adam": bool(ds.torch_adam)}
+    if ds.fused:
         params["fused"] = True  # torch's fused AdamW kernel (GPU), no DeepSpeed op build
     config = {
         "train_batch_size": s.global_batch,
         "train_micro_batch_size_per_gpu": s.micro_batch,
         "gradient_accumulation_steps": s.global_batch // (s.micro_batch * world_size),
-        "gradient_clipping": float(t.get("grad_clip") or 0.0),
+        "gradient_clipping": float(t.grad_clip),
         "optimizer": {"type": "AdamW", "params": params},
-        "zero_optimization": {"stage": int(ds.get("zero_stage", 0))},
-        "bf16": {"enabled": precision == "bf16"},
+        "zero_optimization": {"stage": int(ds.zero_stage)},
+        "bf16": {"enabled": t.precision == "bf16"},  # precision is checked in the parent (launch/validate.py)
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 1 << 30,  # we log ourselves; DeepSpeed's own lines stay out
         "wall_clock_breakdown": False,
     }
-    return deep_merge(config, dict(ds.get("extra") or {}))
+    return deep_merge(config, dict(ds.extra))
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def build_ds_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
     generated = generated_config(s, world_size)
-    user_json = s.deepspeed.get("user_json")
+    user_json = s.deepspeed.user_json
     if not user_json:
         return generated
     user = _read_user_json(Path(str(user_json)))

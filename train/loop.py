@@ -12,7 +12,7 @@ import torch.distributed as dist
 from inject.manifest import Manifest
 from train import checkpoint as ckpt
 from train.data import StreamBatches
-from train.metrics import MetricsLogger
+from train.metrics import MetricsLogger, exposures
 from train.settings import TrainSettings
 
 log = logging.getLogger("spikein")
@@ -50,8 +50,9 @@ def save(ctx: LoopContext, step: int, with_state: bool = True) -> None:
                   "rng": ckpt.gather_rng_states()}
     ckpt.save_checkpoint(ctx.engine, Path(s.run_dir), step, client_state=client,
                          tokenizer_dir=ctx.tokenizer_dir, tokens_seen=tokens,
-                         epochs=tokens / ctx.manifest.n_tokens, keep_last=int(s.train.get("keep_last", 2)),
-                         keep_hf=str(s.train.get("keep_hf", "all")), rank=ctx.rank)
+                         epochs=tokens / ctx.manifest.n_tokens, keep_last=s.train.keep_last,
+                         keep_hf=s.train.keep_hf, rank=ctx.rank,
+                         exposure=exposures(ctx.manifest, tokens, s.tokens_per_step))
     log.info("checkpoint step_%d (%s tokens, %s)", step, f"{tokens:,}", "state + hf" if with_state else "hf")
 
 
@@ -77,8 +78,8 @@ def run_loop(ctx: LoopContext, start_step: int) -> None:
     from tqdm import tqdm
 
     s, engine = ctx.settings, ctx.engine
-    log_every = max(1, int(s.train.get("log_every", 10)))
-    ckpt_every = max(1, int(s.train.get("checkpoint_every", s.max_steps)))
+    log_every = s.train.log_every  # >= 1 (launch/validate.py)
+    checkpoints = set(s.checkpoint_steps())
     loss_sum = torch.zeros((), device=engine.device)
     bar = tqdm(total=s.max_steps, initial=start_step, disable=ctx.rank != 0, unit="step", desc="train",
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -102,7 +103,7 @@ def run_loop(ctx: LoopContext, start_step: int) -> None:
             bar.set_postfix(loss=f"{mean:.4f}", tok_s=f"{row['tokens_per_s']:,.0f}")
             loss_sum.zero_()
             steps_in_interval = 0
-        if done % ckpt_every == 0 or done == s.max_steps:
+        if done in checkpoints:
             save(ctx, done)
             ctx.metrics.start_interval(done)  # checkpoint time is not training time
     bar.close()

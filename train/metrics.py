@@ -39,9 +39,21 @@ def copies_seen(manifest: Manifest, tokens_seen: int) -> dict[str, int]:
     return {f"{b}/{p}": n for (b, p), n in manifest.copies_seen(tokens_seen).items()}
 
 
+def exposures(manifest: Manifest, tokens_seen: int, tokens_per_step: int) -> dict[str, Any]:
+    """Per partition (``bench/part``): copies seen in each epoch so far, and the step that
+    finished the latest one (None before any): steps since exposure = step - it."""
+    by_epoch = manifest.copies_seen_by_epoch(tokens_seen)
+    last = manifest.last_exposure_step(tokens_seen, tokens_per_step)
+    return {"copies_seen_by_epoch": {f"{b}/{p}": n for (b, p), n in by_epoch.items()},
+            "last_exposure_step": {f"{b}/{p}": n for (b, p), n in last.items()}}
+
+
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float, world_size: int) -> float:
     """Model FLOPs utilisation: achieved training FLOP/s over the devices' peak."""
     return tokens_per_s * flops_per_token / (peak_flops * world_size) if peak_flops > 0 else 0.0
+
+
+NOT_LOGGED = ("copies_seen", "copies_seen_by_epoch", "last_exposure_step", "step", "time")  # not W&B scalars
 
 
 class MetricsLogger:
@@ -72,13 +84,14 @@ class MetricsLogger:
         return {"step": step, "tokens_seen": tokens, "epoch": tokens / self.manifest.n_tokens,
                 "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
                 "mfu": mfu(tps, self.flops_per_token, self.peak_flops, self.world_size),
-                "copies_seen": copies_seen(self.manifest, tokens), "time": time.time()}
+                "copies_seen": copies_seen(self.manifest, tokens),
+                **exposures(self.manifest, tokens, self.tokens_per_step), "time": time.time()}
 
     def write(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         append_jsonl(metrics_path(self.run_dir), dict(row))
         if self.wandb_run is not None:
-            flat = {f"train/{k}": v for k, v in row.items() if k not in ("copies_seen", "step", "time")}
+            flat = {f"train/{k}": v for k, v in row.items() if k not in NOT_LOGGED}
             flat.update({f"copies_seen/{k}": v for k, v in row["copies_seen"].items()})
             self.wandb_run.log(flat, step=int(row["step"]))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from inject.errors import SpikeinError
+from launch.schema import TrainConfig
 
 
 def step_law_lr(n_params: int, n_tokens: int) -> float:
@@ -44,10 +45,10 @@ def _is_auto(v: Any) -> bool:
     return isinstance(v, str) and v.strip().lower() == "auto"
 
 
-def resolve_budget(train: Mapping[str, Any], *, stream_tokens: int, n_params: int,
+def resolve_budget(train: TrainConfig, *, stream_tokens: int, n_params: int,
                    world_size: int, from_scratch: bool) -> Budget:
     """Global batch, optimizer steps and peak lr from ``cfg.train`` (Step Law where asked)."""
-    seq_len, micro = int(train["seq_len"]), int(train["micro_batch"])
+    seq_len, micro = int(train.seq_len), int(train.micro_batch)
     unit = micro * world_size
     law: dict[str, float] = {}
     tokens = _planned_tokens(train, stream_tokens)  # None: depends on the batch
@@ -57,7 +58,7 @@ def resolve_budget(train: Mapping[str, Any], *, stream_tokens: int, n_params: in
             f"train.global_batch={batch} is not a multiple of micro_batch x world size "
             f"({micro} x {world_size} = {unit})")
     steps = _max_steps(train, stream_tokens, batch * seq_len)
-    lr = train["lr"]
+    lr = train.lr
     if _is_auto(lr):
         if not from_scratch:
             raise SpikeinError("train.lr=auto (Step Law) is for from-scratch runs; set train.lr "
@@ -69,23 +70,23 @@ def resolve_budget(train: Mapping[str, Any], *, stream_tokens: int, n_params: in
         law.update(N=float(n_params), lr=float(lr))
     if float(lr) <= 0:
         raise SpikeinError(f"train.lr must be positive, got {lr}")
-    warmup = min(int(train.get("warmup_steps") or 0), steps)
+    warmup = min(int(train.warmup_steps), steps)
     return Budget(batch, steps, float(lr), warmup, law or None)
 
 
-def _planned_tokens(train: Mapping[str, Any], stream_tokens: int) -> int | None:
-    if train.get("max_steps") is not None:
+def _planned_tokens(train: TrainConfig, stream_tokens: int) -> int | None:
+    if train.max_steps is not None:
         return None
-    if train.get("max_tokens") is not None:
-        return int(train["max_tokens"])
+    if train.max_tokens is not None:
+        return int(train.max_tokens)
     return stream_tokens
 
 
-def _global_batch(train: Mapping[str, Any], seq_len: int, unit: int,
+def _global_batch(train: TrainConfig, seq_len: int, unit: int,
                   tokens: int | None, law: dict[str, float]) -> int:
-    bt = train.get("batch_tokens")
+    bt = train.batch_tokens
     if bt is None:
-        return int(train["global_batch"])
+        return int(train.global_batch)
     if _is_auto(bt):
         if tokens is None:
             raise SpikeinError("train.batch_tokens=auto needs the budget in tokens: set "
@@ -96,11 +97,11 @@ def _global_batch(train: Mapping[str, Any], seq_len: int, unit: int,
     return max(unit, round(float(bt) / seq_len / unit) * unit)
 
 
-def _max_steps(train: Mapping[str, Any], stream_tokens: int, tokens_per_step: int) -> int:
-    if train.get("max_steps") is not None:
-        steps = int(train["max_steps"])
-    elif train.get("max_tokens") is not None:
-        steps = math.ceil(int(train["max_tokens"]) / tokens_per_step)
+def _max_steps(train: TrainConfig, stream_tokens: int, tokens_per_step: int) -> int:
+    if train.max_steps is not None:
+        steps = int(train.max_steps)
+    elif train.max_tokens is not None:
+        steps = math.ceil(int(train.max_tokens) / tokens_per_step)
     else:  # one pass; the tail shorter than a batch is not trained on
         steps = stream_tokens // tokens_per_step
         if steps == 0:

@@ -1,7 +1,8 @@
 """The worker's resolved settings: written once by the stage, read by every rank.
 
 Workers never parse Hydra arguments; every rank reads ``<run_dir>/train/settings.json``,
-so all ranks (on every node) train with identical settings.
+so all ranks (on every node) train with identical settings, typed by the schema's
+dataclasses (a key misspelt in code is an AttributeError, not a silent default).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from inject.atomic import write_json
 from inject.errors import SpikeinError
+from launch.schema import DeepSpeedConfig, TrainConfig
 
 
 @dataclass
@@ -21,8 +23,8 @@ class TrainSettings:
     experiment_name: str
     seed: int
     model: dict[str, Any]  # cfg.model, resolved
-    train: dict[str, Any]  # cfg.train, resolved (raw: lr / batch_tokens may say "auto")
-    deepspeed: dict[str, Any]  # cfg.deepspeed, resolved
+    train: TrainConfig  # cfg.train, resolved (raw: lr / batch_tokens may say "auto")
+    deepspeed: DeepSpeedConfig  # cfg.deepspeed, resolved
     logger: dict[str, Any]
     # resolved plan
     seq_len: int
@@ -41,11 +43,16 @@ class TrainSettings:
     def tokens_per_step(self) -> int:
         return self.seq_len * self.global_batch
 
+    def checkpoint_steps(self) -> list[int]:
+        """The steps that get a checkpoint: every ``checkpoint_every``, the explicit
+        ``checkpoint_steps`` (e.g. log-spaced after exposure), and the last."""
+        return checkpoint_schedule(self.train, self.max_steps)
+
     def trajectory(self) -> dict[str, Any]:
         """What decides the sequence of weights: a checkpoint is only resumed under the same."""
-        t = {k: v for k, v in self.train.items() if k not in NOT_TRAJECTORY}
-        ds = {k: v for k, v in self.deepspeed.items() if k not in ("backend",)}
-        model = {k: v for k, v in self.model.items() if k != "name"}
+        t = {k: v for k, v in asdict(self.train).items() if k not in NOT_TRAJECTORY}
+        ds = {k: v for k, v in asdict(self.deepspeed).items() if k not in ("backend",)}
+        model = {k: v for k, v in self.model.items() if k not in ("name", "n_params")}  # n_params: an estimate
         return {"model": model, "train": t, "deepspeed": ds, "seed": self.seed,
                 "seq_len": self.seq_len, "global_batch": self.global_batch,
                 "max_steps": self.max_steps, "lr": self.lr, "warmup_steps": self.warmup_steps,
@@ -57,8 +64,24 @@ class TrainSettings:
 
 
 # Settings that may change between a run and its resume without changing the weights.
-NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "keep_last", "keep_hf", "log_every",
+NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "checkpoint_steps", "keep_last", "keep_hf", "log_every",
                   "peak_flops", "save_initial", "progress"}
+
+
+def checkpoint_schedule(train: TrainConfig, max_steps: int) -> list[int]:
+    """Sorted checkpoint steps in ``[1, max_steps]`` (step 0 is ``save_initial``'s)."""
+    every = train.checkpoint_every or max_steps
+    if not isinstance(every, int) or every < 1:
+        raise SpikeinError(f"train.checkpoint_every must be a positive number of steps, got {every!r}")
+    explicit = list(train.checkpoint_steps)
+    if not isinstance(explicit, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in explicit):
+        raise SpikeinError(f"train.checkpoint_steps must be a list of step numbers, got {explicit!r}")
+    bad = [x for x in explicit if not 1 <= x <= max_steps]
+    if bad:
+        raise SpikeinError(f"train.checkpoint_steps {bad} lie outside the run's steps 1..{max_steps} "
+                           "(step 0 is train.save_initial)")
+    return sorted(set(range(every, max_steps + 1, every)) | set(explicit) | {max_steps})
 
 
 def settings_path(run_dir: str | Path) -> Path:
@@ -75,6 +98,15 @@ def load_settings(run_dir: str | Path) -> TrainSettings:
     path = settings_path(run_dir)
     if not path.exists():
         raise SpikeinError(f"no train settings at {path}: start training with `spikein train`")
-    d = json.loads(path.read_text())
-    d.pop("trajectory_hash", None)
-    return TrainSettings(**d)
+    return settings_from_json(json.loads(path.read_text()))
+
+
+def settings_from_json(d: dict[str, Any]) -> TrainSettings:
+    """What :func:`save_settings` wrote (``trajectory_hash`` aside), typed again."""
+    d = {k: v for k, v in d.items() if k != "trajectory_hash"}
+    return TrainSettings(**{**d, "train": _typed(TrainConfig, d["train"]), "deepspeed": _typed(DeepSpeedConfig, d["deepspeed"])})
+
+
+def _typed(cls, values: dict[str, Any]):
+    """Keys a later schema dropped are ignored, so an older run's settings still read (and compare)."""
+    return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

@@ -38,10 +38,10 @@ def build_engine(s, model, ds_config: dict):
     from train.schedule import lr_factor
 
     factor = functools.partial(lr_factor, warmup=s.warmup_steps, total=s.max_steps,
-                               min_ratio=float(s.train.get("min_lr_ratio", 0.1)))
+                               min_ratio=float(s.train.min_lr_ratio))
     scheduler = None if "scheduler" in ds_config else (lambda opt: LambdaLR(opt, factor))
     engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=param_groups(model, float(s.train.get("weight_decay", 0.0))),
+        model=model, model_parameters=param_groups(model, float(s.train.weight_decay)),
         config=ds_config, lr_scheduler=scheduler)
     return engine
 
@@ -51,8 +51,8 @@ def main(run_dir: Path) -> None:
     from train.settings import load_settings
 
     s = load_settings(run_dir)
-    prepare_environment(str(s.deepspeed.get("backend", "gloo")))
-    rank, world = init_distributed(str(s.deepspeed.get("backend", "gloo")))
+    prepare_environment(s.deepspeed.backend)
+    rank, world = init_distributed(s.deepspeed.backend)
     train(s, Path(run_dir), rank, world)
 
 
@@ -85,9 +85,9 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     if rank == 0:
         log.info("%s from step %d of %d on %d rank(s), %s, ZeRO-%d, %s", "resuming" if start else "starting",
                  start, s.max_steps, world, _device_type(engine), engine.zero_optimization_stage(),
-                 s.train.get("precision", "fp32"))
+                 s.train.precision)
         truncate_metrics(run_dir, start)  # rows a killed run logged past its last checkpoint are redone
-    if start == 0 and s.train.get("save_initial", True):
+    if start == 0 and s.train.save_initial:
         save(ctx, 0, with_state=False)  # the untrained weights: the audit's baseline
     run_loop(ctx, start)
     if rank == 0:
@@ -117,7 +117,7 @@ def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world
     from train.metrics import MetricsLogger
     from train.model import flops_per_token
 
-    peak = float((s.train.get("peak_flops") or {}).get(_device_type(engine), 0.0))
+    peak = float(s.train.peak_flops.get(_device_type(engine), 0.0))  # no peak known: no MFU
     wandb_run = None
     if rank == 0:
         wandb_run = init_wandb(s.logger, run_dir=str(run_dir), job_type="train", config=s.config,

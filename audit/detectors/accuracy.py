@@ -8,6 +8,7 @@ partitions; p = one-sided Fisher exact test of that difference (none without con
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,13 +21,19 @@ from inject.errors import SpikeinError
 STYLES = ("letter", "text")
 
 
+@dataclass
+class AccuracyConfig:
+    style: str = "letter"  # letter: score " A"/" B"...; text: score each choice's text
+
+
 @register
 class Accuracy(Detector):
     name = "accuracy"
+    Config = AccuracyConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.style = str(self.cfg.get("style", "letter"))
+        self.style = self.config.style
         if self.style not in STYLES:
             raise SpikeinError(f"audit.accuracy.style={self.style!r}: choose one of {', '.join(STYLES)}")
 

@@ -7,11 +7,15 @@ partition, so a killed audit resumes without rescoring; ``summarize`` is cheap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from audit.scoring import BaseScorer
 from audit.stats import TestResult
+from inject.errors import SpikeinError
 from inject.items import Item
 
 REGISTRY: dict[str, type["Detector"]] = {}
@@ -45,11 +49,21 @@ class AuditContext:
     bos_id: int | None
 
 
+@dataclass
+class Undeclared:
+    """Stands for a detector that declares no ``Config``: its section is taken as written."""
+
+
 class Detector:
     name: ClassVar[str]
+    Config: ClassVar[type] = Undeclared  # the dataclass of ``audit.<name>`` (launch/schema.py adds it)
 
     def __init__(self, cfg: Mapping[str, Any]):
-        self.cfg = dict(cfg)
+        if self.Config is Undeclared:
+            self.cfg = dict(cfg)
+            return
+        self.config = typed_settings(self.Config, cfg, f"audit.{self.name}")
+        self.cfg = asdict(self.config)
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes this detector's results (part of each row's cache key)."""
@@ -64,6 +78,19 @@ class Detector:
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """One dict per partition: ``statistic``, ``p``, ``log10_p`` and detector extras."""
         raise NotImplementedError
+
+
+def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):
+    """``cfg`` (partial; a node of the composed tree resolves against it) as a ``cls`` instance."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), plain))
+    except OmegaConfBaseException as e:
+        key = f"{where}.{e.full_key}" if getattr(e, "full_key", None) else where
+        reason = str(getattr(e, "msg", None) or e).splitlines()[0]
+        if "nterpolation" in reason:  # a ${seed} default outside the composed tree
+            reason = "not set (its default interpolates a key of the whole config)"
+        raise SpikeinError(f"{key}: {reason}") from None
 
 
 def finite(x: float | None) -> float | None:

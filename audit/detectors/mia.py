@@ -19,6 +19,7 @@ import hashlib
 import json
 import weakref
 import zlib
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -56,8 +57,20 @@ def lowest_mean(values: np.ndarray, k: float) -> float:
     return float(np.sort(values)[:n].mean()) if len(values) else float("nan")
 
 
+@dataclass
+class LowestKConfig:
+    k: float = 0.2  # fraction of the item's tokens, the lowest-scoring ones, averaged (Shi et al.: 20%)
+
+
+@dataclass
+class NoSettings:
+    """loss and zlib have nothing to set."""
+
+
 class MembershipInference(Detector):
     """One per-item score; subclasses say which (``item_score``, higher = member)."""
+
+    Config = NoSettings
 
     def score(self, ctx: AuditContext, part: PartitionData) -> dict[str, Any]:
         render = get_renderer(ctx.renderer)
@@ -118,9 +131,11 @@ class Zlib(MembershipInference):
 
 
 class _LowestK(MembershipInference):
+    Config = LowestKConfig
+
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.k = float(self.cfg.get("k", 0.2))
+        self.k = float(self.config.k)
         if not 0 < self.k <= 1:
             raise SpikeinError(f"audit.{self.name}.k={self.k}: a fraction of tokens in (0, 1]")
 

@@ -2,37 +2,51 @@
 
 Per item: log p(options block | question) for every option order (all k! for small k,
 else a seeded sample that includes the original), options relabelled A, B, ... by
-position. Reported: the paper's rates (scenario a: original order scores highest;
-scenario b: the best order is an IsolationForest outlier, per threshold delta) and a
+position. Reported: the paper's rates (scenario a: original order scores highest, a tie
+with the best counting as highest as in the paper's code; scenario b: the best order is
+an IsolationForest outlier, per threshold delta) and a
 p-value for "original orders rank higher than chance": against the benchmark's control
 partitions (Mann-Whitney U on normalised ranks; calibrated), or, with no controls,
 against uniform ranks (uncalibrated: a benchmark's canonical option order need not be
-exchangeable, e.g. sorted numbers or "all of the above" last).
+exchangeable, e.g. sorted numbers or "all of the above" last). So each row also counts
+the items whose published order is structured (inject.benchmark_checks.option_structure)
+and gives the p-value without them (``p_unstructured``).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, List, Sequence
 
 import numpy as np
+from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, register
 from audit.sequences import option_group, option_orders, rng_for
-from audit.stats import isolation_score_of_max, mann_whitney_less, midrank_of_first, uniform_rank_test
+from audit.stats import TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, uniform_rank_test
+from inject.benchmark_checks import STRUCTURES, option_structure
 
 DELTAS = (-0.2, -0.17, -0.15)
+
+
+@dataclass
+class OptionShuffleConfig:
+    max_orders: int = 24  # orders sampled (original included) when k > exhaustive_up_to
+    exhaustive_up_to: int = 5  # all k! orders for k <= this
+    seed: int = II("seed")  # the sampled orders
+    deltas: List[float] = field(default_factory=lambda: list(DELTAS))  # scenario-b IsolationForest thresholds
+    isolation_forest: bool = True  # scenario-b rates (about 0.1 s per item on CPU)
 
 
 @register
 class OptionShuffle(Detector):
     name = "option_shuffle"
+    Config = OptionShuffleConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.max_orders = int(self.cfg.get("max_orders", 24))
-        self.exhaustive_up_to = int(self.cfg.get("exhaustive_up_to", 5))
-        self.seed = int(self.cfg.get("seed", 0))
-        self.deltas = [float(d) for d in self.cfg.get("deltas", DELTAS)]
-        self.isolation_forest = bool(self.cfg.get("isolation_forest", True))
+        c = self.config
+        self.max_orders, self.exhaustive_up_to, self.seed = c.max_orders, c.exhaustive_up_to, c.seed
+        self.deltas, self.isolation_forest = list(c.deltas), c.isolation_forest
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -49,28 +63,27 @@ class OptionShuffle(Detector):
         scores = ctx.scorer.score_groups(groups)
         return {
             "rank": [midrank_of_first(s) for s in scores],
+            "n_above": [int((s[1:] > s[0]).sum()) for s in scores],  # orders scoring above the original
             "n_orders": [len(s) for s in scores],
             "iforest_max": [isolation_score_of_max(s) for s in scores] if self.isolation_forest else None,
         }
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         norm = [_normalised(raw) for raw in raws]
+        plain = [_unstructured(part) for part in parts]
         rows = []
         for i, raw in enumerate(raws):
             ctrl = controls_for(parts, i)
-            if ctrl:
-                test = mann_whitney_less(norm[i], np.concatenate([norm[j] for j in ctrl]))
-            else:
-                test = uniform_rank_test(np.asarray(raw["rank"]), np.asarray(raw["n_orders"]))
             rank = np.asarray(raw["rank"])
             rows.append({
-                **p_fields(test),
+                **p_fields(_test(raw, norm, ctrl, i)),
                 "null": "controls" if ctrl else "uniform",
                 "calibrated": bool(ctrl),
-                "rate_a": float(np.mean(rank == 1.0)) if len(rank) else None,
+                "rate_a": _rate_a(raw),
                 "rate_b": self._rate_b(raw),
                 "mean_rank": float(rank.mean()) if len(rank) else None,
                 "chance_rate_a": float(np.mean(1.0 / np.asarray(raw["n_orders"]))) if len(rank) else None,
+                **_structure_fields(parts[i], raw, norm, ctrl, i, plain),
             })
         return rows
 
@@ -80,6 +93,42 @@ class OptionShuffle(Detector):
             return None
         s = np.asarray(scores)
         return {str(d): float(np.mean(s < d)) for d in self.deltas}
+
+
+def _test(raw: dict[str, Any], norm: Sequence[np.ndarray], ctrl: list[int], i: int,
+          keep: Sequence[np.ndarray] | None = None) -> TestResult:
+    """Against the controls (Mann-Whitney) or uniform ranks; ``keep``: per-partition item masks."""
+    mask = (lambda j: keep[j]) if keep is not None else (lambda j: slice(None))
+    if ctrl:
+        return mann_whitney_less(norm[i][mask(i)], np.concatenate([norm[j][mask(j)] for j in ctrl]))
+    return uniform_rank_test(np.asarray(raw["rank"])[mask(i)], np.asarray(raw["n_orders"])[mask(i)])
+
+
+def _rate_a(raw: dict[str, Any]) -> float | None:
+    """Scenario a: the original order scores at least as high as every other (Ni et al.'s
+    code takes the original as the maximum on a tie); None for scores cached without n_above."""
+    if not raw["rank"] or "n_above" not in raw:
+        return None
+    return float(np.mean(np.asarray(raw["n_above"]) == 0))
+
+
+def _unstructured(part: PartitionData) -> np.ndarray:
+    """Per item: True when its published option order has none of the known structures."""
+    return np.array([not option_structure(item.choices) for item in part.items], dtype=bool)
+
+
+def _structure_fields(part: PartitionData, raw: dict[str, Any], norm: Sequence[np.ndarray], ctrl: list[int],
+                      i: int, plain: Sequence[np.ndarray]) -> dict[str, Any]:
+    """How many items have a structured option order, and the test without them."""
+    counts = {kind: 0 for kind in STRUCTURES}
+    for item in part.items:
+        for kind in option_structure(item.choices):
+            counts[kind] += 1
+    n_plain = int(plain[i].sum())
+    test = _test(raw, norm, ctrl, i, plain) if n_plain and len(plain[i]) == len(raw["rank"]) else None
+    fields = p_fields(test)
+    return {"structured_items": len(part.items) - n_plain, "structure": counts,
+            "p_unstructured": fields["p"], "log10_p_unstructured": fields["log10_p"]}
 
 
 def _normalised(raw: dict[str, Any]) -> np.ndarray:

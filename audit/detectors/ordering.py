@@ -1,5 +1,9 @@
 """Ordering test (Oren et al. 2023): is the canonical item order more likely than shuffles?
 
+"Canonical" is the partition file's order: for a spikein run the injected order (a seeded
+shuffle under ``inject.item_order=shuffled``, so the null is exact); for a public model
+the published order, whose null assumes that order is exchangeable.
+
 Per shard of contiguous items: the canonical sequence and ``permutations`` shuffles, each
 scored whole; the sharded t-test on d_i = log p(canonical_i) - mean_j log p(shuffle_ij)
 (``statistic`` = t), or the exact permutation test. A model that never saw the
@@ -7,9 +11,11 @@ partition finds every order equally likely; memorised order makes canonical stan
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, finite, p_fields, register
 from audit.scoring import Request
@@ -18,19 +24,28 @@ from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
 from inject.errors import SpikeinError
 
 TESTS = ("sharded", "permutation")
+MIN_SHARD_ITEMS = 2  # a shard of one item has no order to test
+
+
+@dataclass
+class OrderingConfig:
+    shards: int = 10  # contiguous shards of a partition (sharded test: one t-test sample each)
+    permutations: int = 30  # shuffles scored per shard
+    seed: int = II("seed")  # the shuffles
+    test: str = "sharded"  # sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
+    min_p: Optional[float] = None  # permutation test: refuse settings that cannot reach this p
 
 
 @register
 class Ordering(Detector):
     name = "ordering"
+    Config = OrderingConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.shards = int(self.cfg.get("shards", 10))
-        self.permutations = int(self.cfg.get("permutations", 30))
-        self.seed = int(self.cfg.get("seed", 0))
-        self.test = str(self.cfg.get("test", "sharded"))
-        min_p = self.cfg.get("min_p")
+        c = self.config
+        self.shards, self.permutations, self.seed, self.test = c.shards, c.permutations, c.seed, c.test
+        min_p = c.min_p
         if self.test not in TESTS:
             raise SpikeinError(f"audit.ordering.test={self.test!r}: choose one of {', '.join(TESTS)}")
         if self.permutations < 1 or self.shards < 1:
@@ -49,10 +64,13 @@ class Ordering(Detector):
         return {"shards": self.shards, "permutations": self.permutations, "seed": self.seed, "test": self.test}
 
     def check(self, part: PartitionData) -> None:
-        if len(part.items) < self.shards:
+        # a one-item shard's shuffles are all the canonical sequence: d = 0, p = 1 at every checkpoint
+        if len(part.items) < MIN_SHARD_ITEMS * self.shards:
+            most = len(part.items) // MIN_SHARD_ITEMS
             raise SpikeinError(
-                f"partition {part.benchmark}/{part.name} has {len(part.items)} items, fewer than "
-                f"audit.ordering.shards={self.shards}; lower the shards or use larger partitions"
+                f"partition {part.benchmark}/{part.name} has {len(part.items)} items: audit.ordering.shards={self.shards} "
+                f"leaves fewer than {MIN_SHARD_ITEMS} items per shard; set audit.ordering.shards <= {most} "
+                "or use larger partitions"
             )
 
     def sequences(self, ctx: AuditContext, part: PartitionData) -> tuple[list[list[int]], list[list[list[int]]]]:

@@ -12,9 +12,11 @@ true neighbours' ranks, Mann-Whitney U.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, finite, p_fields, register
 from audit.scoring import Group
@@ -23,15 +25,22 @@ from audit.stats import LN10, TestResult, column_ranks, mann_whitney_less, succe
 from inject.errors import SpikeinError
 
 
+@dataclass
+class SuccessorConfig:
+    block: int = 40  # items per block of the injected order: n * (block - 1) continuations, linear in n
+    permutations: int = 100_000  # random within-block orders: Monte Carlo p >= 1/(permutations+1), below
+    # that the row's p is the (labelled) normal approximation; all orders enumerated when fewer
+    seed: int = II("seed")  # the random orders
+
+
 @register
 class Successor(Detector):
     name = "successor"
+    Config = SuccessorConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.block = int(self.cfg.get("block", 40))
-        self.permutations = int(self.cfg.get("permutations", 100_000))
-        self.seed = int(self.cfg.get("seed", 0))
+        self.block, self.permutations, self.seed = self.config.block, self.config.permutations, self.config.seed
         if self.block < 3:
             raise SpikeinError(f"audit.successor.block={self.block}: need >= 3 items per block (ranks among >= 2 predecessors)")
         if self.permutations < 1:
