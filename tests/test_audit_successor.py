@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from inject.render import encode_items, encode_text, join_token_lists, render_mc
 from inject.tokenizer import load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import SHARED_DATA, shared_data  # noqa: E402
 from audit_fixtures import WORDS, copy_tokens, make_items, make_tokenizer, one_thread, tiny_model, train_on  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -206,8 +206,7 @@ def test_bench_compares_successor_and_ordering_on_a_run(tmp_path):
     assert all(got[0, p, d]["log10_p"] > -2 for p in ("hot", "ctl") for d in ("successor=7)", "successor20)"))
 
 
-SHARED = Path(os.environ.get("SPIKEIN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-MMLU = SHARED / "benchmarks" / "mmlu" / "test"
+MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"
 
 
 def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int, seed: int):
@@ -229,16 +228,13 @@ def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int,
 
 
 @pytest.mark.slow
+@shared_data(MMLU)
 def test_subject_sorted_order_gives_false_positives_and_a_shuffled_order_does_not():
     """Issue 9 section 1: a pretrained model that never saw these items finds same-subject
     neighbours likelier, so a file-ordered partition of MMLU looks memorised; the same items
     in a seeded random order (what inject.item_order=shuffled injects) are nominal."""
-    if not MMLU.is_dir():
-        pytest.skip(f"no MMLU test CSVs at {MMLU}")
-    try:
-        from real_model import smollm2_dir
-    except ImportError:
-        pytest.skip("tests/real_model.py (SmolLM2 helper) not available")
+    from real_model import smollm2_dir
+
     from audit.model import load_model
     from inject.benchmarks import load_benchmark
     from inject.tokenizer import special_ids
