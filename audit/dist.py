@@ -38,20 +38,27 @@ def my_share(lengths: Sequence[int]) -> list[int]:
     return sorted(order[rank::world])
 
 
+_MISSING = object()
+
+
 def gather_in_order(n: int, indices: list[int], values: list[Any]) -> list[Any]:
-    """Every rank's (index, value) pairs merged back into a list of length ``n``."""
+    """Every rank's (index, value) pairs merged back into a list of length ``n``; every
+    index must come back exactly once (a lost one would otherwise become a silent NaN)."""
     _, world = rank_world()
-    if world == 1:
-        out: list[Any] = [None] * n
-        for i, v in zip(indices, values):
-            out[i] = v
-        return out
-    parts: list[Any] = [None] * world
-    dist.all_gather_object(parts, (indices, values))
-    out = [None] * n
+    parts: list[Any] = [(indices, values)] if world == 1 else [None] * world
+    if world > 1:
+        dist.all_gather_object(parts, (indices, values))
+    out: list[Any] = [_MISSING] * n
     for idx, vals in parts:
+        if len(idx) != len(vals):
+            raise RuntimeError(f"gather_in_order: {len(idx)} indices but {len(vals)} values from one rank")
         for i, v in zip(idx, vals):
+            if out[i] is not _MISSING:
+                raise RuntimeError(f"gather_in_order: index {i} came back twice")
             out[i] = v
+    missing = [i for i, v in enumerate(out) if v is _MISSING]
+    if missing:
+        raise RuntimeError(f"gather_in_order: {len(missing)} of {n} indices never came back (first {missing[0]})")
     return out
 
 

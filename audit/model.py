@@ -3,12 +3,25 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 
 import torch
 
 from inject.errors import SpikeinError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "org/name"
+
+
+def check_source(source: str, key: str = "audit.model") -> str:
+    """A local model directory or something shaped like a hub id, else one line naming ``key``."""
+    if os.path.isdir(source):
+        return source
+    if os.path.exists(source):
+        raise SpikeinError(f"{key}={source} is a file; give a model directory or a hub id")
+    if source.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(source):
+        raise SpikeinError(f"{key}={source}: no such directory or hub id")
+    return source
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -40,6 +53,7 @@ def load_model(
 
     hf_logging.disable_progress_bar()  # one weight-loading bar per checkpoint is noise
     dev = device if isinstance(device, torch.device) else resolve_device(device)
+    check_source(path, key="checkpoint")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype(precision)

@@ -81,8 +81,10 @@ class BaseScorer:
         return windows(len(request.tokens), self.context, self.stride, request.targets())
 
     def _quiet(self) -> bool:
-        """No progress bars: switched off, or not rank 0."""
-        return not (self.progress and dist.is_main())
+        """No progress bars: switched off, not rank 0, or not on a terminal."""
+        from inject.progress import show_bars
+
+        return not (self.progress and dist.is_main() and show_bars())
 
     @torch.inference_mode()
     def score(self, requests: Sequence[Request]) -> np.ndarray:

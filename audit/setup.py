@@ -75,6 +75,9 @@ def model_setup(cfg) -> AuditSetup:
     """A model nobody trained here: its own tokenizer, each benchmark whole as one partition."""
     from inject.benchmarks import load_benchmark
 
+    from audit.model import check_source
+
+    check_source(str(cfg.audit.model))
     tokenizer = load_tokenizer(str(cfg.audit.get("tokenizer") or cfg.audit.model), bool(cfg.model.trust_remote_code))
     names = _names(cfg.audit.get("benchmark")) or list(cfg.benchmarks.keys())
     limit = cfg.audit.get("limit")

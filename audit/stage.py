@@ -30,6 +30,8 @@ from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
 from audit.targets import Target, index_path, read_index, select, targets_of, watch
 from inject.benchmark_checks import warn_answer_position
 from inject.errors import SpikeinError
+from inject.run_lock import stage_lock
+from inject.wandb_log import NullRun
 
 
 def log(msg: str) -> None:
@@ -38,6 +40,15 @@ def log(msg: str) -> None:
 
 
 def run_audit(cfg) -> int:
+    """The audit stage of one process (or the parent of data-parallel workers)."""
+    if cfg.get("dry_run"):
+        return audit_stage(cfg)
+    with stage_lock(cfg.run_dir, "audit"):  # one auditor per run dir
+        return audit_stage(cfg)
+
+
+def audit_stage(cfg) -> int:
+    """Every rank's audit (the lock is the caller's)."""
     dist.maybe_init()
     a = cfg.audit
     setup = model_setup(cfg) if a.model else run_setup(cfg)
@@ -57,17 +68,15 @@ def run_audit(cfg) -> int:
     dist.barrier()
     store = ResultsStore(out_dir, writer=dist.is_main())
     dist.barrier()  # every rank has read the cache before rank 0 appends to it
-    run = wandb_plots.start(cfg, str(cfg.run_dir)) if dist.is_main() else None
+    run = wandb_plots.start(cfg, str(cfg.run_dir)) if dist.is_main() else NullRun()
     try:
         for target in _targets(cfg):
             rows = audit_target(cfg, setup, detectors, store, target)
-            if run is not None and rows:
+            if rows:
                 wandb_plots.log_checkpoint(run, rows)
-        if run is not None:
-            wandb_plots.log_summary(run, [r for r in store.rows if r.get("experiment") == cfg.experiment_name])
+        wandb_plots.log_summary(run, [r for r in store.rows if r.get("experiment") == cfg.experiment_name])
     finally:
-        if run is not None:
-            run.finish()
+        run.finish()
     log(f"results in {store.path}")
     return 0
 

@@ -21,9 +21,8 @@ def start(cfg, run_dir: str):
         cfg.logger, run_dir=run_dir, job_type="audit",
         config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-audit",
     )
-    if run is not None:
-        run.define_metric("audit/step")
-        run.define_metric("audit/*", step_metric="audit/step")
+    run.define_metric("audit/step")
+    run.define_metric("audit/*", step_metric="audit/step")
     return run
 
 
@@ -72,6 +71,8 @@ def settings_variants(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[s
 
 
 def log_summary(run, rows: list[dict[str, Any]]) -> None:
+    if not run.active:  # no tables or plots to build for a null run
+        return
     import wandb
 
     table = wandb.Table(columns=list(TABLE_COLUMNS), data=[[_cell(r.get(c)) for c in TABLE_COLUMNS] for r in rows])

@@ -8,7 +8,6 @@ order, and only rank 0 writes results and logs to W&B. Launch with torchrun
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,30 +24,22 @@ def save_worker_config(cfg) -> Path:
     return path
 
 
-def main(run_dir: str | Path) -> int:
+def main(run_dir: Path) -> None:
+    """One rank; :func:`train.dist.run_worker` owns logging, markers and the process group."""
     from audit import dist
-    from audit.stage import run_audit
-    from train.dist import shutdown_distributed
+    from audit.stage import audit_stage
+    from inject.errors import SpikeinError
 
-    cfg = OmegaConf.load(Path(run_dir) / CONFIG)
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise SpikeinError(f"{path} missing: the audit workers' settings are written by the parent")
+    cfg = OmegaConf.load(path)
     cfg.run_dir = str(run_dir)
     dist.maybe_init()
-    try:
-        code = run_audit(cfg)
-    except BaseException:
-        shutdown_distributed(clean=False)
-        raise
-    shutdown_distributed()
-    return code
+    audit_stage(cfg)  # the parent holds the run dir's audit lock
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m audit.worker <run_dir>")
-    from inject.errors import SpikeinError
+    from train.dist import run_worker
 
-    try:
-        sys.exit(main(sys.argv[1]))
-    except SpikeinError as e:
-        print(f"spikein: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_worker(main, prefix="audit")

@@ -93,7 +93,8 @@ def _plain(node: Any) -> Any:
 
 def _need(spec: Mapping, key: str, name: str) -> Any:
     if spec.get(key) in (None, ""):
-        raise SpikeinError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')})")
+        raise SpikeinError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')}); "
+                           f"set benchmarks.{name}.{key}=...")
     return spec[key]
 
 

@@ -19,6 +19,7 @@ from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
 from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
 from inject.render import encode_items, encode_text, join_token_lists
+from inject.run_lock import stage_lock
 from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
@@ -91,24 +92,34 @@ def run_inject(cfg) -> int:
         print(f"inject: dry run, would build {run_dir / 'data'} (config {digest})")
         return 0
     t0 = time.time()
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with stage_lock(run_dir, "inject"):  # a run dir created here goes again if the build fails
+        manifest, summary = _build_and_publish(cfg, run_dir, conf, digest)
+    share = manifest.injected_tokens / max(manifest.n_tokens, 1)
+    print(f"inject: wrote {manifest.n_tokens:,} tokens ({manifest.dtype}), {len(manifest.copies)} copies "
+          f"({share:.2%} of the stream), verified {summary['items']} items, in {time.time() - t0:.1f}s")
+    return 0
+
+
+def _build_and_publish(cfg, run_dir: Path, conf: dict, digest: str) -> tuple[Manifest, dict]:
+    """Build under a fresh ``.inject.*.tmp`` (a killed run's leftovers go first), then swap in."""
+    for stale in run_dir.glob(".inject.*.tmp"):  # we hold the lock: no live inject owns them
+        shutil.rmtree(stale, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=run_dir, prefix=".inject.", suffix=".tmp"))
     try:
         manifest = build_data(cfg, stage / "data", digest)
         write_json(stage / "data" / "inject_config.json", conf)
         summary = verify_run_data(stage, manifest)
         _publish(stage / "data", run_dir / "data")
-    except BaseException:
+    finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if created and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
-    shutil.rmtree(stage, ignore_errors=True)
-    share = manifest.injected_tokens / max(manifest.n_tokens, 1)
-    print(f"inject: wrote {manifest.n_tokens:,} tokens ({manifest.dtype}), {len(manifest.copies)} copies "
-          f"({share:.2%} of the stream), verified {summary['items']} items, in {time.time() - t0:.1f}s")
-    return 0
+    return manifest, summary
+
+
+def is_up_to_date(cfg) -> bool:
+    """The inject stage's check alone (nothing written): True when data/ matches the config,
+    False when it must be built, SpikeinError when it holds another config's data."""
+    conf = data_config(cfg)
+    return _up_to_date(Path(cfg.run_dir), conf, config_hash(conf), bool(cfg.overwrite))
 
 
 def _up_to_date(run_dir: Path, conf: dict, digest: str, overwrite: bool) -> bool:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from inject.errors import SpikeinError
 from inject.manifest import Copy
 from inject.plan import PlannedCopy, epoch_tokens, place_copies
+from inject.progress import show_bars
 from inject.tokenizer import SpecialIds
 
 _TOKENIZER = None  # per worker process
@@ -100,7 +101,7 @@ def tokenize_corpus(
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # forked workers parallelise instead
     lengths: list[np.ndarray] = []
     tasks = ((c, special.eos, special.bos) for c in _chunks(docs, chunk_documents))
-    bar = tqdm(desc="inject: tokenizing", unit=" doc", mininterval=2.0, dynamic_ncols=True)
+    bar = tqdm(desc="inject: tokenizing", unit=" doc", mininterval=2.0, dynamic_ncols=True, disable=not show_bars())
     with scratch.open("wb") as f:
         for flat, lens in _ordered_parallel(_tokenize_chunk, tasks, workers, (str(tokenizer_dir),)):
             f.write(flat.tobytes())
@@ -150,7 +151,8 @@ def write_stream(
     order = plan.order
     pos = 0
     with path.open("wb") as f:
-        for k in tqdm(range(len(order) + 1), desc="inject: writing", unit=" doc", mininterval=2.0):
+        for k in tqdm(range(len(order) + 1), desc="inject: writing", unit=" doc", mininterval=2.0,
+                      disable=not show_bars()):
             for c in plan.slots[k]:
                 seq = np.asarray(c.tokens + (eos,), dtype=dtype)
                 f.write(seq.tobytes())

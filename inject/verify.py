@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
+from inject.progress import show_bars
 from inject.render import encode_items, join_token_lists
 
 
@@ -45,7 +46,8 @@ def verify_run_data(data_root: str | Path, manifest: Manifest | None = None) -> 
     for c in manifest.copies:
         per_partition[(c.benchmark, c.partition)].append(c)
     item_patterns: list[tuple[str, list[int], int]] = []
-    for part in tqdm(manifest.partitions, desc="verify: copies", unit=" partition", mininterval=2.0):
+    for part in tqdm(manifest.partitions, desc="verify: copies", unit=" partition", mininterval=2.0,
+                     disable=not show_bars()):
         plan = manifest.benchmark(part.benchmark)
         items = load_partition(run_dir, part)
         if len(items) != part.n_items:
@@ -79,7 +81,8 @@ def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], 
     by_first: dict[int, list[tuple[str, list[int], int]]] = defaultdict(list)
     for p in patterns:
         by_first[p[1][0]].append(p)
-    for first, group in tqdm(by_first.items(), desc="verify: item occurrences", unit=" group", mininterval=2.0):
+    for first, group in tqdm(by_first.items(), desc="verify: item occurrences", unit=" group", mininterval=2.0,
+                               disable=not show_bars()):
         positions = np.flatnonzero(stream == first)
         for name, toks, count in group:
             n = count_occurrences(stream, toks, positions)

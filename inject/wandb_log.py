@@ -2,12 +2,14 @@
 
 Lives beside the other shared contracts because both workers need it and nothing
 may import ``launch``. The API key is never passed, logged or written: W&B reads
-it from its own netrc / ``WANDB_API_KEY``.
+it from its own netrc / ``WANDB_API_KEY``. Callers get a run object with ``log``,
+``define_metric`` and ``finish`` whether W&B is on or off.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any, Mapping
 
 # Credential-looking keys (api_key, hf_token, secret, password), not "tokenizer" or "max_tokens".
@@ -28,6 +30,39 @@ def wandb_mode(logger_cfg: Mapping[str, Any]) -> str:
     return logger_cfg.get("mode") or os.environ.get("WANDB_MODE") or "offline"
 
 
+class NullRun:
+    """W&B off (disabled, or not rank 0): every call does nothing, so callers never check."""
+
+    active = False
+
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        pass
+
+    def define_metric(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class WandbRun(NullRun):
+    """A live W&B run behind the same four calls."""
+
+    active = True
+
+    def __init__(self, run) -> None:
+        self.run = run
+
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        self.run.log(dict(data), step=step)
+
+    def define_metric(self, *args: Any, **kwargs: Any) -> None:
+        self.run.define_metric(*args, **kwargs)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
 def init_wandb(
     logger_cfg: Mapping[str, Any],
     *,
@@ -35,23 +70,26 @@ def init_wandb(
     job_type: str,
     config: Mapping[str, Any],
     name: str | None = None,
-):
-    """Start a W&B run in the experiment's group, or return None when disabled."""
+) -> NullRun:
+    """A W&B run in the experiment's group (a :class:`NullRun` when disabled). Logging never
+    costs results: an online start that fails or times out falls back to offline."""
     mode = wandb_mode(logger_cfg)
     if mode == "disabled":
-        return None
+        return NullRun()
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    return wandb.init(
-        project=logger_cfg.get("project") or "spikein",
-        entity=logger_cfg.get("entity"),
-        group=logger_cfg.get("group"),
-        job_type=job_type,
-        name=name,
-        dir=run_dir,
-        mode=mode,
-        config=redact(dict(config)),
-        tags=list(logger_cfg.get("tags") or []),
-        reinit="finish_previous",
-    )
+    kwargs = dict(project=logger_cfg.get("project") or "spikein", entity=logger_cfg.get("entity"),
+                  group=logger_cfg.get("group"), job_type=job_type, name=name, dir=run_dir,
+                  config=redact(dict(config)), tags=list(logger_cfg.get("tags") or []), reinit="finish_previous")
+    timeout = float(logger_cfg.get("init_timeout_s") or 20)
+    try:
+        return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=timeout), **kwargs))
+    except Exception as e:  # noqa: BLE001 - no network, bad key, W&B down: keep the run going
+        if mode != "online":
+            raise
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    run = wandb.init(mode="offline", **kwargs)
+    print(f"W&B: online start failed ({reason}); logging offline instead, upload later with "
+          f"`wandb sync {run.settings.sync_dir}`", file=sys.stderr, flush=True)
+    return WandbRun(run)

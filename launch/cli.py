@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Callable
+
+if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the cwd must not shadow ours
+    _CWD = Path.cwd().resolve()
+    if _CWD != Path(__file__).resolve().parents[1]:
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _CWD]
 
 from omegaconf import DictConfig, OmegaConf
 
 from inject.errors import SpikeinError
+from inject.run_lock import check_run_dir
 
 # stage -> (module:function taking the composed config, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -16,6 +24,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "verify": ("inject.verify:run_verify", "re-read the stream and check every recorded copy"),
     "train": ("train.stage:run_train", "continually pretrain with DeepSpeed on the stream"),
     "audit": ("audit.stage:run_audit", "score every checkpoint with the detectors"),
+    "export-lm-eval": ("launch.export_lm_eval:run_export", "write the partitions as lm-eval tasks in <run_dir>/lm_eval"),
     "report": ("launch.report:run_report", "write report.md and plots from the results"),
     "run": ("launch.pipeline:run_pipeline", "inject -> train -> audit -> report in one run dir"),
 }
@@ -36,6 +45,8 @@ def _help(stage: str, overrides: list[str]) -> None:
     for group, options in config_groups().items():
         print(f"  {group:<11} {', '.join(options)}")
     print("\nresolved config (override any key with key=value):\n")
+    if stage == "audit":
+        overrides = _audit_shorthand(overrides)
     print(OmegaConf.to_yaml(compose(overrides), resolve=False))
 
 
@@ -56,10 +67,35 @@ def _audit_shorthand(overrides: list[str]) -> list[str]:
         elif key == "benchmark":
             o = f"audit.benchmark={value}"
         out.append(o)
-    return out
+    return out + _public_model_defaults(out)
+
+
+def _public_model_defaults(overrides: list[str]) -> list[str]:
+    """A public-model audit runs no recipe unless one is named, and is named after the model.
+
+    The last default of conf/config.yaml is the demo recipe, whose settings (no scenario-b
+    rates, experiment_name `demo` and so its W&B group and run_dir) are not the user's.
+    """
+    keys = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides}
+    model = keys.get("audit.model")
+    if model in (None, "", "null"):
+        return []
+    extra = [] if "experiment" in keys else ["~experiment"]
+    if "experiment" not in keys and "experiment_name" not in keys:
+        extra.append("experiment_name=audit-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or "model"))
+    return extra
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `spikein run --help | head`: the reader left, nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -80,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "audit":
             rest = _audit_shorthand(rest)
         cfg = compose(rest)
+        check_run_dir(cfg.run_dir)
         result = _stage_fn(stage)(cfg)
         return int(result) if isinstance(result, int) else 0
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:  # the filesystem refused a write
+        print(f"spikein: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("spikein: interrupted", file=sys.stderr)

@@ -7,6 +7,8 @@ rebuilds instead).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import threading
 from pathlib import Path
@@ -14,7 +16,11 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from inject.atomic import write_text
+from inject.run_lock import check_run_dir, stage_locks
 from inject.wandb_log import redact
+
+LOCKED_STAGES = ("inject", "train", "audit", "report")  # held by the pipeline while it runs
+
 
 def run_pipeline(cfg) -> int:
     from audit.stage import run_audit
@@ -26,17 +32,31 @@ def run_pipeline(cfg) -> int:
     if cfg.dry_run:
         print(describe(cfg))
         return 0
-    run_dir = Path(cfg.run_dir)
-    run_inject(cfg)
-    _drop_stale_results(cfg, run_dir)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
-    if cfg.audit.watch:  # audit each checkpoint as it lands, while training
-        _train_with_watching_audit(cfg, run_train, run_audit)
-    else:
-        run_train(cfg)
-        _audit_checkpoints(cfg, run_audit)
-    run_report(cfg)
+    run_dir = check_run_dir(cfg.run_dir)
+    check_stages(cfg)  # a refused run writes nothing, config.yaml included
+    with stage_locks(run_dir, LOCKED_STAGES):
+        run_inject(cfg)
+        _drop_stale_results(cfg, run_dir)
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
+        if cfg.audit.watch:  # audit each checkpoint as it lands, while training
+            _train_with_watching_audit(cfg, run_train, run_audit)
+        else:
+            run_train(cfg)
+            _audit_checkpoints(cfg, run_audit)
+        run_report(cfg)
     return 0
+
+
+def check_stages(cfg) -> None:
+    """Every stage's refusal (data or checkpoints of another config), before any write."""
+    from inject.stage import is_up_to_date
+    from train.stage import check_previous_run, plan_training
+
+    if cfg.overwrite or not is_up_to_date(cfg):
+        return  # overwrite refuses nothing; without data there are no checkpoints to keep
+    with contextlib.redirect_stdout(io.StringIO()):  # its plan is printed when the stage runs
+        settings, _ = plan_training(cfg)
+    check_previous_run(settings, overwrite=False)
 
 
 def _resolved(cfg) -> dict:

@@ -351,7 +351,7 @@ def _log_to_wandb(cfg, out: Path, current: dict[tuple[str, str], str] | None) ->
 
     run = init_wandb(cfg.logger, run_dir=str(cfg.run_dir), job_type="report",
                      config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-report")
-    if run is None:
+    if not run.active:
         return
     import wandb
 

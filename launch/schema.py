@@ -142,6 +142,7 @@ class LoggerConfig:
     mode: Optional[str] = None  # online | offline | disabled; null: $WANDB_MODE, else offline
     group: str = II("experiment_name")  # W&B group (a sweep sets its own)
     tags: List[str] = field(default_factory=list)  # W&B run tags
+    init_timeout_s: float = 20.0  # seconds an online start may take before falling back to offline (sync later)
 
 
 @dataclass

@@ -231,6 +231,7 @@ def test_wandb_summary_logs_table_and_plots(run):
     stage.run_audit(cfg_for(run))
 
     class FakeRun:
+        active = True  # the logger interface of inject.wandb_log
         logged: list = []
 
         def log(self, data):

@@ -66,7 +66,8 @@ def test_unknown_group_option_is_one_line():
 def test_audit_shorthand_names_the_model_to_audit():
     from launch.cli import _audit_shorthand
     assert _audit_shorthand(["model=EleutherAI/pythia-160m", "benchmark=mmlu", "seed=1"]) == \
-        ["audit.model=EleutherAI/pythia-160m", "audit.benchmark=mmlu", "seed=1"]
+        ["audit.model=EleutherAI/pythia-160m", "audit.benchmark=mmlu", "seed=1",
+         "~experiment", "experiment_name=audit-pythia-160m"]  # no demo recipe for a public model
     assert _audit_shorthand(["model=tiny_llama"]) == ["model=tiny_llama"]  # a config option stays one
 
 

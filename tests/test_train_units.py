@@ -178,13 +178,13 @@ def test_index_prunes_old_states_and_ignores_incomplete_checkpoints(tmp_path):
 def test_launcher_commands():
     lc = {"kind": "torchrun", "nproc_per_node": 4, "num_nodes": 2, "node_rank": 1}
     cmd = launcher_command("train.worker", Path("/r"), lc, "10.0.0.1", 29555)
-    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nnodes=2" in cmd and "--node_rank=1" in cmd
-    assert cmd[-3:] == ["-m", "train.worker", "/r"]
+    assert cmd[1:4] == ["-P", "-m", "torch.distributed.run"] and "--nnodes=2" in cmd and "--node_rank=1" in cmd
+    assert cmd[-6:] == ["--no-python", sys.executable, "-P", "-m", "train.worker", "/r"]  # cwd never on sys.path
     ds = launcher_command("audit.worker", Path("/r"), {"kind": "deepspeed", "nproc_per_node": 2, "hostfile": "h",
                                                        "num_nodes": 2}, "a", 1)
     assert "--no_local_rank" in ds and "--hostfile=h" in ds and ds[-2:] == ["audit.worker", "/r"]
     srun = launcher_command("train.worker", Path("/r"), {"kind": "srun", "nproc_per_node": 8, "num_nodes": 2}, "a", 1)
-    assert srun[0] == "srun" and "--ntasks-per-node=8" in srun
+    assert srun[0] == "srun" and "--ntasks-per-node=8" in srun and srun[-4:] == ["-P", "-m", "train.worker", "/r"]
     with pytest.raises(SpikeinError, match="unknown launcher.kind 'mpi'"):
         launcher_command("m", Path("/r"), {"kind": "mpi"}, "a", 1)
 

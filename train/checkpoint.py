@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -169,11 +170,25 @@ def mark_finished(run_dir: Path) -> None:
     write_json(index_path(run_dir), {**index, "finished": True})
 
 
+def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
+    """The state file that failed to load: the one the error names, else the first that is
+    not a whole torch zip archive (a truncated file lost its central directory)."""
+    named = getattr(error, "filename", None)
+    if named:
+        return Path(named)
+    broken = [p for p in sorted(ds_dir.glob("*.pt")) if not zipfile.is_zipfile(p)]
+    return broken[0] if broken else ds_dir
+
+
 def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str) -> dict[str, Any]:
     """Restore model, optimizer and scheduler; returns the client state (checked to match)."""
     step_dir = checkpoints_dir(run_dir) / f"step_{entry['step']}"
-    path, client = engine.load_checkpoint(str(step_dir), tag="ds", load_optimizer_states=True,
-                                          load_lr_scheduler_states=True)
+    try:
+        path, client = engine.load_checkpoint(str(step_dir), tag="ds", load_optimizer_states=True,
+                                              load_lr_scheduler_states=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:  # a truncated or corrupt state file
+        raise SpikeinError(f"cannot resume from {_corrupt_file(step_dir / 'ds', e)}: {type(e).__name__}; "
+                           f"delete {step_dir} to resume from the checkpoint before it") from None
     if path is None or client is None:
         raise SpikeinError(f"cannot load DeepSpeed state from {step_dir / 'ds'}")
     if client.get("trajectory_hash") != trajectory_hash:

@@ -3,8 +3,9 @@
 A worker is ``python -m <module> <run_dir>``, started by :mod:`train.launcher`
 (or by torchrun / ``deepspeed --no_local_rank`` / srun directly). It reads the
 rank from the environment, logs to ``$SPIKEIN_LOG_DIR/rank<r>.log`` (rank 0 also to
-the console), and on failure leaves ``rank<r>.error`` (one-line error, traceback, time)
-so the launcher can name the rank that failed first.
+the console), leaves ``rank<r>.done`` when it finished, and on failure ``rank<r>.error``
+(one-line error, traceback, time) so the launcher can name the rank that failed first.
+Every multi-process stage (train, audit scoring) goes through :func:`run_worker`.
 """
 from __future__ import annotations
 
@@ -132,6 +133,9 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     if len(argv) != 1:
         print(f"usage: python -m <worker module> <run_dir>  (got {argv})", file=sys.stderr)
         sys.exit(2)
+    from train.launcher import die_with_parent
+
+    die_with_parent()  # a worker never outlives its launcher
     run_dir = Path(argv[0])
     rank = env_rank()
     log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or run_dir / "logs" / prefix)
@@ -139,6 +143,7 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     code = 0
     try:
         main(run_dir)
+        (log_dir / f"rank{rank}.done").write_text(json.dumps({"rank": rank, "time": time.time()}) + "\n")
     except BaseException as e:  # noqa: BLE001 - every failure must leave its marker
         code = 2 if isinstance(e, SpikeinError) else 130 if isinstance(e, KeyboardInterrupt) else 1
         log.error("rank %d failed: %s", rank, _one_line(e))

@@ -38,6 +38,15 @@ from typing import Any, Iterator, Mapping
 from inject.errors import SpikeinError
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
+# The folder holding spikein's packages: workers import from here, never from the working
+# directory (a user's train.py or audit/ there would otherwise shadow ours).
+SPIKEIN_ROOT = Path(__file__).resolve().parents[1]
+PR_SET_PDEATHSIG = 1
+
+
+def python_command(module: str, run_dir: Path) -> list[str]:
+    """``python -P -m module run_dir``: -P keeps the working directory off sys.path."""
+    return [sys.executable, "-P", "-m", module, str(run_dir)]
 
 
 def world_size(launcher_cfg: Mapping[str, Any]) -> int:
@@ -68,12 +77,12 @@ def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: st
     """The one command that starts all local ranks (torchrun / deepspeed / srun)."""
     n, nodes = int(lc.get("nproc_per_node", 1)), int(lc.get("num_nodes", 1))
     kind = lc.get("kind")
-    if kind == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--nnodes={nodes}",
+    if kind == "torchrun":  # --no-python: torchrun starts our exact command, -P included
+        return [sys.executable, "-P", "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--nnodes={nodes}",
                 f"--node_rank={int(lc.get('node_rank', 0))}", f"--master_addr={addr}", f"--master_port={port}",
-                "-m", module, str(run_dir)]
-    if kind == "deepspeed":
-        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
+                "--no-python", *python_command(module, run_dir)]
+    if kind == "deepspeed":  # its `python -u -m module` is kept safe by PYTHONSAFEPATH in the env
+        cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
                f"--master_addr={addr}", f"--master_port={port}", "--log_level=warning"]
         if lc.get("hostfile"):
             cmd += [f"--hostfile={lc['hostfile']}", f"--num_nodes={nodes}"]
@@ -82,14 +91,15 @@ def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: st
         return cmd + [module, str(run_dir)]
     if kind == "srun":
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={n}", "--kill-on-bad-exit=1",
-                sys.executable, "-m", module, str(run_dir)]
+                *python_command(module, run_dir)]
     raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
 
 
 def _child_env(lc: Mapping[str, Any], log_dir: Path, addr: str, port: int,
                extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir),
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir), PYTHONSAFEPATH="1",
                MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
     n = int(lc.get("nproc_per_node", 1))
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
@@ -103,30 +113,50 @@ def launch_workers(module: str, run_dir: str | Path, launcher_cfg: Mapping[str, 
     lc = dict(launcher_cfg)
     kind = lc.get("kind", "local")
     log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for stale in log_dir.glob("rank*.error"):
-        stale.unlink()
+    new_attempt(log_dir)
     addr, port = _master(lc)
     child_env = _child_env(lc, log_dir, addr, port, env)
     with _sigterm_as_interrupt():
         _run(module, run_dir, lc, kind, log_dir, addr, port, child_env)
 
 
+def new_attempt(log_dir: Path) -> None:
+    """Rank logs are per attempt: the previous attempt's logs become ``rank<r>.log.1``, and
+    its error and done markers go, so a failure message never quotes an earlier run."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*log_dir.glob("rank*.error"), *log_dir.glob("rank*.done")]:
+        stale.unlink()
+    for old in log_dir.glob("rank*.log"):
+        old.replace(old.with_name(old.name + ".1"))
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM stops our workers too, instead of orphaning them."""
+    """A scheduler's SIGTERM (or a closed terminal's SIGHUP) stops our workers too."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies (even by SIGKILL), so no worker or
+    launcher outlives the `spikein` that started it. Kept across exec; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _run(module: str, run_dir: Path, lc: dict[str, Any], kind: str, log_dir: Path, addr: str, port: int,
@@ -139,11 +169,13 @@ def _run(module: str, run_dir: Path, lc: dict[str, Any], kind: str, log_dir: Pat
         failed = _wait_all(procs)
         if failed is not None:
             raise SpikeinError(failure_message(log_dir, module, failed))
+        _check_done(log_dir, module, len(procs))
         return
     cmd = launcher_command(module, run_dir, lc, addr, port)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise SpikeinError(f"launcher.kind={kind}: '{cmd[0]}' not found on PATH")
-    proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent)
     tail, pump = _relay(proc)
     code = _wait_one(proc)
     pump.join(timeout=10)  # the launcher's last words
@@ -156,8 +188,18 @@ def _start_local(module: str, run_dir: Path, n: int, env: dict[str, str]) -> lis
     for rank in range(n):
         rank_env = dict(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n),
                         LOCAL_WORLD_SIZE=str(n), GROUP_RANK="0")
-        procs.append(subprocess.Popen([sys.executable, "-m", module, str(run_dir)], env=rank_env))
+        procs.append(subprocess.Popen(python_command(module, run_dir), env=rank_env, preexec_fn=die_with_parent))
     return procs
+
+
+def _check_done(log_dir: Path, module: str, n: int) -> None:
+    """Exit code 0 is not enough: every rank must have left its done marker."""
+    missing = [r for r in range(n) if not (log_dir / f"rank{r}.done").exists()]
+    if missing:
+        r = missing[0]
+        lines = _last_lines(log_dir / f"rank{r}.log")
+        raise SpikeinError(f"{module} rank {r} exited 0 without finishing; last log lines: "
+                           f"{' | '.join(lines) or '(none)'} (log: {log_dir / f'rank{r}.log'})")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

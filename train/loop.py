@@ -77,11 +77,13 @@ def train_step(ctx: LoopContext, step: int, loss_sum: torch.Tensor, norm_from_mo
 def run_loop(ctx: LoopContext, start_step: int) -> None:
     from tqdm import tqdm
 
+    from inject.progress import show_bars
+
     s, engine = ctx.settings, ctx.engine
     log_every = s.train.log_every  # >= 1 (launch/validate.py)
     checkpoints = set(s.checkpoint_steps())
     loss_sum = torch.zeros((), device=engine.device)
-    bar = tqdm(total=s.max_steps, initial=start_step, disable=ctx.rank != 0, unit="step", desc="train",
+    bar = tqdm(total=s.max_steps, initial=start_step, disable=ctx.rank != 0 or not show_bars(), unit="step", desc="train",
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     ctx.metrics.start_interval(start_step)
     steps_in_interval = 0

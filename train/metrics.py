@@ -61,10 +61,12 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, manifest: Manifest, *, enabled: bool, flops_per_token: float,
                  peak_flops: float, world_size: int, tokens_per_step: int, wandb_run=None) -> None:
+        from inject.wandb_log import NullRun
+
         self.run_dir, self.manifest, self.enabled = run_dir, manifest, enabled
         self.flops_per_token, self.peak_flops, self.world_size = flops_per_token, peak_flops, world_size
         self.tokens_per_step = tokens_per_step
-        self.wandb_run = wandb_run
+        self.wandb_run = wandb_run or NullRun()
         self._t0, self._step0 = time.perf_counter(), None
 
     def start_interval(self, step: int) -> None:
@@ -91,7 +93,6 @@ class MetricsLogger:
         if not self.enabled:
             return
         append_jsonl(metrics_path(self.run_dir), dict(row))
-        if self.wandb_run is not None:
-            flat = {f"train/{k}": v for k, v in row.items() if k not in NOT_LOGGED}
-            flat.update({f"copies_seen/{k}": v for k, v in row["copies_seen"].items()})
-            self.wandb_run.log(flat, step=int(row["step"]))
+        flat = {f"train/{k}": v for k, v in row.items() if k not in NOT_LOGGED}
+        flat.update({f"copies_seen/{k}": v for k, v in row["copies_seen"].items()})
+        self.wandb_run.log(flat, step=int(row["step"]))

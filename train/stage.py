@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from inject.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, open_stream
 from inject.plan import untrained_copies
+from inject.run_lock import stage_lock
 from inject.stage import changed_keys
 from train import checkpoint as ckpt
 from train.launcher import launch_workers, world_size
@@ -109,6 +110,11 @@ def run_train(cfg) -> int:
     if cfg.dry_run:
         print("train: dry run, nothing trained")
         return 0
+    with stage_lock(settings.run_dir, "train"):  # one trainer per run dir
+        return _train(cfg, settings)
+
+
+def _train(cfg, settings: TrainSettings) -> int:
     run_dir = Path(settings.run_dir)
     if check_previous_run(settings, bool(cfg.overwrite)):
         print(f"train: {run_dir}/checkpoints already hold the finished run (step {settings.max_steps})")

@@ -92,8 +92,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     run_loop(ctx, start)
     if rank == 0:
         ckpt.mark_finished(run_dir)
-        if metrics.wandb_run is not None:
-            metrics.wandb_run.finish()
+    metrics.wandb_run.finish()
     dist.barrier()
 
 
@@ -113,12 +112,12 @@ def _device_type(engine) -> str:
 
 def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world: int):
     """metrics.jsonl + W&B on rank 0 (a disabled logger elsewhere)."""
-    from inject.wandb_log import init_wandb
+    from inject.wandb_log import NullRun, init_wandb
     from train.metrics import MetricsLogger
     from train.model import flops_per_token
 
     peak = float(s.train.peak_flops.get(_device_type(engine), 0.0))  # no peak known: no MFU
-    wandb_run = None
+    wandb_run = NullRun()
     if rank == 0:
         wandb_run = init_wandb(s.logger, run_dir=str(run_dir), job_type="train", config=s.config,
                                name=f"{s.experiment_name}-train")

@@ -2,14 +2,18 @@
 
 ``letter`` style scores each answer letter after the mcq rendering ("... Answer: B");
 ``text`` scores each choice's text after the question ("Answer: <text>", the cloze
-rendering). Inflation = accuracy - the pooled accuracy of the benchmark's other control
+rendering); ``norm`` and ``bytes`` score as ``text`` and pick the best log-likelihood per
+character / per UTF-8 byte of the choice text, as lm-eval's ``acc_norm`` / ``acc_bytes``
+(lm_eval/api/task.py, multiple_choice: the lengths are of the choice strings, without the
+" " target delimiter the continuation starts with). ``norm`` is the headline number lm-eval
+reports for ARC and HellaSwag. Inflation = accuracy - the pooled accuracy of the benchmark's other control
 partitions; p = one-sided Fisher exact test of that difference (none without controls).
 ``statistic`` is the accuracy.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,12 +22,32 @@ from audit.sequences import answer_group
 from audit.stats import fisher_greater
 from inject.errors import SpikeinError
 
-STYLES = ("letter", "text")
+# style -> the rendering scored, and each choice's length the log-likelihood is divided by
+STYLES: dict[str, tuple[str, Callable[[str], int] | None]] = {
+    "letter": ("letter", None),
+    "text": ("text", None),
+    "norm": ("text", len),  # lm-eval acc_norm: characters
+    "bytes": ("text", lambda c: len(c.encode("utf-8"))),  # lm-eval acc_bytes
+}
+
+
+def predict(lls: Sequence[float], choices: Sequence[str], style: str) -> int:
+    """The chosen option: the best log-likelihood, per unit of choice length if the style says so.
+
+    Ties go to the first option (``np.argmax``, as lm-eval); an empty choice text divides a
+    negative log-likelihood by 0 and is never chosen (-inf), as in lm-eval.
+    """
+    length = STYLES[style][1]
+    lls = np.asarray(lls, dtype=np.float64)
+    if length is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lls = lls / np.array([float(length(c)) for c in choices])
+    return int(np.argmax(lls))
 
 
 @dataclass
 class AccuracyConfig:
-    style: str = "letter"  # letter: score " A"/" B"...; text: score each choice's text
+    style: str = "letter"  # letter: " A"/" B"...; text: each choice's text; norm / bytes: text per character / UTF-8 byte (lm-eval acc_norm / acc_bytes)
 
 
 @register
@@ -41,10 +65,12 @@ class Accuracy(Detector):
         return {"style": self.style}
 
     def score(self, ctx: AuditContext, part: PartitionData) -> dict[str, Any]:
-        groups = [answer_group(ctx.tokenizer, item, self.style, ctx.bos_id) for item in part.items]
+        rendering = STYLES[self.style][0]
+        groups = [answer_group(ctx.tokenizer, item, rendering, ctx.bos_id) for item in part.items]
         scores = ctx.scorer.score_groups(groups)
-        pred = [int(np.argmax(s)) for s in scores]
-        return {"pred": pred, "correct": [int(p == it.answer) for p, it in zip(pred, part.items)]}
+        pred = [predict(s, it.choices, self.style) for s, it in zip(scores, part.items)]
+        return {"pred": pred, "correct": [int(p == it.answer) for p, it in zip(pred, part.items)],
+                "ll": [[float(x) for x in s] for s in scores]}
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []
