@@ -75,3 +75,13 @@ def broadcast(obj: Any) -> Any:
 def barrier() -> None:
     if rank_world()[1] > 1:
         dist.barrier()
+
+
+def total(value: int) -> int:
+    """``value`` summed over all ranks (per-rank counters, such as tokens run)."""
+    _, world = rank_world()
+    if world == 1:
+        return value
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, int(value))
+    return int(sum(parts))

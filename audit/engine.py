@@ -8,6 +8,8 @@
   every continuation reuses their KV cache; a tree row would put a whole shard's orders
   in one row, and attention over thousands of tokens costs more than the cache.
   Tree nodes run in length-sorted, right-padded buckets under a token budget.
+- Per-token statistics (``token_stats``: membership inference, one pass per item) take the
+  window path, batched under the row budget, since each pass holds vocabulary-sized tensors.
 - Longer sequences are cut into sliding windows (``audit/windows.py``), sorted by length
   and batched under the same budget.
 
@@ -26,7 +28,7 @@ from tqdm.auto import tqdm
 
 from audit.model import cache_kwarg
 from audit.prefix_tree import build_tree
-from audit.scoring import BaseScorer, Group, Request, target_logprobs
+from audit.scoring import BaseScorer, Group, Request, TokenStats, target_logprobs, vocab_stats
 from audit.tree_rows import TreeRow, batch_inputs, row_logprobs, tree_row
 from audit.windows import Window
 
@@ -132,6 +134,7 @@ class Engine(BaseScorer):
     def _row_batch(self, rows: list[TreeRow]) -> list[np.ndarray]:
         dtype = next(self.model.parameters()).dtype
         inputs = {k: v.to(self.device) for k, v in batch_inputs(rows, dtype).items()}
+        self._ran(sum(map(len, rows)))
         return row_logprobs(self.model(**inputs, use_cache=False).logits, rows)
 
     # --- sliding windows ------------------------------------------------------------
@@ -142,9 +145,38 @@ class Engine(BaseScorer):
         counted = torch.zeros(ids.shape, dtype=torch.float64)
         for k, (_, w) in enumerate(rows):
             counted[k, w.first_scored - w.start - 1 : w.last_scored - w.start - 1] = 1
+        self._ran(int(mask.sum()))
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
         lp = target_logprobs(out.logits, tgt.to(self.device))
         return (lp.double() * counted.to(self.device)).sum(1).cpu().numpy()
+
+    # --- per-token statistics (membership inference) ----------------------------------
+    def _token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
+        """Every request's windows, widest first, in batches within the row budget (the
+        vocabulary-sized tensors of one batch at a time); counted targets only."""
+        windows = [(i, w) for i, r in enumerate(requests) for w in self.windows(r)]
+        windows.sort(key=lambda row: -(row[1].end - row[1].start))
+        batches = pack([1] * len(windows), [w.end - w.start for _, w in windows], self.row_budget)
+        pieces: list[list[tuple[int, tuple[np.ndarray, ...]]]] = [[] for _ in requests]
+        for batch in tqdm(batches, desc="token stats", leave=False, delay=1.0, disable=self._quiet()):
+            part = [windows[k] for k in batch]
+            for (i, w), stats in zip(part, self._window_stats(requests, part)):
+                pieces[i].append((w.start, stats))
+        out = []
+        for mine in pieces:
+            mine = [stats for _, stats in sorted(mine, key=lambda m: m[0])]
+            out.append(TokenStats(*(np.concatenate([m[f] for m in mine]) if mine else np.zeros(0) for f in range(3))))
+        return out
+
+    def _window_stats(self, requests: Sequence[Request], rows: list[tuple[int, Window]]) -> list[tuple[np.ndarray, ...]]:
+        toks = [requests[i].tokens for i, _ in rows]
+        ids, mask = pad([t[w.start : w.end] for t, (_, w) in zip(toks, rows)])
+        tgt, _ = pad([t[w.start + 1 : w.end + 1] for t, (_, w) in zip(toks, rows)], ids.shape[1])
+        self._ran(int(mask.sum()))
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
+        stats = [v.double().cpu().numpy() for v in vocab_stats(out.logits, tgt.to(self.device))]
+        cuts = [(w.first_scored - w.start - 1, w.last_scored - w.start - 1) for _, w in rows]
+        return [tuple(v[k, lo:hi] for v in stats) for k, (lo, hi) in enumerate(cuts)]
 
     # --- prefix tree ------------------------------------------------------------------
     def _tree_batch(self, requests: Sequence[Request]) -> np.ndarray:
@@ -197,6 +229,7 @@ class Engine(BaseScorer):
             attn, base = torch.cat([state.mask[pr], seg], dim=1), state.length[pr]
             extra = {self.cache_kw: _select_rows(state.cache, pr.to(dev))}
         pos = base[:, None] + torch.arange(ids.shape[1])[None, :]
+        self._ran(int(seg.sum()))
         out = self.model(input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
                          use_cache=keep or state is not None, **extra)
         logp = torch.log_softmax(out.logits.float(), dim=-1)

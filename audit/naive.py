@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audit.scoring import BaseScorer, Request, target_logprobs
+from audit.scoring import BaseScorer, Request, TokenStats, target_logprobs, vocab_stats
 
 
 class NaiveScorer(BaseScorer):
@@ -22,7 +22,22 @@ class NaiveScorer(BaseScorer):
             for w in self.windows(r):
                 inp = torch.tensor([list(r.tokens[w.start : w.end])], device=self.device)
                 tgt = torch.tensor(list(r.tokens[w.start + 1 : w.end + 1]), device=self.device)
+                self._ran(inp.shape[1])
                 lp = target_logprobs(self.model(input_ids=inp, use_cache=False).logits[0], tgt)
                 lo = w.first_scored - w.start - 1
                 out[i] += lp[lo : lo + w.last_scored - w.first_scored].double().sum().item()
+        return out
+
+    def _token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
+        out = []
+        for r in requests:
+            parts = []
+            for w in self.windows(r):
+                inp = torch.tensor([list(r.tokens[w.start : w.end])], device=self.device)
+                tgt = torch.tensor([list(r.tokens[w.start + 1 : w.end + 1])], device=self.device)
+                self._ran(inp.shape[1])
+                stats = vocab_stats(self.model(input_ids=inp, use_cache=False).logits, tgt)
+                lo = w.first_scored - w.start - 1
+                parts.append([v[0, lo : lo + w.last_scored - w.first_scored].double().cpu().numpy() for v in stats])
+            out.append(TokenStats(*(np.concatenate([p[f] for p in parts]) if parts else np.zeros(0) for f in range(3))))
         return out

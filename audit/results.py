@@ -17,8 +17,9 @@ from inject.errors import SpikeinError
 
 ROW_FIELDS = (
     "experiment", "model", "step", "tokens_seen", "epochs", "benchmark", "partition", "count",
-    "copies_seen", "detector", "statistic", "p", "log10_p", "n_items", "wall_s", "tokens_scored", "settings",
-)
+    "copies_seen", "detector", "statistic", "p", "log10_p", "n_items", "wall_s", "tokens_scored", "tokens_run",
+    "settings",
+)  # tokens_scored: targets scored (log-probs asked for); tokens_run: tokens through the model
 
 
 def row_key(row: dict[str, Any]) -> tuple:

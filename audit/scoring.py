@@ -4,6 +4,12 @@ A :class:`Request` is a token sequence plus the span of targets to count; its sc
 the summed natural-log probability of those targets, each given everything before it
 (within the context window). A :class:`Group` is one prefix with many continuations
 (the option-shuffle case); each continuation's score is log p(continuation | prefix).
+:meth:`BaseScorer.token_stats` gives per-target :class:`TokenStats` instead of sums (the
+membership-inference detectors).
+
+Two counters: ``tokens_scored`` counts targets whose log-prob a caller asked for (each
+continuation's, each request's span); ``tokens_run`` counts tokens fed through the model
+(after prefix reuse, padding excluded), so tokens_run / seconds is the engine's throughput.
 """
 from __future__ import annotations
 
@@ -42,6 +48,16 @@ class Group:
         return [Request(p + list(c), (len(p), len(p) + len(c))) for c in self.continuations]
 
 
+@dataclass
+class TokenStats:
+    """Per counted target of one request, in order: log p(target), and the mean and standard
+    deviation of log p(z) for z drawn from the same next-token distribution (Min-K%++)."""
+
+    logprob: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
 class BaseScorer:
     """Data-parallel dispatch, window cutting and the scored-token counter.
 
@@ -58,6 +74,8 @@ class BaseScorer:
         self.stride = max(1, stride * self.context // context)
         self.progress = progress
         self.tokens_scored = 0  # targets counted so far (all ranks together)
+        self.tokens_run = 0  # tokens fed to the model so far (all ranks together, once a call returns)
+        self._run_local = 0  # ... by this rank, during the current call
 
     def windows(self, request: Request) -> list[Window]:
         return windows(len(request.tokens), self.context, self.stride, request.targets())
@@ -74,6 +92,7 @@ class BaseScorer:
         mine = dist.my_share([len(r.tokens) for r in requests])
         local = self._score([requests[i] for i in mine]) if mine else []
         self.tokens_scored += sum(r.count() for r in requests)
+        self._count_run()
         return np.asarray(dist.gather_in_order(len(requests), mine, list(local)), dtype=np.float64)
 
     @torch.inference_mode()
@@ -83,10 +102,31 @@ class BaseScorer:
         mine = dist.my_share(sizes)
         local = self._score_groups([groups[i] for i in mine]) if mine else []
         self.tokens_scored += sum(sum(map(len, g.continuations)) for g in groups)
+        self._count_run()
         out = dist.gather_in_order(len(groups), mine, list(local))
         return [np.asarray(o, dtype=np.float64) for o in out]
 
+    @torch.inference_mode()
+    def token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
+        """Per-target log-probs and next-token log-prob mean/std of every request, in input order."""
+        mine = dist.my_share([len(r.tokens) for r in requests])
+        local = self._token_stats([requests[i] for i in mine]) if mine else []
+        self.tokens_scored += sum(r.count() for r in requests)
+        self._count_run()
+        return dist.gather_in_order(len(requests), mine, list(local))
+
+    def _ran(self, n_tokens: int) -> None:
+        """Called once per forward pass with the real (unpadded) tokens it fed."""
+        self._run_local += int(n_tokens)
+
+    def _count_run(self) -> None:
+        self.tokens_run += dist.total(self._run_local)
+        self._run_local = 0
+
     def _score(self, requests: Sequence[Request]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
         raise NotImplementedError
 
     def _score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
@@ -103,3 +143,17 @@ class BaseScorer:
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) at each position, computed in fp32 whatever the model's precision."""
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def vocab_stats(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log p(target), E[log p(z)] and sd[log p(z)] for z ~ p at each position, in fp32.
+
+    The expectation is under the next-token distribution itself (Zhang et al.'s Min-K%++
+    code: mu = sum p log p). Materialises a few (batch, positions, vocab) tensors: call it
+    on one batch at a time.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    mean = (p * logp).sum(-1)
+    var = (p * (logp - mean[..., None]).square_()).sum(-1)
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), mean, var.clamp_(min=0).sqrt_()

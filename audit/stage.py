@@ -191,9 +191,12 @@ def _scored(store, target, bench, det, part, ctx, settings) -> dict:
     cached = dist.broadcast(store.get_raw(target.tag, bench.name, det.name, part.name, settings) if dist.is_main() else None)
     if cached is not None:
         return cached
-    t0, n0 = time.perf_counter(), ctx.scorer.tokens_scored
+    t0, n0, r0 = time.perf_counter(), ctx.scorer.tokens_scored, ctx.scorer.tokens_run
     raw = det.score(ctx, part)
+    # tokens_scored: targets whose log-probs the detector asked for; tokens_run: tokens the model
+    # actually ran (after prefix reuse; 0 when another detector's pass was reused)
     raw["_meta"] = {"wall_s": round(time.perf_counter() - t0, 3), "tokens_scored": ctx.scorer.tokens_scored - n0,
+                    "tokens_run": ctx.scorer.tokens_run - r0,
                     "context_used": ctx.scorer.context, "stride_used": ctx.scorer.stride}
     store.put_raw(target.tag, bench.name, det.name, part.name, settings, raw)
     return raw

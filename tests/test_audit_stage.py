@@ -129,7 +129,7 @@ def test_checkpoint_that_fails_to_load_keeps_earlier_rows(run):
                                    "set audit.ordering.shards <= 4"),
     (["audit.ordering.test=permutation", "audit.ordering.min_p=0.001"], "permutations=4 cannot give p below 0.2"),
     (["audit.checkpoints=[5]"], "no checkpoint at step 5; have: 0, 10"),
-    (["audit.detectors=[ordering,zlib]"], "unknown detector 'zlib'"),
+    (["audit.detectors=[ordering,no_such_detector]"], "unknown detector 'no_such_detector'"),
 ])
 def test_bad_settings_fail_with_one_line_and_keep_rows(run, extra, match):
     stage.run_audit(cfg_for(run, "audit.checkpoints=last"))
@@ -282,6 +282,25 @@ def test_data_parallel_audit_gives_the_same_rows(run, tmp_path):
     parallel, reference = strip(read_results(run)), strip(read_results(single))
     assert len(parallel) == len(reference) == 9
     floats = ("statistic", "p", "log10_p", "t", "log10_p_sharded", "mean_diff", "sd_diff")
+    floats += ("tokens_run",)  # each rank reuses prefixes within its own share: not the same total
     for a, b in zip(parallel, reference):
         assert {k: v for k, v in a.items() if k not in floats} == {k: v for k, v in b.items() if k not in floats}
         assert a["log10_p"] == pytest.approx(b["log10_p"], abs=1e-4)
+
+
+def test_every_detector_in_one_audit(run):
+    dets = ["ordering", "successor", "option_shuffle", "accuracy", "loss", "zlib", "min_k", "min_k_pp"]
+    cfg = cfg_for(run, f"audit.detectors=[{','.join(dets)}]", "audit.checkpoints=last", "audit.successor.permutations=999")
+    assert stage.run_audit(cfg) == 0
+    rows = read_results(run)
+    assert {(r["partition"], r["detector"]) for r in rows} == {(p, d) for p in ("hot", "ctl0", "ctl1") for d in dets}
+    for r in rows:
+        assert all(k in r for k in ROW_FIELDS) and (r["p"] is None or 0 < r["p"] <= 1)
+    succ = [r for r in rows if r["detector"] == "successor"]
+    assert all(r["p_method"] in ("exact", "monte_carlo", "normal_approx") and r["settings"]["block"] == 40 for r in succ)
+    assert all(0 < r["tokens_run"] < 2 * r["tokens_scored"] for r in succ)  # prefix once per item, 8 continuations
+    mia = {d: [r for r in rows if r["detector"] == d] for d in ("loss", "zlib", "min_k", "min_k_pp")}
+    assert all(r["auroc"] is not None and r["calibrated"] for rs in mia.values() for r in rs)
+    # one forward pass per partition for the four: the first detector ran the model, the others reused it
+    assert all(r["tokens_run"] > 0 for r in mia["loss"]) and all(r["tokens_run"] == 0 for r in mia["min_k_pp"])
+    assert mia["min_k"][0]["settings"]["k"] == 0.2
