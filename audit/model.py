@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from inject.errors import SpikeinError
+from core.errors import EnvironmentProblem, SpikeinError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "org/name"
@@ -18,9 +18,9 @@ def check_source(source: str, key: str = "audit.model") -> str:
     if os.path.isdir(source):
         return source
     if os.path.exists(source):
-        raise SpikeinError(f"{key}={source} is a file; give a model directory or a hub id")
+        raise EnvironmentProblem(f"{key}={source} is a file; give a model directory or a hub id")
     if source.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(source):
-        raise SpikeinError(f"{key}={source}: no such directory or hub id")
+        raise EnvironmentProblem(f"{key}={source}: no such directory or hub id")
     return source
 
 
@@ -30,10 +30,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise SpikeinError("audit.device=cuda but no GPU is visible")
+            raise EnvironmentProblem("audit.device=cuda but no GPU is visible")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if name != "cpu":
-        raise SpikeinError(f"audit.device={name!r}: choose auto, cpu or cuda")
+        raise EnvironmentProblem(f"audit.device={name!r}: choose auto, cpu or cuda")
     return torch.device("cpu")
 
 
@@ -41,7 +41,7 @@ def torch_dtype(precision: str) -> torch.dtype:
     try:
         return DTYPES[precision]
     except KeyError:
-        raise SpikeinError(f"audit.precision={precision!r}: choose one of {', '.join(DTYPES)}") from None
+        raise EnvironmentProblem(f"audit.precision={precision!r}: choose one of {', '.join(DTYPES)}") from None
 
 
 def load_model(
@@ -62,7 +62,7 @@ def load_model(
         raise
     except Exception as e:  # noqa: BLE001 - every loader failure becomes one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SpikeinError(f"cannot load checkpoint {path}: {first}") from None
+        raise EnvironmentProblem(f"cannot load checkpoint {path}: {first}") from None
     return model.to(dev).eval()
 
 

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from inject.atomic import append_jsonl, write_json, write_text
-from inject.errors import SpikeinError
+from core.atomic import append_jsonl, write_json, write_text
+from core.errors import SpikeinError
 
 ROW_FIELDS = (
     "experiment", "model", "step", "tokens_seen", "epochs", "benchmark", "partition", "count",

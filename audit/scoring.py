@@ -82,7 +82,7 @@ class BaseScorer:
 
     def _quiet(self) -> bool:
         """No progress bars: switched off, not rank 0, or not on a terminal."""
-        from inject.progress import show_bars
+        from core.progress import show_bars
 
         return not (self.progress and dist.is_main() and show_bars())
 

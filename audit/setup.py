@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.detectors import PartitionData
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer
 from inject.render import encode_text, get_renderer
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash

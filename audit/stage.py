@@ -29,9 +29,9 @@ from audit.results import ROW_FIELDS, ResultsStore
 from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
 from audit.targets import Target, index_path, read_index, select, targets_of, watch
 from inject.benchmark_checks import warn_answer_position
-from inject.errors import SpikeinError
-from inject.run_lock import stage_lock
-from inject.wandb_log import NullRun
+from core.errors import SpikeinError
+from core.run_lock import stage_lock
+from core.wandb_log import NullRun
 
 
 def log(msg: str) -> None:

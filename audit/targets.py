@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 @dataclass(frozen=True)

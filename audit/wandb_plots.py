@@ -15,7 +15,7 @@ TABLE_COLUMNS = ("step", "tokens_seen", "benchmark", "partition", "count", "copi
 def start(cfg, run_dir: str):
     from omegaconf import OmegaConf
 
-    from inject.wandb_log import init_wandb
+    from core.wandb_log import init_wandb
 
     run = init_wandb(
         cfg.logger, run_dir=run_dir, job_type="audit",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 @dataclass(frozen=True)

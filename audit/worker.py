@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from inject.atomic import write_text
+from core.atomic import write_text
 
 CONFIG = Path("audit") / "worker_config.yaml"
 
@@ -28,7 +28,7 @@ def main(run_dir: Path) -> None:
     """One rank; :func:`train.dist.run_worker` owns logging, markers and the process group."""
     from audit import dist
     from audit.stage import audit_stage
-    from inject.errors import SpikeinError
+    from core.errors import SpikeinError
 
     path = Path(run_dir) / CONFIG
     if not path.exists():

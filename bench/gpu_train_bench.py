@@ -42,7 +42,7 @@ def word_tokenizer(out_dir: Path, vocab_size: int):
 
 
 def write_random_run(run: Path, n_tokens: int, vocab_size: int) -> None:
-    from inject.atomic import write_json
+    from core.atomic import write_json
     from inject.manifest import Manifest
     from inject.tokenizer import tokenizer_hash
 

@@ -25,7 +25,7 @@ from audit.detectors import AuditContext, PartitionData, get_detector  # noqa: E
 from audit.engine import Engine, EngineSettings  # noqa: E402
 from audit.model import load_model  # noqa: E402
 from audit.targets import read_index, select, targets_of  # noqa: E402
-from inject.errors import SpikeinError  # noqa: E402
+from core.errors import SpikeinError  # noqa: E402
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from inject.errors import SpikeinError
+from core.errors import InputDataError, SpikeinError
 from inject.items import LETTERS, Item
 
 Row = tuple[str, "Item | str"]  # (where, item) or (where, why it is bad)
@@ -138,7 +138,7 @@ def make_item(
 
 def need_file(path: Path) -> Path:
     if not path.is_file():
-        raise SpikeinError(f"missing file: {path}")
+        raise InputDataError(f"missing file: {path}")
     return path
 
 
@@ -152,9 +152,9 @@ def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
                     yield start, fields
                 start = reader.line_num + 1
     except UnicodeDecodeError as e:
-        raise SpikeinError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raise InputDataError(f"{path}: not UTF-8 text ({e.reason})") from None
     except csv.Error as e:
-        raise SpikeinError(f"{path}:{reader.line_num}: unparseable CSV ({e})") from None
+        raise InputDataError(f"{path}:{reader.line_num}: unparseable CSV ({e})") from None
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
@@ -170,7 +170,7 @@ def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
                     continue
                 yield f"{path}:{lineno}", record if isinstance(record, dict) else "not a JSON object"
     except UnicodeDecodeError as e:
-        raise SpikeinError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raise InputDataError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -182,19 +182,19 @@ def json_array_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]
     decoder, lines = json.JSONDecoder(), _LineCounter(text)
     i = _SPACE.match(text).end()
     if not text.startswith("[", i):
-        raise SpikeinError(f"{path}: expected a JSON array of records ({_top_level(text)})")
+        raise InputDataError(f"{path}: expected a JSON array of records ({_top_level(text)})")
     i = _SPACE.match(text, i + 1).end()
     while not text.startswith("]", i):
         try:
             record, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as e:
-            raise SpikeinError(f"{path}:{e.lineno}: unparseable JSON ({e.msg})") from None
+            raise InputDataError(f"{path}:{e.lineno}: unparseable JSON ({e.msg})") from None
         yield f"{path}:{lines.at(i)}", record if isinstance(record, dict) else "not a JSON object"
         i = _SPACE.match(text, end).end()
         if text.startswith(",", i):
             i = _SPACE.match(text, i + 1).end()
         elif not text.startswith("]", i):
-            raise SpikeinError(f"{path}:{lines.at(i)}: unparseable JSON (expected ',' or ']')")
+            raise InputDataError(f"{path}:{lines.at(i)}: unparseable JSON (expected ',' or ']')")
 
 
 class _LineCounter:
@@ -223,7 +223,7 @@ def _read_text(path: Path) -> str:
     try:
         return need_file(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SpikeinError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raise InputDataError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
 def text_lines(path: Path) -> list[str]:
@@ -252,7 +252,7 @@ def parquet_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     try:
         table = pq.read_table(need_file(path))
     except (OSError, ValueError) as e:
-        raise SpikeinError(f"{path}: unreadable parquet ({str(e).splitlines()[0]})") from None
+        raise InputDataError(f"{path}: unreadable parquet ({str(e).splitlines()[0]})") from None
     for i, record in enumerate(table.to_pylist()):
         yield f"{path}:row {i + 1}", jsonable(record)
 
@@ -273,10 +273,10 @@ def _subject(csv_path: Path) -> str:
 def mmlu_dir_rows(path: Path) -> Iterator[Row]:
     """Header-less ``question,A,B,C,D,answer-letter`` CSVs (exactly 6 fields a row), one per subject, subjects sorted."""
     if not path.is_dir():
-        raise SpikeinError(f"missing directory: {path}")
+        raise InputDataError(f"missing directory: {path}")
     files = sorted(path.glob("*.csv"), key=lambda p: (_subject(p), p.name))
     if not files:
-        raise SpikeinError(f"no *.csv files in {path}")
+        raise InputDataError(f"no *.csv files in {path}")
     for file in files:
         subject = _subject(file)
         for index, (line, fields) in enumerate(csv_records(file)):

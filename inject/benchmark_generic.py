@@ -20,7 +20,7 @@ from inject.benchmark_formats import (
     ANSWER_TYPES, BadRow, Row, as_list, csv_dict_records, get_field, json_array_records, jsonl_records,
     make_item, parquet_records, row, text_lines,
 )
-from inject.errors import SpikeinError
+from core.errors import InputDataError, SpikeinError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 FIELD_KEYS = ("id", "question", "choices", "options", "answer", "answer_type", "context", "subject",
@@ -78,7 +78,7 @@ def _records(name: str, spec: Mapping, path: Path) -> Iterator[tuple[str, dict[s
         "parquet": lambda: parquet_records(path),
     }
     if fmt not in readers:
-        raise SpikeinError(f"benchmark {name}: unknown format {fmt!r} for {path}; "
+        raise InputDataError(f"benchmark {name}: unknown format {fmt!r} for {path}; "
                            f"set format to one of: {', '.join(readers)}")
     return readers[fmt]()
 
@@ -90,7 +90,7 @@ def _answers(name: str, spec: Mapping, path: Path, n_records: int) -> tuple[Path
     file = Path(str(spec["answers_file"]))
     lines = [line.strip() for line in text_lines(file)]
     if len(lines) != n_records:
-        raise SpikeinError(f"benchmark {name}: answers_file {file} has {len(lines)} lines but {path} has "
+        raise InputDataError(f"benchmark {name}: answers_file {file} has {len(lines)} lines but {path} has "
                            f"{n_records} records (line i must answer record i)")
     return file, lines
 
@@ -101,7 +101,7 @@ def _answers(name: str, spec: Mapping, path: Path, n_records: int) -> tuple[Path
 def _converter(name: str, spec: Mapping) -> Callable[[dict[str, Any], int], RawFields]:
     if spec.get("convert"):
         if spec.get("fields"):
-            raise SpikeinError(f"benchmark {name}: set either 'fields' or 'convert', not both")
+            raise InputDataError(f"benchmark {name}: set either 'fields' or 'convert', not both")
         return _user_converter(name, str(spec["convert"]))
     fields = check_fields(name, spec.get("fields"), answers_file=bool(spec.get("answers_file")))
     return lambda record, index: mapped_fields(record, index, fields)
@@ -110,23 +110,23 @@ def _converter(name: str, spec: Mapping) -> Callable[[dict[str, Any], int], RawF
 def check_fields(name: str, fields: Any, answers_file: bool = False) -> dict[str, Any]:
     """Check the mapping once, up front: typos fail here, not as one error per row."""
     if not isinstance(fields, Mapping):
-        raise SpikeinError(f"benchmark {name}: generic source needs a 'fields' mapping ({', '.join(FIELD_KEYS)}) "
+        raise InputDataError(f"benchmark {name}: generic source needs a 'fields' mapping ({', '.join(FIELD_KEYS)}) "
                            "or a 'convert: module:function'")
     fields = {k: v for k, v in fields.items() if v not in (None, "")}
     unknown = sorted(set(fields) - set(FIELD_KEYS))
     if unknown:
-        raise SpikeinError(f"benchmark {name}: {unknown_key_message('fields key', unknown, FIELD_KEYS)}")
+        raise InputDataError(f"benchmark {name}: {unknown_key_message('fields key', unknown, FIELD_KEYS)}")
     fields.setdefault("answer_type", "index")
     kind = fields["answer_type"]
     if kind not in ANSWER_TYPES:
-        raise SpikeinError(f"benchmark {name}: unknown answer_type {kind!r}; choose one of: {', '.join(ANSWER_TYPES)}")
+        raise InputDataError(f"benchmark {name}: unknown answer_type {kind!r}; choose one of: {', '.join(ANSWER_TYPES)}")
     if "question" not in fields:
-        raise SpikeinError(f"benchmark {name}: missing setting 'fields.question'")
+        raise InputDataError(f"benchmark {name}: missing setting 'fields.question'")
     if bool(fields.get("choices")) == bool(fields.get("options")):
-        raise SpikeinError(f"benchmark {name}: fields needs exactly one of 'choices' (a list field) "
+        raise InputDataError(f"benchmark {name}: fields needs exactly one of 'choices' (a list field) "
                            "or 'options' (a list of field names)")
     for problem in _field_conflicts(fields, answers_file):
-        raise SpikeinError(f"benchmark {name}: {problem}")
+        raise InputDataError(f"benchmark {name}: {problem}")
     return fields
 
 
@@ -216,7 +216,7 @@ def check_answer_base(name: str, raws: list[RawFields]) -> None:
         n_past = sum(hit for t, hit in past if t == kind)
         if n_past and not any(hit for t, hit in unused if t == kind):
             n = sum(t == kind for t, _ in past)
-            raise SpikeinError(
+            raise InputDataError(
                 f"benchmark {name}: answers look {'1' if kind == 'index' else '0'}-based: {n_past} of {n} rows "
                 f"answer {what} and none answers {low}; set fields.answer_type={other} "
                 f"(answer_type={kind} would shift every row it keeps)")
@@ -253,10 +253,10 @@ def _user_converter(name: str, ref: str) -> Callable[[dict[str, Any], int], RawF
 def _checked_output(name: str, ref: str, out: dict[str, Any], record: dict[str, Any], index: int) -> RawFields:
     unknown = sorted(set(out) - set(ITEM_KEYS))
     if unknown:
-        raise SpikeinError(f"benchmark {name}: convert {ref} returned {unknown_key_message('item field', unknown, ITEM_KEYS)}")
+        raise InputDataError(f"benchmark {name}: convert {ref} returned {unknown_key_message('item field', unknown, ITEM_KEYS)}")
     kind = out.get("answer_type") or "index"
     if kind not in ANSWER_TYPES or kind == "true_key":
-        raise SpikeinError(f"benchmark {name}: convert {ref} returned answer_type {kind!r}; "
+        raise InputDataError(f"benchmark {name}: convert {ref} returned answer_type {kind!r}; "
                            f"choose one of: {', '.join(t for t in ANSWER_TYPES if t != 'true_key')}")
     if not isinstance(out.get("choices"), (list, tuple)):
         raise BadRow(f"convert {ref} returned no list of 'choices'")
@@ -270,22 +270,22 @@ def load_user_function(name: str, ref: str) -> Callable[[dict[str, Any]], Any]:
     """
     module_name, _, func_name = ref.rpartition(":")
     if not module_name or not func_name:
-        raise SpikeinError(f"benchmark {name}: convert={ref!r}: expected 'module:function' or 'path/file.py:function'")
+        raise InputDataError(f"benchmark {name}: convert={ref!r}: expected 'module:function' or 'path/file.py:function'")
     try:
         module = _import_file(Path(module_name)) if module_name.endswith(".py") else _import_module(module_name)
     except SpikeinError:
         raise
     except (Exception, SystemExit) as e:  # the user's module: whatever it raises on import
-        raise SpikeinError(f"benchmark {name}: cannot import convert {ref!r}: {type(e).__name__}: {e}") from None
+        raise InputDataError(f"benchmark {name}: cannot import convert {ref!r}: {type(e).__name__}: {e}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise SpikeinError(f"benchmark {name}: convert {ref!r}: {module_name} has no function {func_name!r}")
+        raise InputDataError(f"benchmark {name}: convert {ref!r}: {module_name} has no function {func_name!r}")
     return func
 
 
 def _import_file(path: Path):
     if not path.is_file():
-        raise SpikeinError(f"missing file: {path}")
+        raise InputDataError(f"missing file: {path}")
     spec = importlib.util.spec_from_file_location(f"spikein_user_convert_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -19,7 +19,7 @@ from inject.benchmark_formats import (
     BadRow, Row, arc_item, arc_jsonl_rows, as_list, get_field, jsonable, make_item, mmlu_dir_rows, row,
 )
 from inject.benchmark_generic import generic_rows, unknown_key_message
-from inject.errors import SpikeinError
+from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.items import Item
 
 SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
@@ -60,7 +60,7 @@ def check_spec_keys(name: str, spec: Mapping) -> None:
     unknown = sorted(str(k) for k in spec if k not in known)
     if unknown:
         what = f"setting for source={spec['source']}"
-        raise SpikeinError(f"benchmark {name}: {unknown_key_message(what, unknown, known)}")
+        raise ConfigError(f"benchmark {name}: {unknown_key_message(what, unknown, known)}")
 
 
 def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
@@ -74,7 +74,7 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
             reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
         if reason is not None:
             if not skip:
-                raise SpikeinError(f"{where}: {reason}")
+                raise InputDataError(f"{where}: {reason}")
             bad.append(f"{where}: {reason}")
             continue
         first_seen[got.id] = where
@@ -82,7 +82,7 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
     if bad:
         print(f"benchmark {name}: skipped {len(bad)} bad rows (first: {bad[0]})", file=sys.stderr)
     if not items:
-        raise SpikeinError(f"benchmark {name}: no items" + (f" ({len(bad)} bad rows skipped)" if bad else ""))
+        raise InputDataError(f"benchmark {name}: no items" + (f" ({len(bad)} bad rows skipped)" if bad else ""))
     return items
 
 
@@ -93,7 +93,7 @@ def _plain(node: Any) -> Any:
 
 def _need(spec: Mapping, key: str, name: str) -> Any:
     if spec.get(key) in (None, ""):
-        raise SpikeinError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')}); "
+        raise ConfigError(f"benchmark {name}: missing setting '{key}' (source={spec.get('source')}); "
                            f"set benchmarks.{name}.{key}=...")
     return spec[key]
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from inject.errors import SpikeinError
+from core.errors import InputDataError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".tokens", ""}
 
@@ -20,7 +20,7 @@ def iter_documents(data: Mapping[str, Any]) -> Iterator[str]:
     readers = {"synthetic": _synthetic, "text": _text_files, "jsonl": _jsonl, "hub": _hub}
     kind = data.get("kind")
     if kind not in readers:
-        raise SpikeinError(f"unknown data.kind '{kind}'; choose one of: {', '.join(readers)}")
+        raise InputDataError(f"unknown data.kind '{kind}'; choose one of: {', '.join(readers)}")
     limit = data.get("max_documents")
     n = 0
     for doc in readers[kind](data):
@@ -65,7 +65,7 @@ def _units(text: str, max_chars: int) -> Iterator[str]:
 def _paths(data: Mapping[str, Any], suffixes: set[str] | None) -> list[Path]:
     paths = list(data.get("paths") or [])
     if not paths:
-        raise SpikeinError(f"data.paths is empty for data.kind={data.get('kind')}")
+        raise InputDataError(f"data.paths is empty for data.kind={data.get('kind')}")
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -73,7 +73,7 @@ def _paths(data: Mapping[str, Any], suffixes: set[str] | None) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise SpikeinError(f"data.paths: missing file or directory: {p}")
+            raise InputDataError(f"data.paths: missing file or directory: {p}")
     return files
 
 
@@ -92,7 +92,7 @@ def _jsonl(data: Mapping[str, Any]) -> Iterator[str]:
                 try:
                     yield json.loads(line)[field]
                 except (ValueError, KeyError, TypeError):
-                    raise SpikeinError(f"{f}:{lineno}: not a JSON object with a '{field}' field") from None
+                    raise InputDataError(f"{f}:{lineno}: not a JSON object with a '{field}' field") from None
 
 
 def _hub(data: Mapping[str, Any]) -> Iterator[str]:
@@ -107,7 +107,7 @@ def _hub(data: Mapping[str, Any]) -> Iterator[str]:
         )
     except Exception as e:  # datasets raises many types for unreachable/unknown datasets
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SpikeinError(f"cannot load corpus dataset '{hub.get('path')}': {first}") from None
+        raise InputDataError(f"cannot load corpus dataset '{hub.get('path')}': {first}") from None
     for row in ds:
         yield row[field]
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

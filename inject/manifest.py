@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item, read_items_jsonl
 
 FORMAT_VERSION = 1

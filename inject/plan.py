@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 from inject.render import RENDERERS
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Sequence
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import LETTERS, Item
 
 

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from inject.atomic import fsync_dir, write_json, write_text
-from inject.errors import SpikeinError
+from core.atomic import fsync_dir, write_json, write_text
+from core.errors import SpikeinError
 from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
 from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
 from inject.render import encode_items, encode_text, join_token_lists
-from inject.run_lock import stage_lock
+from core.run_lock import stage_lock
 from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
@@ -57,7 +57,7 @@ def training_budget(cfg, stream_tokens: int) -> tuple[int, int]:
 
     The one place inject asks train: where copies may go depends on its batches.
     """
-    from launch.schema import TrainConfig
+    from core.config import TrainConfig
     from train.launcher import world_size
     from train.schedule import resolve_budget
 

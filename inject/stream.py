@@ -18,10 +18,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import Copy
 from inject.plan import PlannedCopy, epoch_tokens, place_copies
-from inject.progress import show_bars
+from core.progress import show_bars
 from inject.tokenizer import SpecialIds
 
 _TOKENIZER = None  # per worker process

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Iterator
 
 from inject import synthetic_names as W
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item
 from inject.render import render_mcq
 from inject.synthetic_text import articles as _articles

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 EOS_TOKEN = "<|endoftext|>"
 

@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
-from inject.progress import show_bars
+from core.progress import show_bars
 from inject.render import encode_items, join_token_lists
 
 

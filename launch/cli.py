@@ -15,8 +15,8 @@ if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the c
 
 from omegaconf import DictConfig, OmegaConf
 
-from inject.errors import SpikeinError
-from inject.run_lock import check_run_dir
+from core.errors import SpikeinError
+from core.run_lock import check_run_dir
 
 # stage -> (module:function taking the composed config, one-line description)
 STAGES: dict[str, tuple[str, str]] = {

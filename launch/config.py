@@ -7,7 +7,7 @@ from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from inject.errors import SpikeinError
+from core.errors import ConfigError
 from launch import schema
 from launch.validate import validate
 
@@ -28,7 +28,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise SpikeinError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
+        raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
     finally:
         GlobalHydra.instance().clear()
     OmegaConf.set_struct(cfg, True)

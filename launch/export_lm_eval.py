@@ -27,8 +27,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from inject.atomic import staging_dir, write_text
-from inject.errors import SpikeinError
+from core.atomic import staging_dir, write_text
+from core.errors import SpikeinError
 from inject.items import LETTERS, Item
 from inject.manifest import Manifest, load_manifest, load_partition
 from inject.render import options_text, question_text, render_cloze, render_mcq

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from launch.config import CONF_DIR
 
 REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from inject.atomic import write_text
-from inject.run_lock import check_run_dir, stage_locks
-from inject.wandb_log import redact
+from core.atomic import write_text
+from core.run_lock import check_run_dir, stage_locks
+from core.wandb_log import redact
 
 LOCKED_STAGES = ("inject", "train", "audit", "report")  # held by the pipeline while it runs
 

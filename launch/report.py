@@ -6,8 +6,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from inject.atomic import write_text
-from inject.errors import SpikeinError
+from core.atomic import write_text
+from core.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest
 from launch import plots
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
@@ -347,7 +347,7 @@ READING_GUIDE = """## How to read this
 def _log_to_wandb(cfg, out: Path, current: dict[tuple[str, str], str] | None) -> None:
     from omegaconf import OmegaConf
 
-    from inject.wandb_log import init_wandb
+    from core.wandb_log import init_wandb
 
     run = init_wandb(cfg.logger, run_dir=str(cfg.run_dir), job_type="report",
                      config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-report")

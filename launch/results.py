@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 def audit_rows(run_dir: Path) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from inject.atomic import write_text
-from inject.errors import SpikeinError
+from core.atomic import write_text
+from core.errors import SpikeinError
 from launch import plots
 from launch.rates import Rate, detection_rate, fmt_rate
 from launch.results import audit_rows, current_settings, final_rows, split_by_settings
@@ -204,7 +204,7 @@ def _log_to_wandb(logger_cfg, sweep_dir: Path, tables, out: Path) -> None:
     """The rates table and plots as one W&B run (``job_type=report``) in the sweep's group."""
     if logger_cfg is None:
         return
-    from inject.wandb_log import init_wandb
+    from core.wandb_log import init_wandb
 
     records = rate_records(tables)
     run = init_wandb({**dict(logger_cfg), "group": sweep_dir.name}, run_dir=str(sweep_dir), job_type="report",

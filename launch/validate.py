@@ -11,8 +11,8 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from inject.errors import SpikeinError
-from launch.schema import BenchmarkConfig, InjectConfig
+from core.errors import ConfigError, SpikeinError
+from core.config import BenchmarkConfig, InjectConfig
 
 PRECISIONS = ("fp32", "bf16")
 DATA_KINDS = ("synthetic", "text", "jsonl", "hub")
@@ -23,7 +23,7 @@ LOGGER_MODES = (None, "online", "offline", "disabled")
 
 def require(ok: bool, key: str, value: Any, expected: str) -> None:
     if not ok:
-        raise SpikeinError(f"{key}={_show(value)}: {expected}")
+        raise ConfigError(f"{key}={_show(value)}: {expected}")
 
 
 def _show(value: Any) -> str:
@@ -102,7 +102,7 @@ def check_benchmarks(benchmarks: dict[str, Any], inject: dict[str, Any]) -> None
         try:
             typed = OmegaConf.merge(OmegaConf.structured(BenchmarkConfig), spec)
         except OmegaConfBaseException as e:
-            raise SpikeinError(f"{where}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
+            raise ConfigError(f"{where}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
         override = OmegaConf.to_container(typed.inject) if typed.inject else {}
         unknown = sorted(set(override) - set(InjectConfig.__dataclass_fields__))
         require(not unknown, f"{where}.inject", override, f"unknown inject key(s) {', '.join(unknown)}")
@@ -145,7 +145,7 @@ def check_deepspeed(ds: dict[str, Any]) -> None:
     try:
         json.loads(path.read_text())
     except ValueError as e:
-        raise SpikeinError(f"deepspeed.user_json={user_json}: not valid JSON ({e})") from None
+        raise ConfigError(f"deepspeed.user_json={user_json}: not valid JSON ({e})") from None
 
 
 def check_audit(node, a: dict[str, Any]) -> None:

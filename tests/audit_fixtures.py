@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from inject.atomic import write_json, write_text
+from core.atomic import write_json, write_text
 from inject.items import Item, items_jsonl_lines
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.render import RENDERERS, encode_items, encode_text, join_token_lists

@@ -10,10 +10,10 @@ from typing import Callable, Sequence
 from omegaconf import OmegaConf
 
 from audit.results import ROW_FIELDS, ResultsStore
-from inject.atomic import write_json, write_text
+from core.atomic import write_json, write_text
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.plan import partition_names
-from inject.wandb_log import redact
+from core.wandb_log import redact
 from train.checkpoint import new_index
 
 TOKENS_PER_STEP = 100

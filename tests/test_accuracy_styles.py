@@ -8,7 +8,7 @@ import pytest
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.detectors.accuracy import predict
 from audit.scoring import BaseScorer
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item
 
 

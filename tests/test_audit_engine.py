@@ -13,7 +13,7 @@ from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
 from audit.scoring import Group, Request
 from audit.windows import windows
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import dp_requests, one_thread, tiny_model  # noqa: E402,F401

@@ -17,7 +17,7 @@ from audit.engine import Engine, EngineSettings
 from audit.naive import NaiveScorer
 from audit.scoring import Group, Request, TokenStats
 from audit.tree_rows import tree_row
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.render import encode_text, render_mcq
 from inject.tokenizer import load_tokenizer
 

@@ -14,7 +14,7 @@ from conftest import SHARED_DATA, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import load_manifest
 from launch.config import compose
 
@@ -231,7 +231,7 @@ def test_wandb_summary_logs_table_and_plots(run):
     stage.run_audit(cfg_for(run))
 
     class FakeRun:
-        active = True  # the logger interface of inject.wandb_log
+        active = True  # the logger interface of core.wandb_log
         logged: list = []
 
         def log(self, data):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inject.benchmarks import load_benchmark
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

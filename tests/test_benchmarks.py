@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SHARED_DATA, require_shared, shared_data
 from inject.benchmarks import load_benchmark
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import LETTERS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import yaml
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer
 from inject.render import render_cloze, render_mcq

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer, open_stream
 from inject.render import get_renderer
 from inject.stage import run_inject

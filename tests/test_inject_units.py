@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from inject.corpus import split_document
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 from inject.plan import PlannedCopy, PlanSettings, epoch_tokens, make_partitions, partition_names, place_copies
 from inject.render import join_token_lists, render_cloze, render_mcq, render_mcq_noanswer, render_raw

@@ -15,7 +15,7 @@ import pytest
 from audit.detectors import PartitionData, get_detector
 from audit.stats import uniform_rank_test
 from inject.benchmark_checks import answer_position_warning, option_structure
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -2,7 +2,7 @@
 import math
 from pathlib import Path
 
-from inject.atomic import append_jsonl, write_json
+from core.atomic import append_jsonl, write_json
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from launch.report import write_report
 from launch.sweep_report import write_sweep_report
@@ -218,7 +218,7 @@ def test_wandb_curves_never_mix_settings():
 
 
 def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
-    import inject.wandb_log
+    import core.wandb_log
     from launch.report import run_report
 
     two_bench_run(tmp_path)
@@ -230,7 +230,7 @@ def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
         def finish(self):
             pass
 
-    monkeypatch.setattr(inject.wandb_log, "init_wandb", lambda *a, **k: FakeRun())
+    monkeypatch.setattr(core.wandb_log, "init_wandb", lambda *a, **k: FakeRun())
     assert run_report(compose_config(f"run_dir={tmp_path}", "audit.detectors=[ordering,accuracy]")) == 0
     table = logged[0]["report/detector_comparison"]
     cells = {(row[table.columns.index("count")], row[table.columns.index("detector")]):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from train_fixtures import make_run, train_overrides
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from launch.config import compose
 from train.launcher import free_port, launch_workers
 
@@ -115,7 +115,7 @@ def test_every_launcher_starts_workers_without_the_working_directory(tmp_path, m
 
 
 def test_wandb_init_timeout_and_bad_key_give_an_offline_run(tmp_path, monkeypatch, capsys):
-    from inject.wandb_log import init_wandb
+    from core.wandb_log import init_wandb
 
     for key, value in _wandb_down_env(tmp_path).items():
         monkeypatch.setenv(key, value)
@@ -136,7 +136,7 @@ def test_wandb_init_timeout_and_bad_key_give_an_offline_run(tmp_path, monkeypatc
 
 
 def test_disabled_wandb_is_a_null_run_callers_use_as_is():
-    from inject.wandb_log import NullRun, init_wandb
+    from core.wandb_log import NullRun, init_wandb
 
     run = init_wandb({"mode": "disabled"}, run_dir="/nonexistent", job_type="t", config={})
     assert isinstance(run, NullRun) and not run.active
@@ -186,7 +186,7 @@ def test_truncated_deepspeed_state_names_the_file_and_no_stale_log_lines(trained
 
 HOLDER = """
 import sys, time
-from inject.run_lock import stage_lock
+from core.run_lock import stage_lock
 with stage_lock(sys.argv[1], "train"):
     print("held", flush=True)
     time.sleep(60)
@@ -194,7 +194,7 @@ with stage_lock(sys.argv[1], "train"):
 
 
 def test_a_second_writer_is_refused_naming_the_holders_pid(tmp_path):
-    from inject.run_lock import stage_lock
+    from core.run_lock import stage_lock
 
     run = tmp_path / "run"
     holder = subprocess.Popen([PY, "-c", HOLDER, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
@@ -312,7 +312,7 @@ def test_read_only_run_dir_is_one_line(tmp_path, monkeypatch):
     run.chmod(0o555)
     try:
         if os.access(run, os.W_OK):  # root writes whatever the mode: pretend the kernel refuses
-            from inject import run_lock
+            from core import run_lock
 
             real = os.access
             monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == run else real(p, mode))
@@ -346,7 +346,7 @@ def test_killed_inject_leftovers_are_removed_by_the_next_run(tmp_path):
 def test_progress_bars_only_on_a_terminal(tmp_path, capfd):
     import io
 
-    from inject.progress import show_bars
+    from core.progress import show_bars
     from inject.stage import run_inject
     from tests.inject_fixtures import inject_config
 

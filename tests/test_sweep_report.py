@@ -155,9 +155,9 @@ def test_sweep_rates_go_to_wandb(sweep, monkeypatch):
         def finish(self):
             pass
 
-    import inject.wandb_log
+    import core.wandb_log
 
-    monkeypatch.setattr(inject.wandb_log, "init_wandb", lambda *a, **k: FakeRun())
+    monkeypatch.setattr(core.wandb_log, "init_wandb", lambda *a, **k: FakeRun())
     write_sweep_report(tmp_path, 0.01, {"mode": "offline", "group": "x"})
     table = logged[0]["sweep/detection_rates"]
     got = {(r[0], r[1], r[2]): (r[3], r[4]) for r in table.data}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.render import question_text, render_mcq
 from inject.synthetic import SyntheticWorld
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from train_fixtures import make_run, make_tokenizer, train_overrides
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from launch.cli import main as cli_main
 from launch.config import compose
 from train.schedule import step_law_batch_tokens, step_law_lr

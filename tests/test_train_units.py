@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inject.errors import SpikeinError
-from launch.schema import DeepSpeedConfig, TrainConfig
+from core.errors import SpikeinError
+from core.config import DeepSpeedConfig, TrainConfig
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
@@ -148,7 +148,7 @@ def _fake_checkpoint(run: Path, step: int, keep_last: int = 2, keep_hf: str = "a
 
 
 def test_index_prunes_old_states_and_ignores_incomplete_checkpoints(tmp_path):
-    from inject.atomic import write_json
+    from core.atomic import write_json
 
     write_json(ckpt.index_path(tmp_path), ckpt.new_index(32, 8))
     _fake_checkpoint(tmp_path, 0, ds=False)
@@ -192,7 +192,7 @@ def test_launcher_commands():
 DUMMY = '''
 import os, sys, time
 from train.dist import run_worker, log
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 def main(run_dir):
     rank = os.environ["RANK"]

@@ -1,4 +1,4 @@
-from inject.wandb_log import redact, wandb_mode
+from core.wandb_log import redact, wandb_mode
 
 
 def test_redact_removes_credentials_but_not_token_settings():

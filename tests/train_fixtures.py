@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from inject.atomic import write_json
+from core.atomic import write_json
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.tokenizer import special_ids, tokenizer_hash, train_bpe
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from inject.atomic import fsync_dir, write_json
-from inject.errors import SpikeinError
+from core.atomic import fsync_dir, write_json
+from core.errors import CorruptOutputError
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
@@ -37,7 +37,7 @@ def read_index(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except ValueError as e:
-        raise SpikeinError(f"corrupt checkpoint index {path}: {e}") from None
+        raise CorruptOutputError(f"corrupt checkpoint index {path}: {e}") from None
 
 
 def new_index(seq_len: int, global_batch: int) -> dict[str, Any]:
@@ -187,11 +187,11 @@ def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_has
         path, client = engine.load_checkpoint(str(step_dir), tag="ds", load_optimizer_states=True,
                                               load_lr_scheduler_states=True)
     except (OSError, RuntimeError, EOFError, ValueError) as e:  # a truncated or corrupt state file
-        raise SpikeinError(f"cannot resume from {_corrupt_file(step_dir / 'ds', e)}: {type(e).__name__}; "
+        raise CorruptOutputError(f"cannot resume from {_corrupt_file(step_dir / 'ds', e)}: {type(e).__name__}; "
                            f"delete {step_dir} to resume from the checkpoint before it") from None
     if path is None or client is None:
-        raise SpikeinError(f"cannot load DeepSpeed state from {step_dir / 'ds'}")
+        raise CorruptOutputError(f"cannot load DeepSpeed state from {step_dir / 'ds'}")
     if client.get("trajectory_hash") != trajectory_hash:
-        raise SpikeinError(f"checkpoint {step_dir} was written by a different train config; "
+        raise CorruptOutputError(f"checkpoint {step_dir} was written by a different train config; "
                            "pass overwrite=true to start over or choose another run_dir")
     return client

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 def take_tokens(stream: np.ndarray, start: int, count: int) -> np.ndarray:

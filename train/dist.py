@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 log = logging.getLogger("spikein")
 

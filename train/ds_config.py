@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from train.settings import TrainSettings
 
 BATCH_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
 # The folder holding spikein's packages: workers import from here, never from the working

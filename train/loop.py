@@ -77,7 +77,7 @@ def train_step(ctx: LoopContext, step: int, loss_sum: torch.Tensor, norm_from_mo
 def run_loop(ctx: LoopContext, start_step: int) -> None:
     from tqdm import tqdm
 
-    from inject.progress import show_bars
+    from core.progress import show_bars
 
     s, engine = ctx.settings, ctx.engine
     log_every = s.train.log_every  # >= 1 (launch/validate.py)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from inject.atomic import append_jsonl, write_text
+from core.atomic import append_jsonl, write_text
 from inject.manifest import Manifest
 
 
@@ -61,7 +61,7 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, manifest: Manifest, *, enabled: bool, flops_per_token: float,
                  peak_flops: float, world_size: int, tokens_per_step: int, wandb_run=None) -> None:
-        from inject.wandb_log import NullRun
+        from core.wandb_log import NullRun
 
         self.run_dir, self.manifest, self.enabled = run_dir, manifest, enabled
         self.flops_per_token, self.peak_flops, self.world_size = flops_per_token, peak_flops, world_size

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import torch
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import Manifest
 from inject.tokenizer import load_tokenizer, tokenizer_hash
 

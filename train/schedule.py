@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from inject.errors import SpikeinError
-from launch.schema import TrainConfig
+from core.errors import SpikeinError
+from core.config import TrainConfig
 
 
 def step_law_lr(n_params: int, n_tokens: int) -> float:

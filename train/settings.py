@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inject.atomic import write_json
-from inject.errors import SpikeinError
-from launch.schema import DeepSpeedConfig, TrainConfig
+from core.atomic import write_json
+from core.errors import SpikeinError
+from core.config import DeepSpeedConfig, TrainConfig
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.manifest import Manifest, load_manifest, open_stream
 from inject.plan import untrained_copies
-from inject.run_lock import stage_lock
+from core.run_lock import stage_lock
 from inject.stage import changed_keys
 from train import checkpoint as ckpt
 from train.launcher import launch_workers, world_size
@@ -26,7 +26,7 @@ from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
 from train.schedule import resolve_budget
-from launch.schema import DeepSpeedConfig, TrainConfig
+from core.config import DeepSpeedConfig, TrainConfig
 from train.settings import TrainSettings, save_settings, settings_from_json, settings_path
 
 

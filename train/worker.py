@@ -98,7 +98,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
 
 def _prepare_checkpoints_dir(run_dir: Path, s) -> None:
     """Rank 0, before anyone resumes: drop half-written checkpoints, start the index."""
-    from inject.atomic import write_json
+    from core.atomic import write_json
     from train import checkpoint as ckpt
 
     ckpt.remove_stale_temps(run_dir)
@@ -112,7 +112,7 @@ def _device_type(engine) -> str:
 
 def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world: int):
     """metrics.jsonl + W&B on rank 0 (a disabled logger elsewhere)."""
-    from inject.wandb_log import NullRun, init_wandb
+    from core.wandb_log import NullRun, init_wandb
     from train.metrics import MetricsLogger
     from train.model import flops_per_token
 

@@ -7,7 +7,7 @@ import pkgutil
 from typing import Any, Mapping
 
 from audit.detectors.base import REGISTRY, AuditContext, Detector, PartitionData, register
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name != "base":

@@ -20,7 +20,7 @@ import numpy as np
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, register
 from audit.sequences import answer_group
 from audit.stats import fisher_greater
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 # style -> the rendering scored, and each choice's length the log-likelihood is divided by
 STYLES: dict[str, tuple[str, Callable[[str], int] | None]] = {

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from audit.scoring import BaseScorer
 from audit.stats import TestResult
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.items import Item
 
 REGISTRY: dict[str, type["Detector"]] = {}

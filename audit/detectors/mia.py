@@ -28,7 +28,7 @@ from audit.detectors.base import AuditContext, Detector, PartitionData, controls
 from audit.scoring import Request, TokenStats
 from audit.sequences import partition_tokens
 from audit.stats import mann_whitney_less
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 from inject.render import get_renderer
 
 FPR = 0.05  # the TPR column's false-positive rate

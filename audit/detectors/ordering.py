@@ -21,7 +21,7 @@ from audit.detectors.base import AuditContext, Detector, PartitionData, finite, 
 from audit.scoring import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
 from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 TESTS = ("sharded", "permutation")
 MIN_SHARD_ITEMS = 2  # a shard of one item has no order to test

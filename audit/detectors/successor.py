@@ -22,7 +22,7 @@ from audit.detectors.base import AuditContext, Detector, PartitionData, controls
 from audit.scoring import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
 from audit.stats import LN10, TestResult, column_ranks, mann_whitney_less, successor_test
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from inject.errors import SpikeinError
+from core.errors import SpikeinError
 
 _held: dict[Path, int] = {}  # lock path -> how many times this process holds it
 

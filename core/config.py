@@ -1,0 +1,178 @@
+"""The typed config groups: one dataclass per group, the only home of defaults.
+
+Every package reads its settings through these (workers receive them typed). The composed
+tree, with each detector's ``Config`` as ``audit.<name>``, is assembled and registered with
+Hydra in ``launch/schema.py``; value checks that a type cannot say live in ``launch/validate.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import II, MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # the option's name (runs, W&B)
+    pretrained: Optional[str] = None  # hub id or local dir: continual pretraining with from_pretrained
+    tokenizer: Optional[str] = None  # hub id or local dir; null: the pretrained model's, or a BPE trained here
+    bpe_vocab_size: Optional[int] = None  # only when a BPE is trained here
+    trust_remote_code: bool = False  # let transformers run the model repo's code
+    config: Optional[Dict[str, Any]] = None  # from-scratch architecture (transformers config kwargs)
+    n_params: Optional[int] = None  # total parameters, for dry-run estimates only
+
+
+@dataclass
+class HubCorpusConfig:
+    path: Optional[str] = None  # datasets hub id
+    name: Optional[str] = None  # dataset config name
+    split: str = "train"  # dataset split
+    streaming: bool = True  # stream instead of downloading the whole dataset
+
+
+@dataclass
+class SyntheticWorldConfig:
+    seed: int = II("seed")  # the world's entities and facts
+    n_people: int = 1500  # fictional people (the people benchmark asks about them)
+    n_places: int = 300  # fictional places (the places benchmark)
+    n_orgs: int = 300  # fictional organisations (corpus only)
+    practice_questions: int = 2000  # in-domain MCQ practice text about held-out entities
+
+
+@dataclass
+class DataConfig:
+    kind: str = "synthetic"  # synthetic | text | jsonl | hub
+    paths: List[str] = field(default_factory=list)  # files or directories (text, jsonl)
+    text_field: str = "text"  # jsonl / hub
+    hub: HubCorpusConfig = field(default_factory=HubCorpusConfig)  # kind=hub
+    max_doc_chars: int = 8000  # longer documents are split at paragraph or line breaks
+    max_documents: Optional[int] = None  # cap on documents read (null: all)
+    shuffle_seed: int = II("seed")  # document order of the stream
+    synthetic: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)  # kind=synthetic
+
+
+@dataclass
+class InjectConfig:
+    counts: List[int] = field(default_factory=lambda: [0, 1, 4, 16, 64])  # one partition per entry; 0 = control
+    partition_size: Optional[int] = 40  # items per partition (or partition_fraction of the benchmark)
+    partition_fraction: Optional[float] = None  # alternative to partition_size (set that one to null)
+    mode: str = "document"  # document: a copy = the partition in injected order; scattered: items one by one
+    item_order: str = "shuffled"  # shuffled: each partition in a seeded random order (exact null); canonical: file order
+    option_order: str = "canonical"  # canonical: choices as published; shuffled: seeded per item (answer remapped)
+    renderer: str = "mcq"  # mcq | mcq_noanswer | cloze | raw
+    window: List[float] = field(default_factory=lambda: [0.0, 1.0])  # where copies go: fractions of one epoch's trained tokens
+    allow_untrained_copies: bool = False  # true: only warn when train.max_steps/max_tokens stops before some copies
+    max_injected_share: float = 0.2  # refuse plans whose copies exceed this share of the stream
+    separator: str = "\n\n"  # joins item token lists inside a copy
+    seed: int = II("seed")  # partitions and copy positions
+    workers: int = 2  # tokenizer worker processes
+    chunk_documents: int = 256  # documents per worker task
+    skip_bad_rows: bool = False  # report and skip malformed benchmark rows instead of failing
+    dtype: str = "auto"  # auto | uint16 | uint32 (stream token type)
+
+
+@dataclass
+class BenchmarkConfig:
+    """One entry of ``benchmarks``: checked against this, but kept as written (its keys are
+    hashed into the data config, so defaults are not filled in)."""
+
+    source: str = MISSING  # hub | mmlu_dir | arc_jsonl | generic | synthetic
+    path: Optional[str] = None  # hub id, file or directory
+    name: Optional[str] = None  # hub config name; synthetic: people | places
+    split: Optional[str] = None  # hub split (loader default: test)
+    format: Optional[str] = None  # hub: mmlu | arc | hellaswag; generic: jsonl | json | csv | parquet
+    columns: Optional[List[str]] = None  # generic CSV without a header row: the field names
+    fields: Optional[Dict[str, Any]] = None  # generic: field mapping (id, question, options/choices, answer...)
+    data_files: Optional[Any] = None  # hub: files of a builder dataset
+    cache_dir: Optional[str] = None  # hub: datasets cache
+    trust_remote_code: bool = False  # hub: refused (datasets scripts are not run)
+    answers_file: Optional[str] = None  # generic: labels in a separate line-aligned file (PIQA, Winogrande)
+    convert: Optional[str] = None  # generic: a user function module:function (record -> item fields), imported only when named
+    skip_bad_rows: Optional[bool] = None  # null: inject.skip_bad_rows
+    inject: Optional[Dict[str, Any]] = None  # per-benchmark override of inject keys
+
+
+@dataclass
+class TrainConfig:
+    seq_len: int = 256  # tokens per training sequence
+    global_batch: int = 16  # sequences per optimizer step (all ranks, all micro-steps)
+    micro_batch: int = 8  # sequences per rank per forward
+    max_steps: Optional[int] = None  # null: one pass over the stream (or max_tokens)
+    max_tokens: Optional[int] = None  # alternative to max_steps; beyond the stream = more epochs
+    lr: Any = 1.0e-3  # a number or "auto" (Step Law, from-scratch runs)
+    batch_tokens: Any = None  # null, a number or "auto" (Step Law): sets global_batch
+    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
+    warmup_steps: int = 20  # linear warmup, then cosine decay to min_lr_ratio * lr
+    weight_decay: float = 0.1  # matrices only (not norms or biases)
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW
+    eps: float = 1.0e-8  # AdamW
+    grad_clip: float = 1.0  # 0: no clipping
+    precision: str = "fp32"  # fp32 | bf16
+    checkpoint_every: Optional[int] = 100  # steps (null: the last step only); a checkpoint is also written at the end
+    checkpoint_steps: List[int] = field(default_factory=list)  # extra checkpoint steps, e.g. log-spaced [1, 4, 16, 64]
+    save_initial: bool = True  # also export the untrained weights as step_0 (audit baseline)
+    keep_last: int = 2  # DeepSpeed states kept (resume needs the newest)
+    keep_hf: str = "all"  # all | last: HF exports kept for the audit
+    log_every: int = 10  # steps per metrics row (loss averaged over them)
+    peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12, "cuda": 989.0e12})  # MFU
+    seed: int = II("seed")  # weight init and data order
+
+
+@dataclass
+class DeepSpeedConfig:
+    zero_stage: int = 0  # ZeRO stage 0-3
+    torch_adam: bool = True  # torch AdamW: no C++ op build
+    fused: bool = False  # torch's fused AdamW kernel (GPUs only)
+    backend: str = "gloo"  # gloo (CPU) | nccl (GPU)
+    user_json: Optional[str] = None  # a DeepSpeed JSON file to use instead of the generated one
+    extra: Dict[str, Any] = field(default_factory=dict)  # merged into the generated JSON
+
+
+@dataclass
+class LoggerConfig:
+    project: str = "spikein"  # W&B project
+    entity: Optional[str] = None  # W&B entity (team or user)
+    mode: Optional[str] = None  # online | offline | disabled; null: $WANDB_MODE, else offline
+    group: str = II("experiment_name")  # W&B group (a sweep sets its own)
+    tags: List[str] = field(default_factory=list)  # W&B run tags
+    init_timeout_s: float = 20.0  # seconds an online start may take before falling back to offline (sync later)
+
+
+@dataclass
+class LauncherConfig:
+    kind: str = "local"  # local | torchrun | deepspeed | srun (see train/launcher.py)
+    nproc_per_node: int = 1  # processes (GPUs) per node
+    num_nodes: int = 1  # machines; several: see conf/launcher/*.yaml
+    node_rank: int = 0  # this node's rank (torchrun, several nodes)
+    master_addr: Optional[str] = "127.0.0.1"  # null (srun): the first host of $SLURM_JOB_NODELIST
+    master_port: Optional[int] = None  # null: a free port (single node)
+    hostfile: Optional[str] = None  # deepspeed launcher: "host slots=N" lines
+
+
+@dataclass
+class AuditBase:
+    """``audit`` without the detectors' sections (those come from the registry)."""
+
+    detectors: List[str] = field(default_factory=lambda: ["ordering", "option_shuffle", "accuracy"])  # registered names
+    checkpoints: Any = "all"  # all | last | a step | [steps]
+    watch: bool = False  # audit each checkpoint as it lands (`run`: while training) until training has finished
+    poll_s: float = 30  # watch: seconds between polls of checkpoints/index.json
+    watch_idle_s: float = 3600  # watch: give up after this long without a new checkpoint
+    model: Optional[str] = None  # hub id or local dir to audit; null: the checkpoints of run_dir
+    tokenizer: Optional[str] = None  # with model: tokenizer hub id or dir (null: the model's)
+    benchmark: Any = None  # name or list from `benchmarks`; null: all (run: all in the manifest)
+    limit: Optional[int] = None  # with model: first N items of each benchmark
+    renderer: Optional[str] = None  # null: the manifest's (run) or the inject config's (model)
+    precision: str = "fp32"  # fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda
+    token_budget: int = 8192  # padded tokens per forward pass
+    prefix_reuse: bool = True  # shared prefixes run once (one tree row per item)
+    progress: bool = True  # progress bars
+    context: int = 2048  # sliding windows beyond this many tokens (capped at the model's)
+    stride: int = 1024  # later windows count only their last `stride` tokens
+
+
+@dataclass
+class ReportConfig:
+    alpha: float = 0.01  # a partition counts as detected when p < alpha
