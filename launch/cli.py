@@ -42,7 +42,7 @@ def _help(stage: str, overrides: list[str]) -> None:
 
     print(f"spikein {stage}: {STAGES[stage][1]}\n")
     print("config groups (pick with group=option):")
-    for group, options in config_groups().items():
+    for group, options in config_groups(overrides).items():
         print(f"  {group:<11} {', '.join(options)}")
     print("\nresolved config (override any key with key=value):\n")
     if stage == "audit":
@@ -58,7 +58,7 @@ def _audit_shorthand(overrides: list[str]) -> list[str]:
     """
     from launch.config import config_groups
 
-    models = set(config_groups().get("model", []))
+    models = set(config_groups(overrides).get("model", []))
     out = []
     for o in overrides:
         key, _, value = o.partition("=")

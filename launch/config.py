@@ -69,8 +69,8 @@ def _one_line_error(message: str, overrides: Sequence[str]) -> str:
     missing_option = re.search(r"Could not find '([^']+)'", message)
     if missing_option:
         group = missing_option.group(1).split("/")[0]
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-        return f"unknown {group} '{missing_option.group(1)}'; choose one of: {', '.join(options)}"
+        options = config_groups(overrides).get(group, [])
+        return f"unknown {group} '{missing_option.group(1).removeprefix(group + '/')}'; choose one of: {', '.join(options)}"
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
@@ -99,12 +99,21 @@ def compose_defaults() -> DictConfig:
     return cfg
 
 
-def config_groups() -> dict[str, list[str]]:
-    return {
-        d.name: sorted(p.stem for p in d.glob("*.yaml"))
-        for d in sorted(CONF_DIR.iterdir())
-        if d.is_dir()
-    }
+def config_groups(overrides: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Each group's options: spikein's own and those of the user's ``hydra.searchpath`` dirs."""
+    groups: dict[str, set[str]] = {}
+    for root in [CONF_DIR, *user_conf_dirs(overrides)]:
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            groups.setdefault(d.name, set()).update(p.stem for p in d.glob("*.yaml"))
+    return {name: sorted(options) for name, options in sorted(groups.items())}
+
+
+def user_conf_dirs(overrides: Sequence[str]) -> list[Path]:
+    """The local directories named by a ``hydra.searchpath=[file://...]`` override."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.searchpath=")]
+    entries = [e.strip().strip("'\"") for g in given for e in g.strip("[]").split(",")]
+    dirs = [Path(e.removeprefix("file://")) for e in entries if e and not e.startswith("pkg://")]
+    return [d for d in dirs if d.is_dir()]
 
 
 def to_container(cfg: DictConfig) -> dict:

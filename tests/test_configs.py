@@ -202,3 +202,19 @@ def test_require_shared_fails_under_ci_and_skips_otherwise(monkeypatch, tmp_path
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         require_shared(tmp_path / "absent")
     require_shared(tmp_path)  # present: nothing to say
+
+
+def test_a_users_own_config_dir_is_searched_listed_and_offered(tmp_path):
+    """hydra.searchpath adds the user's option files: they compose, --help lists them, and an
+    unknown option's error offers them."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "my_run.yaml").write_text(
+        "# @package _global_\nexperiment_name: my_run\ninject:\n  counts: [0, 8]\n")
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    cfg = compose([search, "experiment=my_run"])
+    assert (cfg.experiment_name, list(cfg.inject.counts)) == ("my_run", [0, 8])
+    from launch.config import config_groups
+    assert "my_run" in config_groups([search])["experiment"] and "my_run" not in config_groups()["experiment"]
+    r = subprocess.run([sys.executable, "-m", "launch.cli", "run", search, "experiment=nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "my_run" in r.stderr and r.stderr.strip().count("\n") == 0
