@@ -29,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = [
     "audit.ordering.shards=3", "audit.ordering.permutations=4", "audit.option_shuffle.isolation_forest=false",
     "audit.context=256", "audit.stride=128", "audit.progress=false", "experiment_name=t", "logger.mode=disabled",
+    "audit.detectors=[ordering,option_shuffle,accuracy]",  # the demo recipe (the default experiment) runs all eight
 ]
 
 
@@ -263,7 +264,7 @@ def test_public_model_on_local_mmlu(tmp_path, template):
     model_dir = template / "checkpoints" / "step_0" / "hf"
     stage.run_audit(compose([
         f"run_dir={out}", *FAST, f"audit.model={model_dir}", "audit.benchmark=mmlu", "audit.limit=12",
-        "benchmarks=mmlu_arc", "benchmarks.mmlu.source=mmlu_dir", f"benchmarks.mmlu.path={MMLU}",
+        "benchmarks=mmlu_local", f"benchmarks.mmlu.path={MMLU}",
     ]))
     rows = read_results(out)
     assert len(rows) == 3 and all(r["n_items"] == 12 and r["benchmark"] == "mmlu" for r in rows)
@@ -290,7 +291,8 @@ def test_data_parallel_audit_gives_the_same_rows(run, tmp_path):
 
 def test_every_detector_in_one_audit(run):
     dets = ["ordering", "successor", "option_shuffle", "accuracy", "loss", "zlib", "min_k", "min_k_pp"]
-    cfg = cfg_for(run, f"audit.detectors=[{','.join(dets)}]", "audit.checkpoints=last", "audit.successor.permutations=999")
+    cfg = cfg_for(run, f"audit.detectors=[{','.join(dets)}]", "audit.checkpoints=last", "audit.successor.permutations=999",
+                  "audit.successor.block=40")
     assert stage.run_audit(cfg) == 0
     rows = read_results(run)
     assert {(r["partition"], r["detector"]) for r in rows} == {(p, d) for p in ("hot", "ctl0", "ctl1") for d in dets}
