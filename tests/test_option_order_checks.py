@@ -92,7 +92,7 @@ def test_audit_warns_about_the_partitions_it_scores(tmp_path, capsys):
 
 
 def test_ordering_refuses_shards_of_one_item():
-    ordering = get_detector("ordering", {"shards": 10})
+    ordering = get_detector("ordering", {"shards": 10, "seed": 0})
     ordering.check(PartitionData("b", "p", 4, make_items(20)))  # two items a shard
     with pytest.raises(SpikeinError, match=r"^partition b/p has 10 items: audit\.ordering\.shards=10 leaves fewer "
                                            r"than 2 items per shard; set audit\.ordering\.shards <= 5 "):
@@ -121,7 +121,7 @@ def test_scenario_a_counts_a_tie_with_the_best_as_the_original_being_the_maximum
             [0, -1, -1, -2, -2, -3],  # the original is the best
             [-1, 0, -1, -1, -1, -1]]  # another order is better
     ctx = SimpleNamespace(scorer=PlannedScores(plan), tokenizer=tok, bos_id=None)
-    shuffle = get_detector("option_shuffle", {"isolation_forest": False})
+    shuffle = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0})
     part = PartitionData("b", "p", None, items)
     raw = shuffle.score(ctx, part)
     assert raw["n_above"] == [0, 0, 1] and raw["rank"] == [1.5, 1.0, 4.0]
@@ -155,7 +155,7 @@ def structured_partition(n_plain: int, n_sorted: int, seed: int = 0) -> tuple[Pa
 
 def test_structured_items_are_counted_and_the_p_value_is_given_without_them():
     part, raw = structured_partition(n_plain=160, n_sorted=40)
-    (row,) = get_detector("option_shuffle", {"isolation_forest": False}).summarize([part], [raw])
+    (row,) = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize([part], [raw])
     assert row["structured_items"] == 40
     assert row["structure"] == {"length_sorted": 40, "numbers_sorted": 0, "above_option": 0}
     assert row["p"] < 1e-3 and row["p_unstructured"] > 0.01
@@ -167,7 +167,7 @@ def test_structure_with_controls_filters_both_sides():
     part, raw = structured_partition(n_plain=30, n_sorted=10, seed=1)
     ctl, ctl_raw = structured_partition(n_plain=30, n_sorted=10, seed=2)
     parts = [PartitionData("arc", "x4", 4, part.items), PartitionData("arc", "ctl", 0, ctl.items)]
-    row, _ = get_detector("option_shuffle", {"isolation_forest": False}).summarize(parts, [raw, ctl_raw])
+    row, _ = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize(parts, [raw, ctl_raw])
     assert row["calibrated"] and row["structured_items"] == 10 and row["p_unstructured"] is not None
 
 
@@ -181,6 +181,6 @@ def test_arc_easy_option_orders_are_often_length_sorted():
     assert sum("length_sorted" in k for k in kinds) == 86
     assert sum("numbers_sorted" in k for k in kinds) == 2 and sum(bool(k) for k in kinds) == 87
     raw = {"rank": [12.5] * 200, "n_orders": [24] * 200, "n_above": [1] * 200, "iforest_max": None}
-    (row,) = get_detector("option_shuffle", {"isolation_forest": False}).summarize(
+    (row,) = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize(
         [PartitionData("arc_easy", "all", None, items)], [raw])
     assert row["structured_items"] == 87 and row["structure"]["length_sorted"] == 86
