@@ -225,6 +225,7 @@ def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
     logged = []
 
     class FakeRun:
+        active = True  # a live W&B run (the null run says False)
         log = logged.append
 
         def finish(self):

@@ -82,7 +82,7 @@ def make_sweep(root: Path) -> None:
     """Two groups (partition_size 10 and 20) of three seeds each, as a Hydra sweep lays them out."""
     job = 0
     for size, p_fn in GROUPS.items():
-        base = compose_config(f"inject.partition_size={size}", "audit.detectors=[ordering,loss_like,accuracy]")
+        base = compose_config(f"inject.partition_size={size}", "audit.detectors=[ordering,loss,accuracy]")
         for seed in (1, 2, 3):
             run = root / str(job)
             job += 1
@@ -93,8 +93,8 @@ def make_sweep(root: Path) -> None:
             m = write_manifest(run, COUNTS, BENCHES, copies_end=4000)
             write_index(run, STEPS)
             write_rows(run, m, lambda b, p, c, d, s, seed=seed, f=p_fn: f(b, p, c, d, s, seed), STEPS,
-                       ("ordering", "loss_like", "accuracy"), settings=settings_for(cfg, m),
-                       extra=lambda part, det, step: {"auroc": 0.9} if det == "loss_like" else {})
+                       ("ordering", "loss", "accuracy"), settings=settings_for(cfg, m),
+                       extra=lambda part, det, step: {"auroc": 0.9} if det == "loss" else {})
 
 
 def expected_k_n(p_fn, det: str, count: int, alpha: float) -> tuple[int, int]:
@@ -110,7 +110,7 @@ def test_sweep_report_rates_with_wilson_intervals_per_group(sweep):
     for size, p_fn in GROUPS.items():
         section = md.split(f"## Detection rates: inject.partition_size={size}\n")[1].split("\n## ")[0]
         assert "3 runs (seeds 1, 2, 3)" in section
-        for det in ("ordering", "loss_like"):
+        for det in ("ordering", "loss"):
             for count in (0, 4, 16):
                 k, n = expected_k_n(p_fn, det, count, 0.01)
                 lo, hi = wilson_closed_form(k, n)
@@ -125,7 +125,7 @@ def test_power_curve_plots_the_rates_and_the_controls(sweep):
     tmp_path = sweep
     runs = [load_run(tmp_path, p) for p in sweep_runs(tmp_path)][:3]  # the partition_size=10 group
     rates = group_rates(runs, 0.01)
-    assert set(rates) == {"ordering", "loss_like"}
+    assert set(rates) == {"ordering", "loss"}
     fig, ax = plots.plt.subplots()
     plots.draw_power_curve(ax, rates, 0.01)
     lines = {line.get_label(): line for line in ax.get_lines()}
@@ -149,6 +149,7 @@ def test_sweep_rates_go_to_wandb(sweep, monkeypatch):
     logged = []
 
     class FakeRun:
+        active = True  # a live W&B run (the null run says False)
         def log(self, data):
             logged.append(data)
 
