@@ -19,12 +19,16 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("inject")
-    cfg = inject_config(tmp)
+def build(tmp_path_factory, name: str, *overrides: str):
+    """One inject run (it verifies every copy against the partition files)."""
+    cfg = inject_config(tmp_path_factory.mktemp(name), *overrides)
     run_inject(cfg)
     return cfg, Path(cfg.run_dir)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build(tmp_path_factory, "inject")
 
 
 def test_copies_hold_exactly_the_rendered_items(built):
@@ -165,10 +169,7 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path):
 
 @pytest.fixture(scope="module")
 def built_options(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("options")
-    cfg = inject_config(tmp, "inject.option_order=shuffled")
-    run_inject(cfg)  # verifies every copy against the partition files
-    return cfg, Path(cfg.run_dir)
+    return build(tmp_path_factory, "options", "inject.option_order=shuffled")
 
 
 def test_shuffled_options_stored_as_injected_and_scored_as_injected(built_options):
