@@ -57,9 +57,10 @@ def test_item_text_occurs_count_times_and_controls_never(built):
 
 
 def test_partitions_are_disjoint_and_in_injected_order(built):
-    _, run = built
+    cfg, run = built
     m = load_manifest(run)
-    assert m.benchmarks[0].item_order == "shuffled" and m.benchmarks[0].option_order == "canonical"
+    assert cfg.inject.option_order == "shuffled"  # the demo recipe's, composed by default (schema: canonical)
+    assert m.benchmarks[0].item_order == "shuffled" and m.benchmarks[0].option_order == "shuffled"
     ids = [[it.id for it in load_partition(run, p)] for p in m.partitions]
     flat = [i for p in ids for i in p]
     assert len(flat) == len(set(flat)) == 8 * 3
@@ -210,7 +211,7 @@ def test_partition_files_round_trip_the_plan(built_options):
         assert part.item_indices == list(planned.indices)
 
 
-@pytest.mark.parametrize("key, value", [("inject.item_order", "canonical"), ("inject.option_order", "shuffled"),
+@pytest.mark.parametrize("key, value", [("inject.item_order", "canonical"), ("inject.option_order", "canonical"),
                                         ("train.global_batch", 8)])
 def test_orders_and_batch_change_the_data(built, key, value):
     from omegaconf import OmegaConf
