@@ -16,7 +16,7 @@ from core.config import DeepSpeedConfig, TrainConfig
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
-from train.launcher import failure_message, launch_workers, launcher_command
+from core.workers.launch import failure_message, launch_workers, launcher_command
 from train.schedule import lr_factor, resolve_budget, step_law_batch_tokens, step_law_lr
 from train.settings import TrainSettings
 
@@ -191,7 +191,7 @@ def test_launcher_commands():
 
 DUMMY = '''
 import os, sys, time
-from train.dist import run_worker, log
+from core.workers.process import run_worker, log
 from core.errors import SpikeinError
 
 def main(run_dir):

@@ -21,7 +21,7 @@ from inject.plan import untrained_copies
 from core.run_lock import stage_lock
 from inject.stage import changed_keys
 from train import checkpoint as ckpt
-from train.launcher import launch_workers, world_size
+from core.workers.launch import launch_workers, world_size
 from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
