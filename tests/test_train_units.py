@@ -17,7 +17,8 @@ from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
 from core.workers.launch import failure_message, launch_workers, launcher_command
-from train.schedule import lr_factor, resolve_budget, step_law_batch_tokens, step_law_lr
+from core.budget import resolve_budget, step_law_batch_tokens, step_law_lr
+from train.schedule import lr_factor
 from train.settings import TrainSettings
 
 TRAIN = {"seq_len": 32, "global_batch": 8, "micro_batch": 2, "max_steps": None, "max_tokens": None,
