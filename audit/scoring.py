@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from audit import dist
 from audit.model import max_positions
 from audit.windows import Window, check_context, windows
+from core.workers import collective
 
 
 @dataclass(frozen=True)
@@ -84,43 +84,43 @@ class BaseScorer:
         """No progress bars: switched off, not rank 0, or not on a terminal."""
         from core.progress import show_bars
 
-        return not (self.progress and dist.is_main() and show_bars())
+        return not (self.progress and collective.is_main() and show_bars())
 
     @torch.inference_mode()
     def score(self, requests: Sequence[Request]) -> np.ndarray:
         """Summed log-probs (float64), in input order."""
-        mine = dist.my_share([len(r.tokens) for r in requests])
+        mine = collective.my_share([len(r.tokens) for r in requests])
         local = self._score([requests[i] for i in mine]) if mine else []
         self.tokens_scored += sum(r.count() for r in requests)
         self._count_run()
-        return np.asarray(dist.gather_in_order(len(requests), mine, list(local)), dtype=np.float64)
+        return np.asarray(collective.gather_in_order(len(requests), mine, list(local)), dtype=np.float64)
 
     @torch.inference_mode()
     def score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
         """log p(continuation | prefix) for every continuation of every group, in input order."""
         sizes = [len(g.prefix) * len(g.continuations) + sum(map(len, g.continuations)) for g in groups]
-        mine = dist.my_share(sizes)
+        mine = collective.my_share(sizes)
         local = self._score_groups([groups[i] for i in mine]) if mine else []
         self.tokens_scored += sum(sum(map(len, g.continuations)) for g in groups)
         self._count_run()
-        out = dist.gather_in_order(len(groups), mine, list(local))
+        out = collective.gather_in_order(len(groups), mine, list(local))
         return [np.asarray(o, dtype=np.float64) for o in out]
 
     @torch.inference_mode()
     def token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
         """Per-target log-probs and next-token log-prob mean/std of every request, in input order."""
-        mine = dist.my_share([len(r.tokens) for r in requests])
+        mine = collective.my_share([len(r.tokens) for r in requests])
         local = self._token_stats([requests[i] for i in mine]) if mine else []
         self.tokens_scored += sum(r.count() for r in requests)
         self._count_run()
-        return dist.gather_in_order(len(requests), mine, list(local))
+        return collective.gather_in_order(len(requests), mine, list(local))
 
     def _ran(self, n_tokens: int) -> None:
         """Called once per forward pass with the real (unpadded) tokens it fed."""
         self._run_local += int(n_tokens)
 
     def _count_run(self) -> None:
-        self.tokens_run += dist.total(self._run_local)
+        self.tokens_run += collective.total(self._run_local)
         self._run_local = 0
 
     def _score(self, requests: Sequence[Request]) -> np.ndarray:

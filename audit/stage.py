@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import torch
 
-from audit import dist, wandb_plots
+from audit import wandb_plots
 from audit.detectors import AuditContext, Detector, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
@@ -32,10 +32,11 @@ from inject.benchmark_checks import warn_answer_position
 from core.errors import SpikeinError
 from core.run_lock import stage_lock
 from core.wandb_log import NullRun
+from core.workers import collective
 
 
 def log(msg: str) -> None:
-    if dist.is_main():
+    if collective.is_main():
         print(f"audit: {msg}", file=sys.stderr, flush=True)
 
 
@@ -49,7 +50,7 @@ def run_audit(cfg) -> int:
 
 def audit_stage(cfg) -> int:
     """Every rank's audit (the lock is the caller's)."""
-    dist.maybe_init()
+    collective.maybe_init()
     a = cfg.audit
     setup = model_setup(cfg) if a.model else run_setup(cfg)
     detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
@@ -62,13 +63,13 @@ def audit_stage(cfg) -> int:
     if cfg.dry_run:
         _print_plan(cfg, setup, detectors)
         return 0
-    if cfg.overwrite and dist.is_main():
+    if cfg.overwrite and collective.is_main():
         (out_dir / "results.jsonl").unlink(missing_ok=True)
         shutil.rmtree(out_dir / "raw", ignore_errors=True)
-    dist.barrier()
-    store = ResultsStore(out_dir, writer=dist.is_main())
-    dist.barrier()  # every rank has read the cache before rank 0 appends to it
-    run = wandb_plots.start(cfg, str(cfg.run_dir)) if dist.is_main() else NullRun()
+    collective.barrier()
+    store = ResultsStore(out_dir, writer=collective.is_main())
+    collective.barrier()  # every rank has read the cache before rank 0 appends to it
+    run = wandb_plots.start(cfg, str(cfg.run_dir)) if collective.is_main() else NullRun()
     try:
         for target in _targets(cfg):
             rows = audit_target(cfg, setup, detectors, store, target)
@@ -91,7 +92,7 @@ def _targets(cfg) -> Iterator[Target]:
         steps = None if spec in (None, "all", "last") else set(_steps(spec))
 
         def read():
-            return dist.broadcast(read_index(cfg.run_dir) if dist.is_main() else None)
+            return collective.broadcast(read_index(cfg.run_dir) if collective.is_main() else None)
 
         def wanted(index):
             return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
@@ -188,7 +189,8 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
 
 def _scored(store, target, bench, det, part, ctx, settings) -> dict:
     """A partition's raw scores: from the cache, or scored now and cached."""
-    cached = dist.broadcast(store.get_raw(target.tag, bench.name, det.name, part.name, settings) if dist.is_main() else None)
+    on_main = store.get_raw(target.tag, bench.name, det.name, part.name, settings) if collective.is_main() else None
+    cached = collective.broadcast(on_main)
     if cached is not None:
         return cached
     t0, n0, r0 = time.perf_counter(), ctx.scorer.tokens_scored, ctx.scorer.tokens_run

@@ -4,7 +4,7 @@ Every rank runs the whole audit stage on the config saved by :func:`save_worker_
 the engine gives each rank a slice of every scoring call and gathers the results in
 order, and only rank 0 writes results and logs to W&B. Launch with torchrun
 (``python -m torch.distributed.run --nproc_per_node=N -m audit.worker <run_dir>``) or
-``train.launcher.launch_workers("audit.worker", run_dir, cfg.launcher)``.
+``core.workers.launch.launch_workers("audit.worker", run_dir, cfg.launcher)``.
 """
 from __future__ import annotations
 
@@ -25,21 +25,21 @@ def save_worker_config(cfg) -> Path:
 
 
 def main(run_dir: Path) -> None:
-    """One rank; :func:`train.dist.run_worker` owns logging, markers and the process group."""
-    from audit import dist
+    """One rank; :func:`core.workers.process.run_worker` owns logging, markers and the process group."""
     from audit.stage import audit_stage
     from core.errors import SpikeinError
+    from core.workers import collective
 
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise SpikeinError(f"{path} missing: the audit workers' settings are written by the parent")
     cfg = OmegaConf.load(path)
     cfg.run_dir = str(run_dir)
-    dist.maybe_init()
+    collective.maybe_init()
     audit_stage(cfg)  # the parent holds the run dir's audit lock
 
 
 if __name__ == "__main__":
-    from train.dist import run_worker
+    from core.workers.process import run_worker
 
     run_worker(main, prefix="audit")

@@ -56,13 +56,13 @@ def bare_tokens_per_s(run: Path, args) -> float:
 
 
 def _port() -> int:
-    from train.launcher import free_port
+    from core.workers.launch import free_port
     return free_port()
 
 
 def bare_loop(run: Path, steps: int, warmup: int) -> None:
     """DeepSpeed alone: same engine as the worker, one fixed batch, timed after warm-up."""
-    from train.dist import init_distributed, prepare_environment
+    from core.workers.process import init_distributed, prepare_environment
     from train.settings import load_settings
 
     s = load_settings(run)

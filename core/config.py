@@ -141,7 +141,7 @@ class LoggerConfig:
 
 @dataclass
 class LauncherConfig:
-    kind: str = "local"  # local | torchrun | deepspeed | srun (see train/launcher.py)
+    kind: str = "local"  # local | torchrun | deepspeed | srun (see core/workers/launch.py)
     nproc_per_node: int = 1  # processes (GPUs) per node
     num_nodes: int = 1  # machines; several: see conf/launcher/*.yaml
     node_rank: int = 0  # this node's rank (torchrun, several nodes)

@@ -14,7 +14,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from core.atomic import fsync_dir, write_json, write_text
+from core.budget import resolve_budget
+from core.config import TrainConfig
 from core.errors import SpikeinError
+from core.workers.launch import world_size
 from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
 from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
@@ -46,21 +49,16 @@ def batch_keys(c: dict[str, Any]) -> dict[str, Any]:
     t = c["train"]
     if t.get("batch_tokens") is None:
         return {"seq_len": t["seq_len"], "global_batch": t["global_batch"]}
-    launcher = c.get("launcher") or {}
-    world = int(launcher.get("nproc_per_node", 1)) * int(launcher.get("num_nodes", 1))
     return {"seq_len": t["seq_len"], "batch_tokens": t["batch_tokens"], "micro_batch": t["micro_batch"],
-            "world_size": world, "max_tokens": t.get("max_tokens")}  # batch rounding; "auto" reads the budget
+            "world_size": world_size(c.get("launcher") or {}), "max_tokens": t.get("max_tokens")}  # batch rounding; "auto" reads the budget
 
 
 def training_budget(cfg, stream_tokens: int) -> tuple[int, int]:
     """(tokens per step, tokens trained on) as `spikein train` will resolve them for this stream.
 
-    The one place inject asks train: where copies may go depends on its batches.
+    Where copies may go depends on training's batches, so this is :mod:`core.budget`'s
+    resolution, the same one `spikein train` runs.
     """
-    from core.config import TrainConfig
-    from train.launcher import world_size
-    from train.schedule import resolve_budget
-
     train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     budget = resolve_budget(train, stream_tokens=stream_tokens, n_params=1,  # N only sets lr, unused here
                             world_size=world_size(cfg.launcher), from_scratch=True)

@@ -65,7 +65,7 @@ def _resolved(cfg) -> dict:
 
 def _audit_checkpoints(cfg, run_audit) -> None:
     """In this process, or data-parallel on the launcher's workers when it has several."""
-    from train.launcher import launch_workers, world_size
+    from core.workers.launch import launch_workers, world_size
 
     if world_size(cfg.launcher) == 1:
         run_audit(cfg)

@@ -185,18 +185,18 @@ def dp_requests(vocab_size: int, seed: int = 0):
 
 def _dp_worker(out_path: str) -> None:
     """Run under torchrun: every rank scores its share; rank 0 writes the gathered scores."""
-    from audit import dist
     from audit.engine import Engine, EngineSettings
-    from train.dist import shutdown_distributed
+    from core.workers import collective
+    from core.workers.process import shutdown_distributed
 
-    dist.maybe_init("gloo")
+    collective.maybe_init("gloo")
     model = tiny_model(97, seed=3)
     reqs, groups = dp_requests(97)
     engine = Engine(model, EngineSettings(context=32, stride=16, token_budget=256, progress=False))
     scores = engine.score(reqs).tolist()
     group_scores = [g.tolist() for g in engine.score_groups(groups)]
-    if dist.is_main():
-        Path(out_path).write_text(json.dumps({"world": dist.rank_world()[1], "scores": scores,
+    if collective.is_main():
+        Path(out_path).write_text(json.dumps({"world": collective.rank_world()[1], "scores": scores,
                                               "groups": group_scores, "tokens": engine.tokens_scored}))
     shutdown_distributed()
 

@@ -17,7 +17,7 @@ from train_fixtures import make_run, train_overrides
 
 from core.errors import SpikeinError
 from launch.config import compose
-from train.launcher import free_port, launch_workers
+from core.workers.launch import free_port, launch_workers
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -86,7 +86,7 @@ def test_wandb_down_falls_back_offline_with_one_warning_and_keeps_every_result(t
 PROBE = """
 import os, sys
 from pathlib import Path
-from train.dist import run_worker
+from core.workers.process import run_worker
 
 def main(run_dir):
     import audit, train
@@ -216,7 +216,7 @@ def test_a_second_writer_is_refused_naming_the_holders_pid(tmp_path):
 SLEEPER = """
 import os, time
 from pathlib import Path
-from train.dist import run_worker
+from core.workers.process import run_worker
 
 def main(run_dir):
     (run_dir / f"pid{os.environ['RANK']}").write_text(str(os.getpid()))
@@ -228,7 +228,7 @@ if __name__ == "__main__":
 
 PARENT = """
 import sys
-from train.launcher import launch_workers
+from core.workers.launch import launch_workers
 launch_workers("sleeper_worker", sys.argv[1], {"kind": "local", "nproc_per_node": 2})
 """
 
@@ -279,7 +279,7 @@ def test_audit_ranks_leave_rank_logs_and_their_failure_names_an_existing_log(tmp
 
 
 def test_gather_in_order_refuses_a_missing_index():
-    from audit.dist import gather_in_order
+    from core.workers.collective import gather_in_order
 
     assert gather_in_order(3, [2, 0, 1], ["c", "a", "b"]) == ["a", "b", "c"]
     assert gather_in_order(2, [1, 0], [None, 0.5]) == [0.5, None]  # None is a value, not a gap

@@ -9,7 +9,7 @@ from train_fixtures import make_run, make_tokenizer, train_overrides
 from core.errors import SpikeinError
 from launch.cli import main as cli_main
 from launch.config import compose
-from train.schedule import step_law_batch_tokens, step_law_lr
+from core.budget import step_law_batch_tokens, step_law_lr
 from train.settings import save_settings
 from train.stage import check_previous_run, plan_training, run_train
 

@@ -16,8 +16,9 @@ from core.config import DeepSpeedConfig, TrainConfig
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
-from train.launcher import failure_message, launch_workers, launcher_command
-from train.schedule import lr_factor, resolve_budget, step_law_batch_tokens, step_law_lr
+from core.workers.launch import failure_message, launch_workers, launcher_command
+from core.budget import resolve_budget, step_law_batch_tokens, step_law_lr
+from train.schedule import lr_factor
 from train.settings import TrainSettings
 
 TRAIN = {"seq_len": 32, "global_batch": 8, "micro_batch": 2, "max_steps": None, "max_tokens": None,
@@ -191,7 +192,7 @@ def test_launcher_commands():
 
 DUMMY = '''
 import os, sys, time
-from train.dist import run_worker, log
+from core.workers.process import run_worker, log
 from core.errors import SpikeinError
 
 def main(run_dir):

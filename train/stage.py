@@ -21,11 +21,11 @@ from inject.plan import untrained_copies
 from core.run_lock import stage_lock
 from inject.stage import changed_keys
 from train import checkpoint as ckpt
-from train.launcher import launch_workers, world_size
+from core.budget import resolve_budget
+from core.workers.launch import launch_workers, world_size
 from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
-from train.schedule import resolve_budget
 from core.config import DeepSpeedConfig, TrainConfig
 from train.settings import TrainSettings, save_settings, settings_from_json, settings_path
 

@@ -1,4 +1,4 @@
-"""One training rank: ``python -m train.worker <run_dir>`` (started by :mod:`train.launcher`).
+"""One training rank: ``python -m train.worker <run_dir>`` (started by :mod:`core.workers.launch`).
 
 Reads ``<run_dir>/train/settings.json`` (never Hydra arguments), builds the model and
 the DeepSpeed engine, resumes from the newest complete checkpoint, and trains.
@@ -10,7 +10,7 @@ import logging
 import random
 from pathlib import Path
 
-from train.dist import run_worker
+from core.workers.process import run_worker
 
 log = logging.getLogger("spikein")
 
@@ -47,7 +47,7 @@ def build_engine(s, model, ds_config: dict):
 
 
 def main(run_dir: Path) -> None:
-    from train.dist import init_distributed, prepare_environment
+    from core.workers.process import init_distributed, prepare_environment
     from train.settings import load_settings
 
     s = load_settings(run_dir)

@@ -40,7 +40,7 @@ from core.errors import SpikeinError
 KINDS = ("local", "torchrun", "deepspeed", "srun")
 # The folder holding spikein's packages: workers import from here, never from the working
 # directory (a user's train.py or audit/ there would otherwise shadow ours).
-SPIKEIN_ROOT = Path(__file__).resolve().parents[1]
+SPIKEIN_ROOT = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1
 
 

@@ -1,6 +1,6 @@
-"""Worker-process plumbing shared by every distributed stage (train, audit scoring).
+"""The rank side of the worker protocol shared by every distributed stage (train, audit scoring).
 
-A worker is ``python -m <module> <run_dir>``, started by :mod:`train.launcher`
+A worker is ``python -m <module> <run_dir>``, started by :mod:`core.workers.launch`
 (or by torchrun / ``deepspeed --no_local_rank`` / srun directly). It reads the
 rank from the environment, logs to ``$SPIKEIN_LOG_DIR/rank<r>.log`` (rank 0 also to
 the console), leaves ``rank<r>.done`` when it finished, and on failure ``rank<r>.error``
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import SpikeinError
+from core.workers.launch import die_with_parent
 
 log = logging.getLogger("spikein")
 
@@ -133,8 +134,6 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     if len(argv) != 1:
         print(f"usage: python -m <worker module> <run_dir>  (got {argv})", file=sys.stderr)
         sys.exit(2)
-    from train.launcher import die_with_parent
-
     die_with_parent()  # a worker never outlives its launcher
     run_dir = Path(argv[0])
     rank = env_rank()
