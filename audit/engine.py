@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from audit.model import cache_kwarg
 from audit.prefix_tree import build_tree
-from audit.scoring import BaseScorer, Group, Request, TokenStats, target_logprobs, vocab_stats
+from audit.scoring import BaseScorer, target_logprobs, vocab_stats
+from audit.requests import Group, Request, TokenStats
 from audit.tree_rows import TreeRow, batch_inputs, row_logprobs, tree_row
 from audit.windows import Window
 

@@ -1,11 +1,8 @@
-"""What every scorer takes and returns, and the parts the engine and the naive path share.
+"""The parts every scorer shares: data-parallel dispatch, window cutting, token counters.
 
-A :class:`Request` is a token sequence plus the span of targets to count; its score is
-the summed natural-log probability of those targets, each given everything before it
-(within the context window). A :class:`Group` is one prefix with many continuations
-(the option-shuffle case); each continuation's score is log p(continuation | prefix).
-:meth:`BaseScorer.token_stats` gives per-target :class:`TokenStats` instead of sums (the
-membership-inference detectors).
+The engine (prefix tree) and the naive scorer both subclass :class:`BaseScorer`; what
+they are asked and answer (:class:`Request`, :class:`Group`, :class:`TokenStats`) is
+plain data in :mod:`audit.requests`.
 
 Two counters: ``tokens_scored`` counts targets whose log-prob a caller asked for (each
 continuation's, each request's span); ``tokens_run`` counts tokens fed through the model
@@ -13,49 +10,15 @@ continuation's, each request's span); ``tokens_run`` counts tokens fed through t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from audit.model import max_positions
+from audit.requests import Group, Request, TokenStats
 from audit.windows import Window, check_context, windows
 from core.workers import collective
-
-
-@dataclass(frozen=True)
-class Request:
-    tokens: Sequence[int]
-    span: tuple[int, int] | None = None  # targets counted, as sequence indices [lo, hi); None: 1..n
-
-    def targets(self) -> tuple[int, int]:
-        lo, hi = self.span if self.span is not None else (1, len(self.tokens))
-        return max(lo, 1), min(hi, len(self.tokens))
-
-    def count(self) -> int:
-        lo, hi = self.targets()
-        return max(0, hi - lo)
-
-
-@dataclass(frozen=True)
-class Group:
-    prefix: Sequence[int]
-    continuations: Sequence[Sequence[int]]
-
-    def requests(self) -> list[Request]:
-        p = list(self.prefix)
-        return [Request(p + list(c), (len(p), len(p) + len(c))) for c in self.continuations]
-
-
-@dataclass
-class TokenStats:
-    """Per counted target of one request, in order: log p(target), and the mean and standard
-    deviation of log p(z) for z drawn from the same next-token distribution (Min-K%++)."""
-
-    logprob: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
 
 
 class BaseScorer:

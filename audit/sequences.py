@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from audit.scoring import Group
+from audit.requests import Group
 from inject.items import Item
 from inject.render import encode_items, join_token_lists, options_text, question_text, render_cloze, render_mcq
 

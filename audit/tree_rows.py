@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from audit.prefix_tree import build_tree
-from audit.scoring import Group
+from audit.requests import Group
 
 
 @dataclass

@@ -171,7 +171,7 @@ def read_results(run_dir: str | Path) -> list[dict]:
 
 def dp_requests(vocab_size: int, seed: int = 0):
     """Fixed mixed workload for the data-parallel check: requests and prefix groups."""
-    from audit.scoring import Group, Request
+    from audit.requests import Group, Request
 
     rng = np.random.default_rng(seed)
     reqs = [Request(rng.integers(0, vocab_size, int(rng.integers(2, 90))).tolist()) for _ in range(13)]

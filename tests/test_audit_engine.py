@@ -11,7 +11,7 @@ import torch
 
 from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
-from audit.scoring import Group, Request
+from audit.requests import Group, Request
 from audit.windows import windows
 from core.errors import SpikeinError
 

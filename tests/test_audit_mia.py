@@ -15,7 +15,7 @@ from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.detectors.mia import item_sequences, membership_fields
 from audit.engine import Engine, EngineSettings
 from audit.naive import NaiveScorer
-from audit.scoring import Group, Request, TokenStats
+from audit.requests import Group, Request, TokenStats
 from audit.tree_rows import tree_row
 from core.errors import SpikeinError
 from inject.render import encode_text, render_mcq

@@ -11,7 +11,7 @@ import pytest
 from audit.engine import Engine, EngineSettings
 from audit.naive import NaiveScorer
 from audit.prefix_tree import build_tree
-from audit.scoring import Group, Request
+from audit.requests import Group, Request
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401

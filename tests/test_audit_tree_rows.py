@@ -10,7 +10,7 @@ import torch
 
 from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
-from audit.scoring import Group
+from audit.requests import Group
 from audit.tree_rows import batch_inputs, tree_row
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -218,3 +218,13 @@ def test_a_users_own_config_dir_is_searched_listed_and_offered(tmp_path):
     r = subprocess.run([sys.executable, "-m", "launch.cli", "run", search, "experiment=nope"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "my_run" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_a_config_error_is_reported_without_loading_torch():
+    """Composing (and refusing) a config imports the schema and every detector's Config, but
+    not the model code: an unknown key is a fast one-line answer, not a 5 s torch import."""
+    code = ("import sys\nfrom launch.config import compose\nfrom core.errors import SpikeinError\n"
+            "try:\n    compose(['inject.countz=1'])\nexcept SpikeinError as e:\n    print(e)\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "unknown config key 'inject.countz'" in out and out.splitlines()[-1] == "[]", out

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from audit.scoring import BaseScorer
 from audit.stats import TestResult
 from core.errors import SpikeinError
 from inject.items import Item
+
+if TYPE_CHECKING:  # the scorer loads torch; composing a config imports the detectors
+    from audit.scoring import BaseScorer
 
 REGISTRY: dict[str, type["Detector"]] = {}
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, finite, p_fields, register
-from audit.scoring import Request, TokenStats
+from audit.requests import Request, TokenStats
 from audit.sequences import partition_tokens
 from audit.stats import mann_whitney_less
 from core.errors import SpikeinError

@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, finite, p_fields, register
-from audit.scoring import Request
+from audit.requests import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
 from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
 from core.errors import SpikeinError

@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import II
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, finite, p_fields, register
-from audit.scoring import Group
+from audit.requests import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
 from audit.stats import LN10, TestResult, column_ranks, mann_whitney_less, successor_test
 from core.errors import SpikeinError
