@@ -19,7 +19,8 @@ from core.errors import SpikeinError
 from inject.items import Item
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audit_fixtures import make_items, make_run_dir, make_tokenizer  # noqa: E402
+from audit_fixtures import make_items, make_run_dir  # noqa: E402
+from conftest import make_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARC_EASY = (Path(os.environ.get("SPIKEIN_SHARED_DATA", REPO.parent / "shared" / "data"))
