@@ -3,7 +3,7 @@
 Sources: ``hub`` (Hugging Face datasets: cais/mmlu, allenai/ai2_arc, Rowan/hellaswag
 schemas), ``mmlu_dir`` (header-less MMLU CSVs), ``arc_jsonl``, ``generic`` (any JSONL/JSON/
 CSV/parquet plus a field mapping or a user function in config: inject/benchmark_generic.py)
-and ``synthetic`` (the built-in synthetic world). Unknown settings in a spec are refused.
+and ``synthetic`` (the built-in synthetic world: inject/synthetic/). Unknown settings in a spec are refused.
 Bad records stop the load with ``file:line: reason`` unless ``skip_bad_rows``, which skips
 them and says how many on stderr: never silently dropped.
 """
@@ -21,6 +21,7 @@ from inject.benchmark_formats import (
 from inject.benchmark_generic import generic_rows, unknown_key_message
 from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.items import Item
+from inject.synthetic import benchmark_rows as synthetic_rows
 
 SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
 HUB_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -176,18 +177,3 @@ def _hub_hellaswag(record: dict[str, Any], _: dict[str, int]) -> Item:
 HUB_FORMATS: dict[str, Callable[[dict[str, Any], dict[str, int]], Item]] = {
     "mmlu": _hub_mmlu, "arc": _hub_arc, "hellaswag": _hub_hellaswag,
 }
-
-
-# ---- the built-in synthetic world ---------------------------------------------------
-
-
-def synthetic_rows(name: str, spec: Mapping, world_cfg: Mapping) -> Iterator[Row]:
-    from inject.synthetic import SyntheticWorld  # lazy: only synthetic runs need the world
-
-    world = SyntheticWorld(**world_cfg)
-    bench = spec.get("name") or name
-    names = list(world.benchmark_names())
-    if bench not in names:
-        raise SpikeinError(f"benchmark {name}: unknown synthetic benchmark {bench!r}; choose one of: {', '.join(names)}")
-    for i, item in enumerate(world.benchmark(bench)):
-        yield f"synthetic:{bench}:item {i + 1}", item

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from core.errors import InputDataError
+from inject.synthetic import corpus_documents
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".tokens", ""}
 
@@ -113,6 +114,4 @@ def _hub(data: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _synthetic(data: Mapping[str, Any]) -> Iterator[str]:
-    from inject.synthetic import SyntheticWorld
-
-    yield from SyntheticWorld(**dict(data.get("synthetic") or {})).documents()
+    yield from corpus_documents(data.get("synthetic"))

@@ -1,6 +1,6 @@
-"""Small, fast stand-ins for what the audit reads: items, a BPE tokenizer, tiny Llamas,
-and a fake run directory (manifest, stream, partitions, tokenizer, checkpoints) built
-with the same contract functions the inject and train stages use."""
+"""Small, fast stand-ins for what the audit reads: items, tiny Llamas and a fake run
+directory (manifest, stream, partitions, tokenizer, checkpoints) built with the same
+contract functions the inject and train stages use. The tokenizer: conftest.make_tokenizer."""
 from __future__ import annotations
 
 import json
@@ -15,15 +15,10 @@ import torch
 from core.atomic import write_json, write_text
 from inject.items import Item, items_jsonl_lines
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
-from inject.render import RENDERERS, encode_items, encode_text, join_token_lists
-from inject.tokenizer import special_ids, tokenizer_hash, train_bpe
+from inject.render import encode_items, encode_text, join_token_lists
+from inject.tokenizer import special_ids, tokenizer_hash
 
-WORDS = (
-    "red blue green amber violet stone river cloud forest tower lamp glass paper iron salt honey "
-    "wolf hawk otter maple cedar delta sigma north south east west quiet loud swift slow bright "
-    "dark silver copper velvet marble harbor meadow canyon island valley summit ember frost tide "
-    "orbit prism lantern compass anchor beacon"
-).split()
+from conftest import WORDS
 
 
 def make_items(n: int, k: int = 4, seed: int = 0, prefix: str = "q") -> list[Item]:
@@ -37,14 +32,6 @@ def make_items(n: int, k: int = 4, seed: int = 0, prefix: str = "q") -> list[Ite
         items.append(Item(id=f"{prefix}{i}", question=f"Which {a} is near the {b} {c}?", choices=choices,
                           answer=int(rng.integers(k))))
     return items
-
-
-def make_tokenizer(out_dir: str | Path, items: Sequence[Item] = (), vocab_size: int = 400):
-    """A byte-level BPE trained on the items' renderings plus filler text."""
-    texts = [RENDERERS[r](it) for it in items for r in ("mcq", "cloze")]
-    rng = np.random.default_rng(0)
-    texts += [" ".join(rng.choice(WORDS, 30)) for _ in range(200)]
-    return train_bpe(texts, vocab_size, out_dir)
 
 
 def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2, max_positions: int = 1024):

@@ -7,7 +7,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from pathlib import Path  # noqa: E402
+from typing import Sequence  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 # Real data for tests only (never copied into the repo): /work/shared/data next to the checkout.
@@ -33,3 +35,26 @@ def shared_data(path: Path) -> pytest.MarkDecorator:
 def pytest_runtest_setup(item) -> None:
     for mark in item.iter_markers("shared_data"):
         require_shared(mark.args[0])
+
+
+# ---- the tests' one tiny tokenizer ----------------------------------------------------------
+
+# The tests' vocabulary: tokenizer filler text, random items and filler documents draw from it.
+WORDS = (
+    "red blue green amber violet stone river cloud forest tower lamp glass paper iron salt honey "
+    "wolf hawk otter maple cedar delta sigma north south east west quiet loud swift slow bright "
+    "dark silver copper velvet marble harbor meadow canyon island valley summit ember frost tide "
+    "orbit prism lantern compass anchor beacon"
+).split()
+
+
+def make_tokenizer(out_dir: str | Path, items: Sequence = (), vocab_size: int = 400, seed: int = 0):
+    """A byte-level BPE saved in ``out_dir``, trained on the items' renderings (so they tokenize
+    as compactly as a real run's) plus seeded filler text; another ``seed`` or size: another one."""
+    from inject.render import RENDERERS
+    from inject.tokenizer import train_bpe
+
+    texts = [RENDERERS[r](it) for it in items for r in ("mcq", "cloze")]
+    rng = np.random.default_rng(seed)
+    texts += [" ".join(rng.choice(WORDS, 30)) for _ in range(200)]
+    return train_bpe(texts, vocab_size, out_dir)

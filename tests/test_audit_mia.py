@@ -22,7 +22,8 @@ from inject.render import encode_text, render_mcq
 from inject.tokenizer import load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audit_fixtures import copy_tokens, make_items, make_tokenizer, one_thread, tiny_model, train_on  # noqa: E402,F401
+from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import make_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

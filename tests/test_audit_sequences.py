@@ -13,7 +13,8 @@ from inject.manifest import load_manifest, load_partition, load_run_tokenizer, o
 from inject.render import encode_items, encode_text, options_text, question_text, render_mcq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audit_fixtures import make_items, make_run_dir, make_tokenizer  # noqa: E402
+from audit_fixtures import make_items, make_run_dir  # noqa: E402
+from conftest import make_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import audit.stage as stage
-from conftest import SHARED_DATA, shared_data
+from conftest import SHARED_DATA, make_tokenizer, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
@@ -20,7 +20,7 @@ from launch.config import compose
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import (  # noqa: E402,F401
-    add_checkpoints, make_items, make_run_dir, make_tokenizer, one_thread, read_results, tiny_model,
+    add_checkpoints, make_items, make_run_dir, one_thread, read_results, tiny_model,
 )
 from torchrun import torchrun  # noqa: E402
 

@@ -19,8 +19,8 @@ from inject.render import encode_items, encode_text, join_token_lists, render_mc
 from inject.tokenizer import load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import SHARED_DATA, shared_data  # noqa: E402
-from audit_fixtures import WORDS, copy_tokens, make_items, make_tokenizer, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
+from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

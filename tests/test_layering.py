@@ -25,3 +25,20 @@ def test_the_check_sees_imports():
     """The pattern must catch both import forms (else the test above could never fail)."""
     text = "from audit.stage import x\n    import launch.cli\nfrom inject import y\n"
     assert set(IMPORT.findall(text)) == {"audit", "launch", "inject"}
+
+
+# The synthetic world is a data source, not injection: it may use the item contract (items,
+# their rendering, the benchmark-row type) but nothing that plans, streams or verifies copies.
+SYNTHETIC_MAY_IMPORT = {"inject.items", "inject.render", "inject.benchmark_formats"}
+INJECT_MODULE = re.compile(r"^\s*(?:from|import) (inject(?:\.\w+)*)", re.M)
+
+
+def test_the_synthetic_world_uses_only_the_item_contract():
+    wrong = []
+    for path in sorted((ROOT / "inject" / "synthetic").rglob("*.py")):
+        for module in set(INJECT_MODULE.findall(path.read_text())):
+            if not module.startswith("inject.synthetic") and module not in SYNTHETIC_MAY_IMPORT:
+                wrong.append(f"{path.relative_to(ROOT).as_posix()} imports {module}")
+    assert not wrong, "; ".join(wrong)
+    text = "from inject.stream import x\nfrom inject.synthetic import names\n"
+    assert set(INJECT_MODULE.findall(text)) == {"inject.stream", "inject.synthetic"}

@@ -19,7 +19,8 @@ from core.errors import SpikeinError
 from inject.items import Item
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audit_fixtures import make_items, make_run_dir, make_tokenizer  # noqa: E402
+from audit_fixtures import make_items, make_run_dir  # noqa: E402
+from conftest import make_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARC_EASY = (Path(os.environ.get("SPIKEIN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -68,7 +69,8 @@ def test_inject_warns_once_per_biased_benchmark(tmp_path, capsys):
     path = tmp_path / "sciq.json"
     path.write_text(json.dumps(rows))
     spec = f"{{source:generic,path:'{path}',fields:{{question:q,options:[correct,d1,d2,d3],answer:zero}}}}"
-    cfg = compose(["benchmarks=none", f"+benchmarks.sciq={spec}", "inject.counts=[0,1]", "inject.partition_size=10"])
+    cfg = compose(["benchmarks=none", f"+benchmarks.sciq={spec}", "inject.counts=[0,1]", "inject.partition_size=10",
+                   "inject.option_order=canonical"])  # the demo recipe (composed by default) shuffles
     plan_benchmarks(cfg)
     err = capsys.readouterr().err
     assert err.count("warning: benchmark sciq: the gold answer is option A for 60 of 60 items (100%") == 1

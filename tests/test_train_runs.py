@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import ds_state_dict, make_run, make_tokenizer, read_jsonl, train_overrides, weights_hash
+from conftest import make_tokenizer
+from train_fixtures import VOCAB, ds_state_dict, make_run, read_jsonl, train_overrides, weights_hash
 
 from launch.config import compose
 from train.checkpoint import read_index
@@ -83,7 +84,7 @@ def test_continual_pretraining_from_a_saved_model_learns_a_repeated_batch(tmp_pa
     run = tmp_path / "run"
     make_run(run, n_tokens=TPS, pattern=list(range(3, 40)))  # one batch: every step repeats it
     model_dir = tmp_path / "gpt2"
-    tok = make_tokenizer(model_dir)  # the same tokenizer the stream was built with
+    tok = make_tokenizer(model_dir, vocab_size=VOCAB)  # the same tokenizer the stream was built with
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=64,
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)

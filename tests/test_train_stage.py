@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from train_fixtures import make_run, make_tokenizer, train_overrides
+from conftest import make_tokenizer
+from train_fixtures import make_run, train_overrides
 
 from core.errors import SpikeinError
 from launch.cli import main as cli_main

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 from typing import Sequence
 
@@ -14,20 +13,16 @@ import numpy as np
 
 from core.atomic import write_json
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
-from inject.tokenizer import special_ids, tokenizer_hash, train_bpe
+from inject.tokenizer import special_ids, tokenizer_hash
 
-WORDS = "the a river stone garden window silver market winter lantern harbor meadow".split()
+from conftest import make_tokenizer
+
+VOCAB = 300  # the hand-built runs' tokenizer size (stream ids are drawn below it)
 
 # A tiny Llama / GPT-2 for tests: hidden 32, 2 layers (a forward is well under a millisecond).
 TINY_LLAMA = ["model=tiny_llama", "model.config.hidden_size=32", "model.config.intermediate_size=64",
               "model.config.num_hidden_layers=2", "model.config.num_attention_heads=2",
               "model.config.num_key_value_heads=2", "model.config.max_position_embeddings=64"]
-
-
-def make_tokenizer(out_dir: Path, vocab_size: int = 300, seed: int = 0):
-    rng = random.Random(seed)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(300)]
-    return train_bpe(texts, vocab_size, out_dir)
 
 
 def make_run(run_dir: Path, *, n_tokens: int, copies: Sequence[tuple[str, int, int]] = (),
@@ -38,7 +33,7 @@ def make_run(run_dir: Path, *, n_tokens: int, copies: Sequence[tuple[str, int, i
     name -> planned count (defaults to the number of copies given, plus a control ``p0``).
     """
     data = run_dir / "data"
-    tok = make_tokenizer(data / "tokenizer")
+    tok = make_tokenizer(data / "tokenizer", vocab_size=VOCAB)
     vocab = len(tok)
     rng = np.random.default_rng(seed)
     if pattern is not None:

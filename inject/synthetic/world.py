@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator
 
-from inject import synthetic_names as W
 from core.errors import SpikeinError
 from inject.items import Item
 from inject.render import render_mcq
-from inject.synthetic_text import articles as _articles
+from inject.synthetic import names as W
+from inject.synthetic.text import articles as _articles
 
 # relation -> (entity type, answer type, question template)
 RELATIONS: dict[str, tuple[str, str, str]] = {

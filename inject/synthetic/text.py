@@ -1,6 +1,6 @@
 """The synthetic world's prose: encyclopedia articles, obituaries and lists about its entities.
 
-Split from :mod:`inject.synthetic` (which builds the world and its benchmarks); every
+Split from :mod:`inject.synthetic.world` (which builds the world and its benchmarks); every
 function draws only from the ``random.Random`` it is given, so a seed gives the same bytes.
 """
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from inject import synthetic_names as W
+from inject.synthetic import names as W
 
 OBITUARY_SHARE = 0.9  # people who also get a newspaper obituary
 
 if TYPE_CHECKING:
-    from inject.synthetic import Person, Place, SyntheticWorld
+    from inject.synthetic.world import Person, Place, SyntheticWorld
 
 # ---- articles -----------------------------------------------------------------------
 

@@ -106,7 +106,7 @@ LANDSCAPES = ("gently rolling farmland", "marshy and low-lying", "wooded and hil
               "a patchwork of orchards and pasture", "steep and rocky")
 CENTURIES = {16: "sixteenth", 17: "seventeenth", 18: "eighteenth", 19: "nineteenth", 20: "twentieth"}
 
-# ---- sentence templates (str.format fields filled by inject.synthetic) -------------------
+# ---- sentence templates (str.format fields filled by inject.synthetic.text) --------------
 
 PERSON_LEADS = (
     "{name} ({birth}–{death}) was {a_prof} from {town}.",
