@@ -12,6 +12,8 @@ import re
 import sys
 from typing import Any, Mapping
 
+from core.config import LoggerConfig
+
 # Credential-looking keys (api_key, hf_token, secret, password), not "tokenizer" or "max_tokens".
 _SECRET = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token$)", re.I)
 
@@ -25,9 +27,16 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def wandb_mode(logger_cfg: Mapping[str, Any]) -> str:
+def logger_config(logger_cfg: LoggerConfig | Mapping[str, Any]) -> LoggerConfig:
+    """The typed logger section (callers hold the composed ``cfg.logger`` mapping)."""
+    if isinstance(logger_cfg, LoggerConfig):
+        return logger_cfg
+    return LoggerConfig(**dict(logger_cfg))
+
+
+def wandb_mode(logger_cfg: LoggerConfig | Mapping[str, Any]) -> str:
     """Config first, then $WANDB_MODE, else offline: a run never needs the network by default."""
-    return logger_cfg.get("mode") or os.environ.get("WANDB_MODE") or "offline"
+    return logger_config(logger_cfg).mode or os.environ.get("WANDB_MODE") or "offline"
 
 
 class NullRun:
@@ -64,7 +73,7 @@ class WandbRun(NullRun):
 
 
 def init_wandb(
-    logger_cfg: Mapping[str, Any],
+    logger_cfg: LoggerConfig | Mapping[str, Any],
     *,
     run_dir: str,
     job_type: str,
@@ -73,16 +82,16 @@ def init_wandb(
 ) -> NullRun:
     """A W&B run in the experiment's group (a :class:`NullRun` when disabled). Logging never
     costs results: an online start that fails or times out falls back to offline."""
-    mode = wandb_mode(logger_cfg)
+    lc = logger_config(logger_cfg)
+    mode = wandb_mode(lc)
     if mode == "disabled":
         return NullRun()
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    kwargs = dict(project=logger_cfg.get("project") or "spikein", entity=logger_cfg.get("entity"),
-                  group=logger_cfg.get("group"), job_type=job_type, name=name, dir=run_dir,
-                  config=redact(dict(config)), tags=list(logger_cfg.get("tags") or []), reinit="finish_previous")
-    timeout = float(logger_cfg.get("init_timeout_s") or 20)
+    kwargs = dict(project=lc.project, entity=lc.entity, group=lc.group, job_type=job_type, name=name, dir=run_dir,
+                  config=redact(dict(config)), tags=list(lc.tags), reinit="finish_previous")
+    timeout = float(lc.init_timeout_s)
     try:
         return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=timeout), **kwargs))
     except Exception as e:  # noqa: BLE001 - no network, bad key, W&B down: keep the run going

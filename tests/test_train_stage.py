@@ -43,7 +43,7 @@ def test_non_embedding_params_exclude_the_tied_embedding(run):
     d, inter, layers = 32, 64, 2
     per_layer = 4 * d * d + 3 * d * inter + 2 * d  # attention, SwiGLU MLP, two norms
     assert settings.n_params == layers * per_layer + d  # + final norm
-    assert settings.model["config"]["hidden_size"] == 32 and manifest.vocab_size == 300
+    assert settings.model.config["hidden_size"] == 32 and manifest.vocab_size == 300
 
 
 def _error(run_dir, *extra) -> str:

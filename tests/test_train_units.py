@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.errors import SpikeinError
-from core.config import DeepSpeedConfig, TrainConfig
+from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
@@ -105,10 +105,10 @@ def test_loader_wraps_into_the_next_epoch_and_checks_the_vocabulary():
 
 def _settings(tmp_path, **ds) -> TrainSettings:
     return TrainSettings(
-        run_dir=str(tmp_path), experiment_name="t", seed=1, model={"name": "m", "config": {}},
+        run_dir=str(tmp_path), experiment_name="t", seed=1, model=ModelConfig(name="m", config={}),
         train=TrainConfig(precision="fp32", grad_clip=1.0, weight_decay=0.1, betas=[0.9, 0.95], seed=1),
         deepspeed=DeepSpeedConfig(**{"zero_stage": 2, "torch_adam": True, "backend": "gloo", "user_json": None, **ds}),
-        logger={}, seq_len=32, global_batch=8, micro_batch=2, world_size=2, max_steps=10, lr=1e-3,
+        logger=LoggerConfig(mode="disabled"), seq_len=32, global_batch=8, micro_batch=2, world_size=2, max_steps=10, lr=1e-3,
         warmup_steps=0, n_params=100, data_hash="d")
 
 

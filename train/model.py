@@ -5,10 +5,11 @@ the manifest's, a fresh model gets the run tokenizer's vocabulary and special id
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+
 
 import torch
 
+from core.config import ModelConfig
 from core.errors import SpikeinError
 from inject.manifest import Manifest
 from inject.tokenizer import load_tokenizer, tokenizer_hash
@@ -19,25 +20,25 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def is_from_scratch(model_cfg: Mapping[str, Any]) -> bool:
-    return not model_cfg.get("pretrained")
+def is_from_scratch(model_cfg: ModelConfig) -> bool:
+    return not model_cfg.pretrained
 
 
-def model_config(model_cfg: Mapping[str, Any], manifest: Manifest):
+def model_config(model_cfg: ModelConfig, manifest: Manifest):
     """The transformers config of the model to train (no weights loaded)."""
     from transformers import AutoConfig
 
-    remote = bool(model_cfg.get("trust_remote_code", False))
+    remote = bool(model_cfg.trust_remote_code)
     if not is_from_scratch(model_cfg):
         try:
-            config = AutoConfig.from_pretrained(str(model_cfg["pretrained"]), trust_remote_code=remote)
+            config = AutoConfig.from_pretrained(str(model_cfg.pretrained), trust_remote_code=remote)
         except (OSError, ValueError) as e:
-            raise SpikeinError(f"cannot load model '{model_cfg['pretrained']}': {_first_line(e)}") from None
+            raise SpikeinError(f"cannot load model '{model_cfg.pretrained}': {_first_line(e)}") from None
     else:
-        kwargs = dict(model_cfg.get("config") or {})
+        kwargs = dict(model_cfg.config or {})
         model_type = kwargs.pop("model_type", None)
         if not model_type:
-            raise SpikeinError(f"model '{model_cfg.get('name')}': set model.pretrained or model.config.model_type")
+            raise SpikeinError(f"model '{model_cfg.name}': set model.pretrained or model.config.model_type")
         vocab = int(kwargs.pop("vocab_size", manifest.vocab_size))
         if vocab < manifest.vocab_size:
             raise SpikeinError(f"model.config.vocab_size={vocab} is smaller than the run tokenizer's "
@@ -58,12 +59,12 @@ def check_vocab(config, manifest: Manifest) -> None:
                            f"{manifest.vocab_size} tokens")
 
 
-def check_tokenizer(model_cfg: Mapping[str, Any], manifest: Manifest) -> None:
+def check_tokenizer(model_cfg: ModelConfig, manifest: Manifest) -> None:
     """A pretrained model must be trained on tokens from its own tokenizer."""
     if is_from_scratch(model_cfg):
         return  # the fresh model is built on the run's tokenizer
-    source = str(model_cfg.get("tokenizer") or model_cfg["pretrained"])
-    tok = load_tokenizer(source, trust_remote_code=bool(model_cfg.get("trust_remote_code", False)))
+    source = str(model_cfg.tokenizer or model_cfg.pretrained)
+    tok = load_tokenizer(source, trust_remote_code=bool(model_cfg.trust_remote_code))
     if tokenizer_hash(tok) != manifest.tokenizer_hash:
         raise SpikeinError(
             f"tokenizer of '{source}' (hash {tokenizer_hash(tok)}) differs from the one the stream "
@@ -85,20 +86,20 @@ def check_seq_len(config, seq_len: int) -> None:
         raise SpikeinError(f"train.seq_len={seq_len} exceeds the model's maximum of {limit} positions")
 
 
-def build_model(model_cfg: Mapping[str, Any], config, seed: int) -> torch.nn.Module:
+def build_model(model_cfg: ModelConfig, config, seed: int) -> torch.nn.Module:
     """fp32 weights (DeepSpeed keeps fp32 masters under bf16); seeded when fresh."""
     from transformers import AutoModelForCausalLM
 
-    remote = bool(model_cfg.get("trust_remote_code", False))
+    remote = bool(model_cfg.trust_remote_code)
     if is_from_scratch(model_cfg):
         torch.manual_seed(seed)  # every rank builds the same initial weights
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=remote)
     else:
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                str(model_cfg["pretrained"]), config=config, dtype=torch.float32, trust_remote_code=remote)
+                str(model_cfg.pretrained), config=config, dtype=torch.float32, trust_remote_code=remote)
         except (OSError, ValueError) as e:
-            raise SpikeinError(f"cannot load model '{model_cfg['pretrained']}': {_first_line(e)}") from None
+            raise SpikeinError(f"cannot load model '{model_cfg.pretrained}': {_first_line(e)}") from None
     return model
 
 

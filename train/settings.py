@@ -14,7 +14,7 @@ from typing import Any
 
 from core.atomic import write_json
 from core.errors import SpikeinError
-from core.config import DeepSpeedConfig, TrainConfig
+from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 
 
 @dataclass
@@ -22,10 +22,10 @@ class TrainSettings:
     run_dir: str
     experiment_name: str
     seed: int
-    model: dict[str, Any]  # cfg.model, resolved
+    model: ModelConfig  # cfg.model, resolved
     train: TrainConfig  # cfg.train, resolved (raw: lr / batch_tokens may say "auto")
     deepspeed: DeepSpeedConfig  # cfg.deepspeed, resolved
-    logger: dict[str, Any]
+    logger: LoggerConfig  # cfg.logger, resolved
     # resolved plan
     seq_len: int
     global_batch: int  # sequences per optimizer step, all ranks
@@ -52,7 +52,7 @@ class TrainSettings:
         """What decides the sequence of weights: a checkpoint is only resumed under the same."""
         t = {k: v for k, v in asdict(self.train).items() if k not in NOT_TRAJECTORY}
         ds = {k: v for k, v in asdict(self.deepspeed).items() if k not in ("backend",)}
-        model = {k: v for k, v in self.model.items() if k not in ("name", "n_params")}  # n_params: an estimate
+        model = {k: v for k, v in asdict(self.model).items() if k not in ("name", "n_params")}  # n_params: an estimate
         return {"model": model, "train": t, "deepspeed": ds, "seed": self.seed,
                 "seq_len": self.seq_len, "global_batch": self.global_batch,
                 "max_steps": self.max_steps, "lr": self.lr, "warmup_steps": self.warmup_steps,
@@ -104,7 +104,9 @@ def load_settings(run_dir: str | Path) -> TrainSettings:
 def settings_from_json(d: dict[str, Any]) -> TrainSettings:
     """What :func:`save_settings` wrote (``trajectory_hash`` aside), typed again."""
     d = {k: v for k, v in d.items() if k != "trajectory_hash"}
-    return TrainSettings(**{**d, "train": _typed(TrainConfig, d["train"]), "deepspeed": _typed(DeepSpeedConfig, d["deepspeed"])})
+    typed = {key: _typed(cls, d[key]) for key, cls in (("model", ModelConfig), ("train", TrainConfig),
+                                                       ("deepspeed", DeepSpeedConfig), ("logger", LoggerConfig))}
+    return TrainSettings(**{**d, **typed})
 
 
 def _typed(cls, values: dict[str, Any]):

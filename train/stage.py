@@ -26,7 +26,7 @@ from core.workers.launch import launch_workers, world_size
 from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
-from core.config import DeepSpeedConfig, TrainConfig
+from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from train.settings import TrainSettings, save_settings, settings_from_json, settings_path
 
 
@@ -39,7 +39,7 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
     run_dir = Path(str(cfg.run_dir))
     manifest = load_manifest(run_dir)
     open_stream(run_dir, manifest)  # exists and has the manifest's length
-    model_cfg, train_cfg = _container(cfg.model), TrainConfig(**_container(cfg.train))
+    model_cfg, train_cfg = ModelConfig(**_container(cfg.model)), TrainConfig(**_container(cfg.train))
     config = model_config(model_cfg, manifest)
     check_tokenizer(model_cfg, manifest)
     check_vocab(config, manifest)
@@ -52,7 +52,7 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
         run_dir=str(run_dir), experiment_name=str(cfg.experiment_name),
         seed=train_cfg.seed,
         model=model_cfg, train=train_cfg, deepspeed=DeepSpeedConfig(**_container(cfg.deepspeed)),
-        logger=_container(cfg.logger), seq_len=train_cfg.seq_len, global_batch=budget.global_batch,
+        logger=LoggerConfig(**_container(cfg.logger)), seq_len=train_cfg.seq_len, global_batch=budget.global_batch,
         micro_batch=train_cfg.micro_batch, world_size=world, max_steps=budget.max_steps,
         lr=budget.lr, warmup_steps=budget.warmup_steps, n_params=n_params, data_hash=manifest.config_hash,
         step_law=budget.step_law, config=_container(cfg))

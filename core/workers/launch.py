@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from core.config import LauncherConfig
 from core.errors import SpikeinError
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
@@ -49,8 +50,16 @@ def python_command(module: str, run_dir: Path) -> list[str]:
     return [sys.executable, "-P", "-m", module, str(run_dir)]
 
 
-def world_size(launcher_cfg: Mapping[str, Any]) -> int:
-    return int(launcher_cfg.get("nproc_per_node", 1)) * int(launcher_cfg.get("num_nodes", 1))
+def launcher_config(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> LauncherConfig:
+    """The typed launcher section (callers hold the composed ``cfg.launcher`` mapping)."""
+    if isinstance(launcher_cfg, LauncherConfig):
+        return launcher_cfg
+    return LauncherConfig(**dict(launcher_cfg))
+
+
+def world_size(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> int:
+    lc = launcher_config(launcher_cfg)
+    return int(lc.nproc_per_node) * int(lc.num_nodes)
 
 
 def free_port() -> int:
@@ -59,33 +68,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _master(lc: Mapping[str, Any]) -> tuple[str, int]:
-    addr = str(lc.get("master_addr") or "127.0.0.1")
-    if lc.get("kind") == "srun" and os.environ.get("SLURM_JOB_NODELIST") and not lc.get("master_addr"):
+def _master(lc: LauncherConfig) -> tuple[str, int]:
+    addr = str(lc.master_addr or "127.0.0.1")
+    if lc.kind == "srun" and os.environ.get("SLURM_JOB_NODELIST") and not lc.master_addr:
         hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
                                capture_output=True, text=True, check=True).stdout.split()
         addr = hosts[0]
-    port = lc.get("master_port")
+    port = lc.master_port
     if port in (None, "", 0, "auto"):
-        if int(lc.get("num_nodes", 1)) > 1:
+        if int(lc.num_nodes) > 1:
             raise SpikeinError("set launcher.master_port for a multi-node run (every node must agree)")
         port = free_port()
     return addr, int(port)
 
 
-def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: str, port: int) -> list[str]:
+def launcher_command(module: str, run_dir: Path, launcher_cfg: LauncherConfig | Mapping[str, Any], addr: str,
+                     port: int) -> list[str]:
     """The one command that starts all local ranks (torchrun / deepspeed / srun)."""
-    n, nodes = int(lc.get("nproc_per_node", 1)), int(lc.get("num_nodes", 1))
-    kind = lc.get("kind")
+    lc = launcher_config(launcher_cfg)
+    n, nodes, kind = int(lc.nproc_per_node), int(lc.num_nodes), lc.kind
     if kind == "torchrun":  # --no-python: torchrun starts our exact command, -P included
         return [sys.executable, "-P", "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--nnodes={nodes}",
-                f"--node_rank={int(lc.get('node_rank', 0))}", f"--master_addr={addr}", f"--master_port={port}",
+                f"--node_rank={int(lc.node_rank)}", f"--master_addr={addr}", f"--master_port={port}",
                 "--no-python", *python_command(module, run_dir)]
     if kind == "deepspeed":  # its `python -u -m module` is kept safe by PYTHONSAFEPATH in the env
         cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
                f"--master_addr={addr}", f"--master_port={port}", "--log_level=warning"]
-        if lc.get("hostfile"):
-            cmd += [f"--hostfile={lc['hostfile']}", f"--num_nodes={nodes}"]
+        if lc.hostfile:
+            cmd += [f"--hostfile={lc.hostfile}", f"--num_nodes={nodes}"]
         else:
             cmd += [f"--num_gpus={n}"]
         return cmd + [module, str(run_dir)]
@@ -95,29 +105,28 @@ def launcher_command(module: str, run_dir: Path, lc: Mapping[str, Any], addr: st
     raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
 
 
-def _child_env(lc: Mapping[str, Any], log_dir: Path, addr: str, port: int,
+def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
                extra: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir), PYTHONSAFEPATH="1",
                MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
-    n = int(lc.get("nproc_per_node", 1))
+    n = int(lc.nproc_per_node)
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
     return env
 
 
-def launch_workers(module: str, run_dir: str | Path, launcher_cfg: Mapping[str, Any], *,
+def launch_workers(module: str, run_dir: str | Path, launcher_cfg: LauncherConfig | Mapping[str, Any], *,
                    log_dir: str | Path | None = None, env: Mapping[str, str] | None = None) -> None:
     """Run ``python -m module run_dir`` on every rank; SpikeinError naming the rank that failed."""
     run_dir = Path(run_dir)
-    lc = dict(launcher_cfg)
-    kind = lc.get("kind", "local")
+    lc = launcher_config(launcher_cfg)
     log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
     new_attempt(log_dir)
     addr, port = _master(lc)
     child_env = _child_env(lc, log_dir, addr, port, env)
     with _sigterm_as_interrupt():
-        _run(module, run_dir, lc, kind, log_dir, addr, port, child_env)
+        _run(module, run_dir, lc, log_dir, addr, port, child_env)
 
 
 def new_attempt(log_dir: Path) -> None:
@@ -159,13 +168,13 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _run(module: str, run_dir: Path, lc: dict[str, Any], kind: str, log_dir: Path, addr: str, port: int,
+def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: str, port: int,
          child_env: dict[str, str]) -> None:
-    if kind == "local":
-        if int(lc.get("num_nodes", 1)) != 1:
+    if lc.kind == "local":
+        if int(lc.num_nodes) != 1:
             raise SpikeinError("launcher.kind=local runs on one machine; use torchrun, deepspeed or srun "
                                "for launcher.num_nodes > 1")
-        procs = _start_local(module, run_dir, int(lc.get("nproc_per_node", 1)), child_env)
+        procs = _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
         failed = _wait_all(procs)
         if failed is not None:
             raise SpikeinError(failure_message(log_dir, module, failed))
@@ -173,7 +182,7 @@ def _run(module: str, run_dir: Path, lc: dict[str, Any], kind: str, log_dir: Pat
         return
     cmd = launcher_command(module, run_dir, lc, addr, port)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
-        raise SpikeinError(f"launcher.kind={kind}: '{cmd[0]}' not found on PATH")
+        raise SpikeinError(f"launcher.kind={lc.kind}: '{cmd[0]}' not found on PATH")
     proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=die_with_parent)
     tail, pump = _relay(proc)
