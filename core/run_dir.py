@@ -59,7 +59,8 @@ class RunDir:
     def with_results_under(cls, parent: Path) -> list[RunDir]:
         """Every run dir below ``parent`` (a sweep) that holds audit results, sorted."""
         rel = cls(Path()).results  # audit/results.jsonl
-        return [cls(p) for p in sorted(r.parents[len(rel.parts) - 1] for r in Path(parent).glob(f"**/{rel.as_posix()}"))]
+        found = Path(parent).glob(f"**/{rel.as_posix()}")
+        return [cls(p) for p in sorted(r.parents[len(rel.parts) - 1] for r in found)]
 
     # top level
     @property

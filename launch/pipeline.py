@@ -37,7 +37,8 @@ def run_pipeline(cfg) -> int:
         print(dry_run_text(cfg))
         return 0
     run_dir = check_run_dir(cfg.run_dir)
-    refuse_conflicts(cfg, stage_states(cfg))  # a refused run writes nothing, config.yaml included
+    if not cfg.overwrite:  # a refused run writes nothing, config.yaml included
+        refuse_conflicts(cfg, stage_states(cfg))
     with stage_locks(run_dir, LOCKED_STAGES):
         run_inject(cfg)
         settle(cfg, stage_states(cfg))  # against the data now in place (it may have been rebuilt)
@@ -94,7 +95,8 @@ def dry_run_text(cfg) -> str:
     lines, upstream = [describe(cfg), "stages (plan; state of the run dir now):"], None
     for state in stage_states(cfg):
         plan = f"from scratch once {upstream} is redone" if upstream else _module(state.stage).stage_plan(cfg)
-        note = " (refused unless overwrite=true)" if state.status == "conflicting" and not cfg.overwrite else ""
+        refused = state.status == "conflicting" and not (cfg.overwrite or upstream)
+        note = " (refused unless overwrite=true)" if refused else ""
         lines += [f"  {state.stage}: {plan}", f"  {'':{len(state.stage)}}  {state.line()}{note}"]
         if state.status == "conflicting":
             upstream = upstream or state.stage

@@ -55,7 +55,7 @@ def test_inject_state_absent_then_done_then_conflicting_naming_the_key(injected)
     assert statuses(cfg)["inject"] == "done"
     state = stage_states(with_values(cfg, inject__counts=[0, 2, 3]))[0]
     assert (state.status, state.changed) == ("conflicting", ("inject.counts",))
-    with pytest.raises(CorruptOutputError, match=r"/data was built from a different config \(changed: inject\.counts\)"):
+    with pytest.raises(CorruptOutputError, match=r"data was built from a different config \(changed: inject\.counts\)"):
         state.refuse()
 
 
