@@ -3,6 +3,7 @@ overwrite=true removes: exactly the conflicting outputs and everything downstrea
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from inject_fixtures import inject_config
@@ -73,6 +74,27 @@ def test_dry_run_lists_every_stage_plan_and_state_and_writes_nothing(injected, c
     text = dry_run_text(with_values(cfg, inject__counts=[0, 2, 3]))
     assert "inject: rebuild" in text and "(refused unless overwrite=true)" in text
     assert listing(rd.root) == before
+
+
+def test_each_stage_dry_run_prints_its_plan_and_writes_nothing(injected, capsys):
+    from launch.report import run_report
+    from train.stage import run_train
+
+    cfg, rd, _ = injected
+    before, dry = listing(rd.root), with_values(cfg, dry_run=True)
+    assert run_inject(with_values(dry, inject__counts=[0, 2, 3], overwrite=True)) == 0
+    assert run_train(dry) == 0 and run_report(dry) == 0
+    out = capsys.readouterr().out
+    assert f"inject: dry run, would rebuild {rd.data}" in out
+    assert "train: dry run, nothing trained; checkpoints: absent" in out
+    assert f"report: dry run, would write {rd.report_md}" in out
+    assert listing(rd.root) == before
+
+
+def test_train_stage_no_longer_imports_the_inject_stage():
+    import train.stage
+
+    assert "inject.stage" not in Path(train.stage.__file__).read_text()
 
 
 def _fake_training(cfg, rd: RunDir) -> None:
