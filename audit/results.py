@@ -14,6 +14,7 @@ from typing import Any
 
 from core.atomic import append_jsonl, write_json, write_text
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 
 ROW_FIELDS = (
     "experiment", "model", "step", "tokens_seen", "epochs", "benchmark", "partition", "count",
@@ -50,9 +51,10 @@ def read_rows(path: Path, repair: bool = False) -> list[dict[str, Any]]:
 
 
 class ResultsStore:
-    def __init__(self, out_dir: str | Path, writer: bool = True):
-        self.dir = Path(out_dir)
-        self.path = self.dir / "results.jsonl"
+    """A run's ``audit/results.jsonl`` and ``audit/raw/`` score cache (``writer``: rank 0)."""
+
+    def __init__(self, run_dir: RunDir, writer: bool = True):
+        self.path, self.raw_dir = run_dir.results, run_dir.audit_raw
         self.writer = writer
         self.rows = read_rows(self.path, repair=writer)
         self.keys = {row_key(r) for r in self.rows}
@@ -72,7 +74,7 @@ class ResultsStore:
 
     def _raw_path(self, tag: str, benchmark: str, detector: str, partition: str) -> Path:
         safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", s) for s in (tag, benchmark, detector, partition)]
-        return self.dir / "raw" / safe[0] / safe[1] / safe[2] / f"{safe[3]}.json"
+        return self.raw_dir / safe[0] / safe[1] / safe[2] / f"{safe[3]}.json"
 
     def get_raw(self, tag: str, benchmark: str, detector: str, partition: str, settings: dict) -> dict | None:
         """A partition's cached scores, if they were computed with the same settings."""

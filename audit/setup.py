@@ -8,6 +8,7 @@ from typing import Any
 
 from audit.detectors import PartitionData
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer
 from inject.render import encode_text, get_renderer
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash
@@ -29,7 +30,7 @@ class AuditSetup:
     manifest: Manifest | None  # None: a model nobody trained here
 
 
-def _names(value: Any) -> list[str] | None:
+def benchmark_names(value: Any) -> list[str] | None:
     if value in (None, "", "all"):
         return None
     return [value] if isinstance(value, str) else [str(v) for v in value]
@@ -47,8 +48,9 @@ def run_setup(cfg) -> AuditSetup:
     manifest = load_manifest(cfg.run_dir)
     tokenizer = load_run_tokenizer(cfg.run_dir, manifest)
     if tokenizer_hash(tokenizer) != manifest.tokenizer_hash:
-        raise SpikeinError(f"tokenizer in {cfg.run_dir}/data/{manifest.tokenizer_dir} does not match the manifest's hash")
-    wanted = _names(cfg.audit.get("benchmark"))
+        raise SpikeinError(f"tokenizer in {RunDir(cfg.run_dir).data_file(manifest.tokenizer_dir)} "
+                           "does not match the manifest's hash")
+    wanted = benchmark_names(cfg.audit.get("benchmark"))
     benchmarks = []
     for plan in manifest.benchmarks:
         if wanted is not None and plan.name not in wanted:
@@ -79,7 +81,7 @@ def model_setup(cfg) -> AuditSetup:
 
     check_source(str(cfg.audit.model))
     tokenizer = load_tokenizer(str(cfg.audit.get("tokenizer") or cfg.audit.model), bool(cfg.model.trust_remote_code))
-    names = _names(cfg.audit.get("benchmark")) or list(cfg.benchmarks.keys())
+    names = benchmark_names(cfg.audit.get("benchmark")) or list(cfg.benchmarks.keys())
     limit = cfg.audit.get("limit")
     benchmarks = []
     for name in names:

@@ -16,7 +16,6 @@ import gc
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -25,12 +24,15 @@ from audit import wandb_plots
 from audit.detectors import AuditContext, Detector, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
-from audit.results import ROW_FIELDS, ResultsStore
-from audit.setup import AuditSetup, BenchmarkData, model_setup, run_setup
-from audit.targets import Target, index_path, read_index, select, targets_of, watch
+from audit.results import ROW_FIELDS, ResultsStore, read_rows, row_key
+from audit.setup import AuditSetup, BenchmarkData, benchmark_names, configured_renderer, model_setup, run_setup
+from audit.targets import Target, select, targets_of, watch
 from inject.benchmark_checks import warn_answer_position
+from inject.manifest import load_manifest
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from core.run_lock import stage_lock
+from core.stage_state import StageState
 from core.wandb_log import NullRun
 from core.workers import collective
 
@@ -59,15 +61,15 @@ def audit_stage(cfg) -> int:
         for part in bench.partitions:
             for det in detectors:
                 det.check(part)
-    out_dir = Path(cfg.run_dir) / "audit"
+    rd = RunDir(cfg.run_dir)
     if cfg.dry_run:
         _print_plan(cfg, setup, detectors)
         return 0
     if cfg.overwrite and collective.is_main():
-        (out_dir / "results.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "raw", ignore_errors=True)
+        rd.results.unlink(missing_ok=True)
+        shutil.rmtree(rd.audit_raw, ignore_errors=True)
     collective.barrier()
-    store = ResultsStore(out_dir, writer=collective.is_main())
+    store = ResultsStore(rd, writer=collective.is_main())
     collective.barrier()  # every rank has read the cache before rank 0 appends to it
     run = wandb_plots.start(cfg, str(cfg.run_dir)) if collective.is_main() else NullRun()
     try:
@@ -83,7 +85,7 @@ def audit_stage(cfg) -> int:
 
 
 def _targets(cfg) -> Iterator[Target]:
-    a = cfg.audit
+    a, rd = cfg.audit, RunDir(cfg.run_dir)
     if a.model:
         yield Target(model=str(a.model), path=str(a.model))
         return
@@ -92,22 +94,22 @@ def _targets(cfg) -> Iterator[Target]:
         steps = None if spec in (None, "all", "last") else set(_steps(spec))
 
         def read():
-            return collective.broadcast(read_index(cfg.run_dir) if collective.is_main() else None)
+            return collective.broadcast(rd.read_index() if collective.is_main() else None)
 
         def wanted(index):
             return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
 
         yield from watch(read, wanted, float(a.poll_s), float(a.watch_idle_s))
         return
-    index = read_index(cfg.run_dir)
+    index = rd.read_index()
     if index is None:
         raise SpikeinError(
-            f"no checkpoints: {index_path(cfg.run_dir)} missing; train first, set audit.watch=true to wait, "
+            f"no checkpoints: {rd.index} missing; train first, set audit.watch=true to wait, "
             "or audit a model with audit.model=<hub id or path>"
         )
     chosen = select(targets_of(cfg.run_dir, index), a.checkpoints)
     if not chosen:
-        raise SpikeinError(f"{index_path(cfg.run_dir)} lists no checkpoints")
+        raise SpikeinError(f"{rd.index} lists no checkpoints")
     yield from chosen
 
 
@@ -147,7 +149,8 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
     a = cfg.audit
     todo = [
         (bench, det) for bench in setup.benchmarks for det in detectors
-        if not all(store.has(base_row(cfg, setup, target, p, det, row_settings(cfg, bench, det))) for p in bench.partitions)
+        if not all(store.has(base_row(cfg, setup, target, p, det, row_settings(cfg, bench, det)))
+                   for p in bench.partitions)
     ]
     if not todo:
         log(f"{target.tag}: all rows cached")
@@ -216,3 +219,68 @@ def _print_plan(cfg, setup: AuditSetup, detectors: list[Detector]) -> None:
     for bench in setup.benchmarks:
         parts = ", ".join(f"{p.name}(count={p.count}, {len(p.items)} items)" for p in bench.partitions)
         print(f"  {bench.name} [renderer {bench.renderer}]: {parts}")
+    print(f"  {stage_plan(cfg)}; now {stage_state(cfg).line()}")
+
+
+# --- the stage's plan and state (reads only: no model, no worker) ----------------------
+
+def stage_state(cfg) -> StageState:
+    """How many (checkpoint, detector) pairs already hold every row this config would write."""
+    pairs = _pairs(cfg)
+    done = sum(ok for _, _, ok in pairs)
+    if not pairs:
+        return StageState("audit", "absent", "no checkpoint listed yet")
+    status = "done" if done == len(pairs) else "resumable" if done else "absent"
+    return StageState("audit", status, f"{done} of {len(pairs)} (checkpoint, detector) pairs audited")
+
+
+def stage_plan(cfg) -> str:
+    a, pairs = cfg.audit, _pairs(cfg)
+    listed = a.model or RunDir(cfg.run_dir).index.exists()
+    n = f"{len({t for t, _, _ in pairs})} checkpoint(s)" if listed else "the checkpoints training writes"
+    which = (f"audit.model={a.model}" if a.model else "each checkpoint as it lands" if a.watch
+             else f"audit.checkpoints={a.checkpoints}")
+    redo = "all rows recomputed (overwrite=true)" if cfg.overwrite else f"{sum(ok for *_, ok in pairs)} already audited"
+    return f"{n} x {len(a.detectors)} detector(s) ({', '.join(map(str, a.detectors))}), {redo}; {which}"
+
+
+def _pairs(cfg) -> list[tuple[Target, str, bool]]:
+    """(target, detector, all its rows present) for the targets listed now."""
+    rd, a = RunDir(cfg.run_dir), cfg.audit
+    detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
+    have = set() if cfg.overwrite else {row_key(r) for r in read_rows(rd.results)}
+    benches = _row_benchmarks(cfg, rd)
+
+    def audited(t: Target, det: Detector) -> bool:
+        return all(row_key({"model": t.model, "step": t.step, "benchmark": b.name, "partition": p,
+                            "detector": det.name, "settings": row_settings(cfg, b, det)}) in have
+                   for b, parts in benches for p in parts)
+
+    return [(t, d.name, audited(t, d)) for t in _listed_targets(cfg, rd) for d in detectors]
+
+
+def _row_benchmarks(cfg, rd: RunDir) -> list[tuple[BenchmarkData, list[str]]]:
+    """Each audited benchmark (name, renderer) with its partition names, without loading items."""
+    wanted = benchmark_names(cfg.audit.get("benchmark"))
+    if cfg.audit.model:
+        return [(BenchmarkData(n, configured_renderer(cfg, n), []), ["all"]) for n in wanted or cfg.benchmarks]
+    if rd.read_manifest() is None:
+        return []
+    m = load_manifest(rd.root)
+    return [(BenchmarkData(b.name, b.renderer, []), [p.name for p in m.partitions if p.benchmark == b.name])
+            for b in m.benchmarks if wanted is None or b.name in wanted]
+
+
+def _listed_targets(cfg, rd: RunDir) -> list[Target]:
+    """What the stage would audit from the index as it is now (steps not yet written are left out)."""
+    a = cfg.audit
+    if a.model:
+        return [Target(model=str(a.model), path=str(a.model))]
+    index = rd.read_index()
+    targets = targets_of(rd.root, index) if index else []
+    if a.checkpoints in (None, "all") or (a.watch and a.checkpoints == "last"):
+        return targets
+    if a.checkpoints == "last":
+        return targets[-1:]
+    steps = set(_steps(a.checkpoints))
+    return [t for t in targets if t.step in steps]

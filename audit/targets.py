@@ -5,13 +5,13 @@ so watching it is enough to audit each checkpoint as it lands.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 
 
 @dataclass(frozen=True)
@@ -27,26 +27,11 @@ class Target:
         return f"step_{self.step}" if self.step is not None else self.model
 
 
-def index_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "index.json"
-
-
-def read_index(run_dir: str | Path) -> dict[str, Any] | None:
-    path = index_path(run_dir)
-    if not path.exists():
-        return None
-    try:
-        index = json.loads(path.read_text())
-        index["checkpoints"] = sorted(index["checkpoints"], key=lambda c: int(c["step"]))
-        return index
-    except (ValueError, KeyError, TypeError) as e:
-        raise SpikeinError(f"corrupt checkpoint index {path}: {e}") from None
-
-
 def targets_of(run_dir: str | Path, index: dict[str, Any]) -> list[Target]:
-    root = index_path(run_dir).parent
+    """Every checkpoint ``index`` (:meth:`core.run_dir.RunDir.read_index`) lists."""
+    rd = RunDir(run_dir)
     return [
-        Target(model=c["hf"], path=str(root / c["hf"]), step=int(c["step"]),
+        Target(model=c["hf"], path=str(rd.checkpoint_file(c["hf"])), step=int(c["step"]),
                tokens_seen=int(c["tokens_seen"]), epochs=c.get("epochs"))
         for c in index["checkpoints"]
     ]

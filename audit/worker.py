@@ -13,13 +13,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from core.atomic import write_text
-
-CONFIG = Path("audit") / "worker_config.yaml"
+from core.run_dir import RunDir
 
 
 def save_worker_config(cfg) -> Path:
     """The resolved config the workers read (they never parse command-line overrides)."""
-    path = Path(cfg.run_dir) / CONFIG
+    path = RunDir(cfg.run_dir).audit_worker_config
     write_text(path, OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
     return path
 
@@ -30,7 +29,7 @@ def main(run_dir: Path) -> None:
     from core.errors import SpikeinError
     from core.workers import collective
 
-    path = Path(run_dir) / CONFIG
+    path = RunDir(run_dir).audit_worker_config
     if not path.exists():
         raise SpikeinError(f"{path} missing: the audit workers' settings are written by the parent")
     cfg = OmegaConf.load(path)

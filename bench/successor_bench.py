@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 from audit.detectors import AuditContext, PartitionData, get_detector  # noqa: E402
 from audit.engine import Engine, EngineSettings  # noqa: E402
 from audit.model import load_model  # noqa: E402
-from audit.targets import read_index, select, targets_of  # noqa: E402
+from audit.targets import select, targets_of  # noqa: E402
 from core.errors import SpikeinError  # noqa: E402
+from core.run_dir import RunDir  # noqa: E402
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def compare(run_dir: str | Path, checkpoints="last", blocks=(40,), permutations=
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     tok = load_run_tokenizer(run_dir, manifest)
-    index = read_index(run_dir)
+    index = RunDir(run_dir).read_index()
     if index is None:
         raise SpikeinError(f"{run_dir}: no checkpoints/index.json; train first")
     benches = {b.name: (b.renderer, [PartitionData(b.name, p.name, p.count, load_partition(run_dir, p))

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 
 _held: dict[Path, int] = {}  # lock path -> how many times this process holds it
 
 
 def lock_path(run_dir: str | Path, stage: str) -> Path:
-    return Path(run_dir) / f".lock.{stage}"
+    return RunDir(run_dir).lock(stage)
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

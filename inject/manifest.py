@@ -22,7 +22,6 @@ partial batch that training drops.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from inject.items import Item, read_items_jsonl
 
 FORMAT_VERSION = 1
@@ -151,24 +151,21 @@ class Manifest:
         return out
 
 
-def data_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "data"
-
-
 def load_manifest(run_dir: str | Path) -> Manifest:
-    path = data_dir(run_dir) / "manifest.json"
-    if not path.exists():
-        raise SpikeinError(f"no manifest at {path}: run `spikein inject run_dir={run_dir}` first")
+    rd = RunDir(run_dir)
+    d = rd.read_manifest()
+    if d is None:
+        raise SpikeinError(f"no manifest at {rd.manifest}: run `spikein inject run_dir={run_dir}` first")
     try:
-        return Manifest.from_json(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as e:
-        raise SpikeinError(f"corrupt manifest {path}: {e}") from None
+        return Manifest.from_json(d)
+    except (KeyError, TypeError) as e:
+        raise SpikeinError(f"corrupt manifest {rd.manifest}: {e}") from None
 
 
 def open_stream(run_dir: str | Path, manifest: Manifest | None = None) -> np.memmap:
     """The token stream as a read-only memmap (no copy into memory)."""
     manifest = manifest or load_manifest(run_dir)
-    path = data_dir(run_dir) / "stream.bin"
+    path = RunDir(run_dir).stream
     if not path.exists():
         raise SpikeinError(f"missing stream: {path}")
     itemsize = np.dtype(manifest.dtype).itemsize
@@ -181,11 +178,11 @@ def open_stream(run_dir: str | Path, manifest: Manifest | None = None) -> np.mem
 
 
 def load_partition(run_dir: str | Path, partition: Partition) -> list[Item]:
-    return read_items_jsonl(data_dir(run_dir) / partition.file)
+    return read_items_jsonl(RunDir(run_dir).data_file(partition.file))
 
 
 def load_run_tokenizer(run_dir: str | Path, manifest: Manifest | None = None):
     from inject.tokenizer import load_tokenizer
 
     manifest = manifest or load_manifest(run_dir)
-    return load_tokenizer(str(data_dir(run_dir) / manifest.tokenizer_dir))
+    return load_tokenizer(str(RunDir(run_dir).data_file(manifest.tokenizer_dir)))

@@ -18,6 +18,8 @@ from core.budget import resolve_budget
 from core.config import TrainConfig
 from core.errors import SpikeinError
 from core.workers.launch import world_size
+from core.run_dir import RunDir
+from core.stage_state import StageState, changed_keys, keys_text
 from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
 from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
@@ -70,70 +72,75 @@ def config_hash(conf: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            out += changed_keys(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [prefix.rstrip(".")]
+def stage_state(cfg) -> StageState:
+    """data/ against this config: done (same config hash), conflicting (names the changed keys), absent."""
+    conf = data_config(cfg)
+    return _state(RunDir(cfg.run_dir), conf, config_hash(conf))
+
+
+def stage_plan(cfg) -> str:
+    conf = data_config(cfg)
+    digest, rd = config_hash(conf), RunDir(cfg.run_dir)
+    status = _state(rd, conf, digest).status
+    if status == "done":
+        return f"{rd.data} up to date (config {digest})"
+    counts = sorted({tuple(p["counts"]) for p in _benchmark_plans(conf)})
+    return (f"{'rebuild' if status == 'conflicting' else 'build'} {rd.data} (config {digest}): "
+            f"{len(conf['benchmarks'] or {})} benchmark(s) at counts {', '.join(str(list(c)) for c in counts)}")
+
+
+def _benchmark_plans(conf: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**conf["inject"], **(spec.get("inject") or {})} for spec in (conf["benchmarks"] or {}).values()]
+
+
+def _state(rd: RunDir, conf: dict, digest: str) -> StageState:
+    manifest = rd.read_manifest()
+    if manifest is None:
+        return StageState("inject", "absent", f"no {rd.manifest}")
+    if manifest.get("config_hash") == digest:
+        return StageState("inject", "done", f"{rd.data} built from this config ({digest})")
+    keys = tuple(changed_keys(rd.read_inject_config() or {}, conf))
+    refusal = (f"{rd.root}/data was built from a different config (changed: {keys_text(keys)}); "
+               "pass overwrite=true to rebuild or choose another run_dir")
+    return StageState("inject", "conflicting", f"{rd.data} was built from another config "
+                      f"(changed: {keys_text(keys)})", keys, refusal)
 
 
 def run_inject(cfg) -> int:
-    run_dir = Path(cfg.run_dir)
+    rd = RunDir(cfg.run_dir)
     conf = data_config(cfg)
     digest = config_hash(conf)
-    if _up_to_date(run_dir, conf, digest, bool(cfg.overwrite)):
-        print(f"inject: {run_dir / 'data'} is up to date (config {digest})")
+    state = _state(rd, conf, digest)
+    if state.status == "done":
+        print(f"inject: {rd.data} is up to date (config {digest})")
         return 0
+    if not cfg.overwrite:
+        state.refuse()
     if cfg.dry_run:
-        print(f"inject: dry run, would build {run_dir / 'data'} (config {digest})")
+        print(f"inject: dry run, would {stage_plan(cfg)}")
         return 0
     t0 = time.time()
-    with stage_lock(run_dir, "inject"):  # a run dir created here goes again if the build fails
-        manifest, summary = _build_and_publish(cfg, run_dir, conf, digest)
+    with stage_lock(rd.root, "inject"):  # a run dir created here goes again if the build fails
+        manifest, summary = _build_and_publish(cfg, rd, conf, digest)
     share = manifest.injected_tokens / max(manifest.n_tokens, 1)
     print(f"inject: wrote {manifest.n_tokens:,} tokens ({manifest.dtype}), {len(manifest.copies)} copies "
           f"({share:.2%} of the stream), verified {summary['items']} items, in {time.time() - t0:.1f}s")
     return 0
 
 
-def _build_and_publish(cfg, run_dir: Path, conf: dict, digest: str) -> tuple[Manifest, dict]:
+def _build_and_publish(cfg, rd: RunDir, conf: dict, digest: str) -> tuple[Manifest, dict]:
     """Build under a fresh ``.inject.*.tmp`` (a killed run's leftovers go first), then swap in."""
-    for stale in run_dir.glob(".inject.*.tmp"):  # we hold the lock: no live inject owns them
+    for stale in rd.root.glob(".inject.*.tmp"):  # we hold the lock: no live inject owns them
         shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(dir=run_dir, prefix=".inject.", suffix=".tmp"))
+    stage = RunDir(tempfile.mkdtemp(dir=rd.root, prefix=".inject.", suffix=".tmp"))
     try:
-        manifest = build_data(cfg, stage / "data", digest)
-        write_json(stage / "data" / "inject_config.json", conf)
-        summary = verify_run_data(stage, manifest)
-        _publish(stage / "data", run_dir / "data")
+        manifest = build_data(cfg, stage, digest)
+        write_json(stage.inject_config, conf)
+        summary = verify_run_data(stage.root, manifest)
+        _publish(stage.data, rd.data)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(stage.root, ignore_errors=True)
     return manifest, summary
-
-
-def is_up_to_date(cfg) -> bool:
-    """The inject stage's check alone (nothing written): True when data/ matches the config,
-    False when it must be built, SpikeinError when it holds another config's data."""
-    conf = data_config(cfg)
-    return _up_to_date(Path(cfg.run_dir), conf, config_hash(conf), bool(cfg.overwrite))
-
-
-def _up_to_date(run_dir: Path, conf: dict, digest: str, overwrite: bool) -> bool:
-    path = run_dir / "data" / "manifest.json"
-    if not path.exists():
-        return False
-    old_hash = json.loads(path.read_text()).get("config_hash")
-    if old_hash == digest:
-        return True
-    if overwrite:
-        return False
-    old_conf_path = run_dir / "data" / "inject_config.json"
-    old = json.loads(old_conf_path.read_text()) if old_conf_path.exists() else {}
-    keys = ", ".join(changed_keys(old, conf)[:5]) or "unknown keys"
-    raise SpikeinError(f"{run_dir}/data was built from a different config (changed: {keys}); "
-                       "pass overwrite=true to rebuild or choose another run_dir")
 
 
 def _publish(new: Path, final: Path) -> None:
@@ -198,11 +205,12 @@ def planned_copies(tokenizer, s: PlanSettings, part: PlannedPartition, sep: list
     ]
 
 
-def build_data(cfg, out: Path, digest: str) -> Manifest:
+def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
+    """``rd.data`` from scratch: tokenizer, partitions, stream, manifest."""
     from inject.corpus import iter_documents
 
-    out.mkdir(parents=True)
-    tok = prepare_tokenizer(cfg, out / "tokenizer")
+    rd.data.mkdir(parents=True)
+    tok = prepare_tokenizer(cfg, rd.tokenizer)
     special = special_ids(tok)
     vsize = vocab_size(tok)
     dtype = stream_dtype(vsize, str(cfg.inject.get("dtype", "auto")))
@@ -213,30 +221,30 @@ def build_data(cfg, out: Path, digest: str) -> Manifest:
         benchmarks.append(BenchmarkPlan(name, s.renderer, s.mode, s.window, sum(len(p.items) for p in parts),
                                         item_order=s.item_order, option_order=s.option_order))
         for p in parts:
-            rel = f"partitions/{p.benchmark}/{p.name}.jsonl"
-            write_text(out / rel, rows_jsonl_lines(p.rows()))
+            rel = rd.partition(p.benchmark, p.name).relative_to(rd.data).as_posix()
+            write_text(rd.data_file(rel), rows_jsonl_lines(p.rows()))
             partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel, list(p.indices)))
             copies += planned_copies(tok, s, p, sep, special.bos)
-    scratch = out / "corpus.scratch"
-    lengths = tokenize_corpus(iter_documents(cfg.data), out / "tokenizer", special, scratch,
+    scratch = rd.data / "corpus.scratch"  # removed once the stream is written
+    lengths = tokenize_corpus(iter_documents(cfg.data), rd.tokenizer, special, scratch,
                               int(cfg.inject.workers), int(cfg.inject.chunk_documents))
     _check_share(copies, int(lengths.sum()), float(cfg.inject.max_injected_share))
     per_step, trained = training_budget(cfg, int(lengths.sum()) + sum(len(c.tokens) + 1 for c in copies))
     plan = plan_stream(lengths, copies, int(cfg.data.shuffle_seed), per_step)
     _check_trained(cfg, plan, trained)
-    result = write_stream(out / "stream.bin", scratch, lengths, plan, special.eos, dtype)
+    result = write_stream(rd.stream, scratch, lengths, plan, special.eos, dtype)
     scratch.unlink()
     plan_of = {b.name: b for b in benchmarks}
     recorded = [dataclasses.replace(c, mode=plan_of[c.benchmark].mode, renderer=plan_of[c.benchmark].renderer)
                 for c in result.copies]
     manifest = Manifest(
-        config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir="tokenizer",
+        config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir=rd.tokenizer.name,
         vocab_size=vsize, dtype=dtype, n_tokens=result.n_tokens, eos_id=special.eos, bos_id=special.bos,
         separator=str(cfg.inject.separator), separator_ids=sep, benchmarks=benchmarks,
         partitions=partitions, copies=recorded, n_documents=result.n_documents,
         injected_tokens=result.injected_tokens, tokens_per_step=per_step, epoch_tokens=plan.epoch_tokens,
     )
-    write_json(out / "manifest.json", manifest.to_json())
+    write_json(rd.manifest, manifest.to_json())
     return manifest
 
 

@@ -92,9 +92,9 @@ def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], 
 
 
 def run_verify(cfg) -> int:
-    from inject.manifest import data_dir
+    from core.run_dir import RunDir
 
     summary = verify_run_data(Path(cfg.run_dir))
     print(f"verify: ok ({summary['copies']} copies, {summary['items']} items, "
-          f"{summary['tokens']:,} tokens in {data_dir(cfg.run_dir) / 'stream.bin'})")
+          f"{summary['tokens']:,} tokens in {RunDir(cfg.run_dir).stream})")
     return 0

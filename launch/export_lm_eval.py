@@ -29,6 +29,7 @@ import yaml
 
 from core.atomic import staging_dir, write_text
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from inject.items import LETTERS, Item
 from inject.manifest import Manifest, load_manifest, load_partition
 from inject.render import options_text, question_text, render_cloze, render_mcq
@@ -133,7 +134,7 @@ def readme(run_dir: Path, out: Path, benchmarks: list[str], groups: dict[str, li
         "(`acc` = spikein's `audit.accuracy.style=letter`) and `text` (`acc` / `acc_norm` / `acc_bytes`",
         "= styles `text` / `norm` / `bytes`). Groups do not average across partitions.\n",
         "```",
-        f"lm_eval --model hf --model_args pretrained={run_dir}/checkpoints/step_N/hf \\",
+        f"lm_eval --model hf --model_args pretrained={RunDir(run_dir).checkpoints}/step_N/hf \\",
         f"  --include_path {out} --tasks {','.join(map(task_name, benchmarks))}",
         "```\n",
         "spikein scores with the tokenizer's own special tokens "
@@ -149,7 +150,7 @@ def export_lm_eval(run_dir: str | Path) -> Path:
     """Write ``<run_dir>/lm_eval/`` atomically (replacing an earlier export); its path."""
     run_dir = Path(run_dir).resolve()
     manifest = load_manifest(run_dir)
-    final = run_dir / "lm_eval"
+    final = RunDir(run_dir).lm_eval
     groups: dict[str, list[str]] = {}
     names: list[str] = []
     with staging_dir(final) as tmp:

@@ -1,43 +1,48 @@
 """`spikein run`: inject -> train -> audit -> report in one run directory.
 
-Every stage skips work whose complete output already matches the config, so
-rerunning after a crash or a kill continues where it stopped. Settings that
-would invalidate finished checkpoints are refused by name (``overwrite=true``
-rebuilds instead).
+Each stage says what it plans and what state its output is in (``stage_plan`` and
+``stage_state``, see :mod:`core.stage_state`). The pipeline reads every state before it
+writes anything and refuses an output made from another config, naming the changed keys;
+with ``overwrite=true`` it removes exactly the conflicting outputs (and so everything
+downstream of them) once inject has built the data. Every stage skips work whose
+complete output already matches the config, so rerunning after a crash or a kill
+continues where it stopped. ``dry_run=true`` prints the resolved config and every
+stage's plan and state, and writes nothing.
 """
 from __future__ import annotations
 
-import contextlib
-import io
+import importlib
 import shutil
 import threading
-from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
 from core.atomic import write_text
+from core.run_dir import STAGE_ORDER, RunDir
 from core.run_lock import check_run_dir, stage_locks
+from core.stage_state import StageState
 from core.wandb_log import redact
 
-LOCKED_STAGES = ("inject", "train", "audit", "report")  # held by the pipeline while it runs
+LOCKED_STAGES = STAGE_ORDER  # held by the pipeline while it runs
+STAGE_MODULES = {"inject": "inject.stage", "train": "train.stage", "audit": "audit.stage", "report": "launch.report"}
 
 
 def run_pipeline(cfg) -> int:
     from audit.stage import run_audit
     from inject.stage import run_inject
-    from launch.dry_run import describe
     from launch.report import run_report
     from train.stage import run_train
 
     if cfg.dry_run:
-        print(describe(cfg))
+        print(dry_run_text(cfg))
         return 0
     run_dir = check_run_dir(cfg.run_dir)
-    check_stages(cfg)  # a refused run writes nothing, config.yaml included
+    if not cfg.overwrite:  # a refused run writes nothing, config.yaml included
+        refuse_conflicts(cfg, stage_states(cfg))
     with stage_locks(run_dir, LOCKED_STAGES):
         run_inject(cfg)
-        _drop_stale_results(cfg, run_dir)
-        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
+        settle(cfg, stage_states(cfg))  # against the data now in place (it may have been rebuilt)
+        write_text(RunDir(run_dir).config_yaml, OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
         if cfg.audit.watch:  # audit each checkpoint as it lands, while training
             _train_with_watching_audit(cfg, run_train, run_audit)
         else:
@@ -47,16 +52,59 @@ def run_pipeline(cfg) -> int:
     return 0
 
 
-def check_stages(cfg) -> None:
-    """Every stage's refusal (data or checkpoints of another config), before any write."""
-    from inject.stage import is_up_to_date
-    from train.stage import check_previous_run, plan_training
+def stage_states(cfg) -> list[StageState]:
+    """Every stage's state, in order (reads only). Below a conflicting output, whatever
+    exists was made from it and is conflicting too (with the same changed keys)."""
+    rd, states = RunDir(cfg.run_dir), []
+    for name in STAGE_ORDER:
+        upstream = next((s for s in states if s.status == "conflicting"), None)
+        if upstream is None:
+            states.append(_module(name).stage_state(cfg))
+        elif any(p.exists() for p in rd.outputs(name)):
+            states.append(StageState(name, "conflicting", f"made from the {upstream.stage} output that no longer "
+                                     "matches", upstream.changed, upstream.refusal))
+        else:
+            states.append(StageState(name, "absent", f"nothing in {', '.join(map(str, rd.outputs(name)))}"))
+    return states
 
-    if cfg.overwrite or not is_up_to_date(cfg):
-        return  # overwrite refuses nothing; without data there are no checkpoints to keep
-    with contextlib.redirect_stdout(io.StringIO()):  # its plan is printed when the stage runs
-        settings, _ = plan_training(cfg)
-    check_previous_run(settings, overwrite=False)
+
+def refuse_conflicts(cfg, states: list[StageState]) -> None:
+    """The first conflicting stage's one-line refusal, unless overwrite=true."""
+    if not cfg.overwrite:
+        for state in states:
+            state.refuse()
+
+
+def settle(cfg, states: list[StageState]) -> None:
+    """Refuse (without overwrite) or remove every conflicting output."""
+    refuse_conflicts(cfg, states)
+    rd = RunDir(cfg.run_dir)
+    for state in states:
+        if state.status != "conflicting":
+            continue
+        for path in rd.outputs(state.stage):
+            if path.exists():
+                print(f"run: overwrite=true, removing {path} ({state.detail})")
+                shutil.rmtree(path)
+
+
+def dry_run_text(cfg) -> str:
+    """The resolved config's summary, then each stage's plan and the state of its output now."""
+    from launch.dry_run import describe
+
+    lines, upstream = [describe(cfg), "stages (plan; state of the run dir now):"], None
+    for state in stage_states(cfg):
+        plan = f"from scratch once {upstream} is redone" if upstream else _module(state.stage).stage_plan(cfg)
+        refused = state.status == "conflicting" and not (cfg.overwrite or upstream)
+        note = " (refused unless overwrite=true)" if refused else ""
+        lines += [f"  {state.stage}: {plan}", f"  {'':{len(state.stage)}}  {state.line()}{note}"]
+        if state.status == "conflicting":
+            upstream = upstream or state.stage
+    return "\n".join(lines)
+
+
+def _module(stage: str):
+    return importlib.import_module(STAGE_MODULES[stage])
 
 
 def _resolved(cfg) -> dict:
@@ -74,20 +122,6 @@ def _audit_checkpoints(cfg, run_audit) -> None:
 
     save_worker_config(cfg)
     launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
-
-
-def _drop_stale_results(cfg, run_dir: Path) -> None:
-    """With overwrite=true, training that no longer matches the config is removed by the
-    train stage; the audit rows and report made from those checkpoints must go with it."""
-    if not cfg.overwrite or not (run_dir / "checkpoints").exists():
-        return
-    from train.stage import check_previous_run, plan_training
-
-    settings, _ = plan_training(cfg)
-    check_previous_run(settings, overwrite=True)
-    if not (run_dir / "checkpoints").exists():
-        for stale in ("audit", "report"):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
 
 
 def _train_with_watching_audit(cfg, run_train, run_audit) -> None:

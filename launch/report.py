@@ -8,6 +8,8 @@ from typing import Any
 
 from core.atomic import write_text
 from core.errors import SpikeinError
+from core.run_dir import RunDir
+from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
 from launch import plots
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
@@ -23,12 +25,33 @@ def run_report(cfg) -> int:
 
         print(f"report: {write_sweep_report(Path(sweep_dir), float(cfg.report.alpha), cfg.logger)}")
         return 0
-    run_dir = Path(cfg.run_dir)
-    current = current_settings(cfg, load_manifest(run_dir)) if (run_dir / "data/manifest.json").exists() else None
-    path = write_report(run_dir, float(cfg.report.alpha), cfg.experiment_name, current)
+    rd = RunDir(cfg.run_dir)
+    current = current_settings(cfg, load_manifest(rd.root)) if rd.manifest.exists() else None
+    if cfg.get("dry_run"):
+        print(f"report: dry run, would {stage_plan(cfg)}")
+        return 0
+    path = write_report(rd.root, float(cfg.report.alpha), cfg.experiment_name, current)
     print(f"report: {path}")
     _log_to_wandb(cfg, path.parent, current)
     return 0
+
+
+def stage_state(cfg) -> StageState:
+    """done once report.md is at least as new as the audit rows it is made from (reads only);
+    a report older than the rows counts as absent: nothing of it is kept."""
+    rd = RunDir(cfg.run_dir)
+    if not rd.report_md.exists():
+        return StageState("report", "absent", f"no {rd.report_md}")
+    if rd.results.exists() and rd.results.stat().st_mtime_ns > rd.report_md.stat().st_mtime_ns:
+        return StageState("report", "absent", f"{rd.report_md} is older than {rd.results}")
+    return StageState("report", "done", f"{rd.report_md} written from the current audit rows")
+
+
+def stage_plan(cfg) -> str:
+    rd = RunDir(cfg.run_dir)
+    rows = len(audit_rows(rd.root))
+    source = f"{rows} audit rows" if rows else "the audit's rows"
+    return f"write {rd.report_md} and plots from {source} (rewritten on every run)"
 
 
 def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str, str], str] | None = None) -> Path:
@@ -36,10 +59,10 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     scored otherwise are reported apart, never in the same table or verdict)."""
     all_rows = audit_rows(run_dir)
     if not all_rows:
-        raise SpikeinError(f"no audit results in {run_dir / 'audit/results.jsonl'}: run `spikein audit` first")
+        raise SpikeinError(f"no audit results in {RunDir(run_dir).results}: run `spikein audit` first")
     rows, other = split_by_settings(all_rows, current)
     manifest = load_manifest(run_dir)
-    out = run_dir / "report"
+    out = RunDir(run_dir).report
     last = final_rows(rows)
     figs = [
         plots.detection_vs_copies(last, alpha, out / "detection_vs_copies.png", f"{name}: detection at step {last[0]['step']}"),
@@ -64,8 +87,8 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
         *[f"![{f.stem}]({f.name})\n" for f in figs],
         READING_GUIDE.format(alpha=alpha),
     ])
-    write_text(out / "report.md", md)
-    return out / "report.md"
+    write_text(RunDir(run_dir).report_md, md)
+    return RunDir(run_dir).report_md
 
 
 def p_detectors(rows: list[dict[str, Any]]) -> list[str]:

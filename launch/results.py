@@ -8,18 +8,17 @@ from types import SimpleNamespace
 from typing import Any
 
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 
 
 def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
     from audit.results import read_rows
 
-    return read_rows(Path(run_dir) / "audit" / "results.jsonl")
+    return read_rows(RunDir(run_dir).results)
 
 
 def checkpoint_index(run_dir: Path) -> dict[str, Any]:
-    from train.checkpoint import read_index
-
-    return read_index(run_dir) or {"checkpoints": [], "finished": False}
+    return RunDir(run_dir).read_index() or {"checkpoints": [], "finished": False}
 
 
 def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from core.atomic import write_text
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from launch import plots
 from launch.rates import Rate, detection_rate, fmt_rate
 from launch.results import audit_rows, current_settings, final_rows, split_by_settings
@@ -29,14 +30,15 @@ class SweepRun:
 
 
 def sweep_runs(sweep_dir: Path) -> list[Path]:
-    return sorted(p.parent.parent for p in sweep_dir.glob("**/audit/results.jsonl"))
+    return [rd.root for rd in RunDir.with_results_under(sweep_dir)]
 
 
 def load_run(sweep_dir: Path, run: Path) -> SweepRun:
-    config = _read_yaml(run / "config.yaml") or _read_yaml(run / ".hydra" / "config.yaml")
+    rd = RunDir(run)
+    config = _read_yaml(rd.config_yaml) or _read_yaml(run / ".hydra" / "config.yaml")  # Hydra's record
     overrides = _read_yaml(run / ".hydra" / "overrides.yaml") or []
     current = None
-    if config is not None and (run / "data/manifest.json").exists():
+    if config is not None and rd.manifest.exists():
         from omegaconf import OmegaConf
 
         from inject.manifest import load_manifest

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from audit.results import ROW_FIELDS, ResultsStore
 from core.atomic import write_json, write_text
+from core.run_dir import RunDir
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.plan import partition_names
 from core.wandb_log import redact
@@ -48,7 +49,7 @@ def write_index(run: Path, steps: Sequence[int]) -> None:
 def write_rows(run: Path, m: Manifest, p_of: PFn, steps: Sequence[int], detectors: Sequence[str],
                settings: dict[str, dict] | None = None, extra: Callable[..., dict] | None = None) -> None:
     """One results row per (step, partition, detector) through the audit's results store."""
-    store = ResultsStore(run / "audit")
+    store = ResultsStore(RunDir(run))
     for step in steps:
         seen = m.copies_seen(step * TOKENS_PER_STEP)
         for part in m.partitions:

@@ -15,6 +15,7 @@ import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from inject.manifest import load_manifest
 from launch.config import compose
 
@@ -214,10 +215,11 @@ def test_dry_run_writes_nothing(run, capsys):
 
 
 def test_results_store_drops_torn_line_and_rejects_corruption(tmp_path):
-    path = tmp_path / "results.jsonl"
+    path = RunDir(tmp_path).results
+    path.parent.mkdir()
     row = {"model": "m", "step": 1, "benchmark": "b", "partition": "p", "detector": "d", "settings": {}}
     path.write_text(json.dumps(row) + "\n" + '{"model": "m", "st')
-    store = ResultsStore(tmp_path)
+    store = ResultsStore(RunDir(tmp_path))
     assert store.rows == [row] and path.read_text() == json.dumps(row) + "\n"
     assert store.has(row) and not store.add(row)
     assert store.add({**row, "settings": {"shards": 2}})  # other settings: another row

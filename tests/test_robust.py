@@ -149,13 +149,14 @@ def test_disabled_wandb_is_a_null_run_callers_use_as_is():
 def test_a_refused_pipeline_run_writes_nothing(trained, monkeypatch):
     """A finished run at lr 3e-3, rerun with train.lr=0.001: refused, config.yaml untouched."""
     import inject.stage
+    from core.stage_state import StageState
     from launch.pipeline import run_pipeline
 
     run = trained[0]
     (run / "config.yaml").write_text("lr: 0.003\n")
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
     # the hand-built data/ of train_fixtures has no inject config: inject's check passes as is
-    monkeypatch.setattr(inject.stage, "is_up_to_date", lambda cfg: True, raising=False)
+    monkeypatch.setattr(inject.stage, "stage_state", lambda cfg: StageState("inject", "done"))
     monkeypatch.setattr(inject.stage, "run_inject", lambda cfg: 0)
     cfg = compose(train_overrides(run, *TRAIN_ARGS, "train.lr=0.001"))
     with pytest.raises(SpikeinError, match=r"changed: .*lr"):

@@ -13,8 +13,8 @@ import torch
 from conftest import make_tokenizer
 from train_fixtures import VOCAB, ds_state_dict, make_run, read_jsonl, train_overrides, weights_hash
 
+from core.run_dir import RunDir
 from launch.config import compose
-from train.checkpoint import read_index
 from inject.stage import run_inject
 from train.stage import run_train
 
@@ -67,7 +67,7 @@ def test_one_process_run_logs_copies_seen_and_exports(tmp_path, capsys):
         assert r["tokens_seen"] == r["step"] * TPS and r["epoch"] == pytest.approx(r["step"] * TPS / 4096)
         assert r["grad_norm"] > 0 and r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 and r["lr"] > 0
     assert [r["copies_seen"]["synth/p4"] for r in rows] == [0, 0, 1, 1, 2, 2, 2, 4, 4]
-    index = read_index(run)
+    index = RunDir(run).read_index()
     assert index["finished"] and index["tokens_per_step"] == TPS
     assert [(c["step"], c["ds"]) for c in index["checkpoints"]] == [
         (0, None), (4, None), (8, "step_8/ds"), (9, "step_9/ds")]  # step 0: initial weights, HF only
@@ -145,14 +145,14 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_identical_weights(tmp_path
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            index = read_index(run) if (run / "checkpoints" / "index.json").exists() else None
+            index = RunDir(run).read_index()
             if index and any(c["step"] >= 6 for c in index["checkpoints"]):
                 break
             time.sleep(0.02)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the stage and both ranks, mid-training
         proc.wait()
-    index = read_index(run)
+    index = RunDir(run).read_index()
     assert not index["finished"] and max(c["step"] for c in index["checkpoints"]) < 30
     assert run_train(compose(args)) == 0  # the same command again resumes
     assert "resuming from step" in (run / "train" / "logs" / "rank0.log").read_text()
@@ -178,7 +178,7 @@ def injected(tmp_path_factory):
 def _final_exposures(run: Path) -> tuple[dict, dict]:
     from inject.manifest import load_manifest
 
-    entry = read_index(run)["checkpoints"][-1]
+    entry = RunDir(run).read_index()["checkpoints"][-1]
     return entry, load_manifest(run).copies_seen(entry["tokens_seen"])
 
 
@@ -225,7 +225,7 @@ def test_explicit_checkpoint_steps_and_exact_resume_from_one(tmp_path):
     make_run(run, n_tokens=4096, copies=COPIES)
     args = ("train.max_steps=12", "train.checkpoint_every=100", "train.checkpoint_steps=[1,2,4,8]", "train.keep_last=10")
     assert run_train(compose(train_overrides(run, *args))) == 0
-    index = read_index(run)
+    index = RunDir(run).read_index()
     assert [c["step"] for c in index["checkpoints"]] == [0, 1, 2, 4, 8, 12]
     assert [c["last_exposure_step"]["synth/p4"] for c in index["checkpoints"]] == [None, None, None, 3, 8, 8]
     # as if killed after step_4: the later checkpoints never written

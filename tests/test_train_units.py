@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import SpikeinError
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
+from core.run_dir import RunDir
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
@@ -139,7 +140,7 @@ def test_trajectory_hash_ignores_logging_but_not_learning_rate(tmp_path):
 
 
 def _fake_checkpoint(run: Path, step: int, keep_last: int = 2, keep_hf: str = "all", ds: bool = True) -> None:
-    root = ckpt.checkpoints_dir(run)
+    root = RunDir(run).checkpoints
     (root / f"step_{step}" / "hf").mkdir(parents=True)
     if ds:
         (root / f"step_{step}" / "ds").mkdir()
@@ -151,14 +152,14 @@ def _fake_checkpoint(run: Path, step: int, keep_last: int = 2, keep_hf: str = "a
 def test_index_prunes_old_states_and_ignores_incomplete_checkpoints(tmp_path):
     from core.atomic import write_json
 
-    write_json(ckpt.index_path(tmp_path), ckpt.new_index(32, 8))
+    write_json(RunDir(tmp_path).index, ckpt.new_index(32, 8))
     _fake_checkpoint(tmp_path, 0, ds=False)
     for step in (10, 20, 30):
         _fake_checkpoint(tmp_path, step)
-    index = ckpt.read_index(tmp_path)
+    index = RunDir(tmp_path).read_index()
     assert [c["step"] for c in index["checkpoints"]] == [0, 10, 20, 30]
     assert [c["ds"] for c in index["checkpoints"]] == [None, None, "step_20/ds", "step_30/ds"]
-    root = ckpt.checkpoints_dir(tmp_path)
+    root = RunDir(tmp_path).checkpoints
     assert not (root / "step_10" / "ds").exists() and (root / "step_10" / "hf").exists()
     assert index["tokens_per_step"] == 256 and index["finished"] is False
     # killed mid-write: a temp dir and a renamed dir the index never listed
@@ -170,7 +171,7 @@ def test_index_prunes_old_states_and_ignores_incomplete_checkpoints(tmp_path):
     ckpt.remove_stale_temps(tmp_path)
     assert not (root / ".step_40.tmp").exists()
     _fake_checkpoint(tmp_path, 60, keep_hf="last")
-    index = ckpt.read_index(tmp_path)
+    index = RunDir(tmp_path).read_index()
     assert [c["hf"] for c in index["checkpoints"]][-1] == "step_60/hf"
     assert all(c["hf"] is None for c in index["checkpoints"][:-1])
     assert not (root / "step_0").exists()  # neither hf nor ds left: dropped

@@ -8,7 +8,6 @@ states); ``hf/`` is a safetensors export with the run's tokenizer, for the audit
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import zipfile
@@ -20,24 +19,7 @@ import torch
 
 from core.atomic import fsync_dir, write_json
 from core.errors import CorruptOutputError
-
-
-def checkpoints_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
-
-
-def index_path(run_dir: str | Path) -> Path:
-    return checkpoints_dir(run_dir) / "index.json"
-
-
-def read_index(run_dir: str | Path) -> dict[str, Any] | None:
-    path = index_path(run_dir)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise CorruptOutputError(f"corrupt checkpoint index {path}: {e}") from None
+from core.run_dir import RunDir
 
 
 def new_index(seq_len: int, global_batch: int) -> dict[str, Any]:
@@ -47,14 +29,14 @@ def new_index(seq_len: int, global_batch: int) -> dict[str, Any]:
 
 def latest_resumable(run_dir: str | Path) -> dict[str, Any] | None:
     """The newest complete checkpoint that still has its DeepSpeed state."""
-    index = read_index(run_dir) or {"checkpoints": []}
-    root = checkpoints_dir(run_dir)
-    usable = [c for c in index["checkpoints"] if c.get("ds") and (root / c["ds"]).is_dir()]
+    rd = RunDir(run_dir)
+    index = rd.read_index() or {"checkpoints": []}
+    usable = [c for c in index["checkpoints"] if c.get("ds") and rd.checkpoint_file(c["ds"]).is_dir()]
     return max(usable, key=lambda c: c["step"]) if usable else None
 
 
 def remove_stale_temps(run_dir: str | Path) -> None:
-    for tmp in checkpoints_dir(run_dir).glob(".step_*.tmp"):
+    for tmp in RunDir(run_dir).checkpoints.glob(".step_*.tmp"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -118,23 +100,24 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
     """
     import torch.distributed as dist
 
-    root = checkpoints_dir(run_dir)
-    tmp, final = root / f".step_{step}.tmp", root / f"step_{step}"
+    rd = RunDir(run_dir)
+    tmp, final = rd.step_tmp(step), rd.step_dir(step)
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     dist.barrier()
     if client_state is not None:
-        engine.save_checkpoint(str(tmp), tag="ds", client_state=client_state, save_latest=False)
-    export_hf(engine, tmp / "hf", tokenizer_dir, rank)
+        engine.save_checkpoint(str(tmp), tag=rd.ds_dir(step).name, client_state=client_state, save_latest=False)
+    export_hf(engine, tmp / rd.hf_dir(step).name, tokenizer_dir, rank)  # tmp becomes step_dir(step)
     dist.barrier()
     if rank == 0:
         if final.exists():  # a complete checkpoint of this step not in the index (killed before it)
             shutil.rmtree(final)
         tmp.rename(final)
-        fsync_dir(root)
+        fsync_dir(rd.checkpoints)
+        hf, ds = (p.relative_to(rd.checkpoints).as_posix() for p in (rd.hf_dir(step), rd.ds_dir(step)))
         entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
-                 "hf": f"step_{step}/hf", "ds": f"step_{step}/ds" if client_state is not None else None,
+                 "hf": hf, "ds": ds if client_state is not None else None,
                  **(exposure or {})}
         _publish(run_dir, entry, keep_last, keep_hf)
     dist.barrier()
@@ -142,7 +125,8 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
 
 def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str) -> None:
     """List the new checkpoint, then prune: the index never names something deleted."""
-    index = read_index(run_dir)
+    rd = RunDir(run_dir)
+    index = rd.read_index()
     assert index is not None, "index.json is written before the first checkpoint"
     entries = [c for c in index["checkpoints"] if c["step"] != entry["step"]] + [entry]
     entries.sort(key=lambda c: c["step"])
@@ -157,17 +141,17 @@ def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str)
                 doomed.append(c["hf"])
                 c["hf"] = None
     kept = [c for c in entries if c.get("hf") or c.get("ds")]
-    gone = [f"step_{c['step']}" for c in entries if c not in kept]
-    write_json(index_path(run_dir), {**index, "checkpoints": kept})
-    root = checkpoints_dir(run_dir)
-    for rel in doomed + gone:
-        shutil.rmtree(root / rel, ignore_errors=True)
+    gone = [rd.step_dir(c["step"]) for c in entries if c not in kept]
+    write_json(rd.index, {**index, "checkpoints": kept})
+    for path in [rd.checkpoint_file(rel) for rel in doomed] + gone:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def mark_finished(run_dir: Path) -> None:
-    index = read_index(run_dir)
+    rd = RunDir(run_dir)
+    index = rd.read_index()
     assert index is not None
-    write_json(index_path(run_dir), {**index, "finished": True})
+    write_json(rd.index, {**index, "finished": True})
 
 
 def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
@@ -182,15 +166,16 @@ def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
 
 def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str) -> dict[str, Any]:
     """Restore model, optimizer and scheduler; returns the client state (checked to match)."""
-    step_dir = checkpoints_dir(run_dir) / f"step_{entry['step']}"
+    rd = RunDir(run_dir)
+    step_dir, ds_dir = rd.step_dir(entry["step"]), rd.ds_dir(entry["step"])
     try:
-        path, client = engine.load_checkpoint(str(step_dir), tag="ds", load_optimizer_states=True,
+        path, client = engine.load_checkpoint(str(step_dir), tag=ds_dir.name, load_optimizer_states=True,
                                               load_lr_scheduler_states=True)
     except (OSError, RuntimeError, EOFError, ValueError) as e:  # a truncated or corrupt state file
-        raise CorruptOutputError(f"cannot resume from {_corrupt_file(step_dir / 'ds', e)}: {type(e).__name__}; "
+        raise CorruptOutputError(f"cannot resume from {_corrupt_file(ds_dir, e)}: {type(e).__name__}; "
                            f"delete {step_dir} to resume from the checkpoint before it") from None
     if path is None or client is None:
-        raise CorruptOutputError(f"cannot load DeepSpeed state from {step_dir / 'ds'}")
+        raise CorruptOutputError(f"cannot load DeepSpeed state from {ds_dir}")
     if client.get("trajectory_hash") != trajectory_hash:
         raise CorruptOutputError(f"checkpoint {step_dir} was written by a different train config; "
                            "pass overwrite=true to start over or choose another run_dir")

@@ -7,15 +7,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from core.atomic import append_jsonl, write_text
+from core.run_dir import RunDir
 from inject.manifest import Manifest
 
 
-def metrics_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "train" / "metrics.jsonl"
-
-
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    path = metrics_path(run_dir)
+    path = RunDir(run_dir).metrics
     if not path.exists():
         return []
     rows = []
@@ -32,7 +29,7 @@ def truncate_metrics(run_dir: str | Path, last_step: int) -> None:
     rows = read_metrics(run_dir)
     keep = [r for r in rows if r["step"] <= last_step]
     if len(keep) != len(rows):
-        write_text(metrics_path(run_dir), "".join(json.dumps(r) + "\n" for r in keep))
+        write_text(RunDir(run_dir).metrics, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def copies_seen(manifest: Manifest, tokens_seen: int) -> dict[str, int]:
@@ -92,7 +89,7 @@ class MetricsLogger:
     def write(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
-        append_jsonl(metrics_path(self.run_dir), dict(row))
+        append_jsonl(RunDir(self.run_dir).metrics, dict(row))
         flat = {f"train/{k}": v for k, v in row.items() if k not in NOT_LOGGED}
         flat.update({f"copies_seen/{k}": v for k, v in row["copies_seen"].items()})
         self.wandb_run.log(flat, step=int(row["step"]))

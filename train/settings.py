@@ -14,6 +14,7 @@ from typing import Any
 
 from core.atomic import write_json
 from core.errors import SpikeinError
+from core.run_dir import RunDir
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 
 
@@ -84,21 +85,18 @@ def checkpoint_schedule(train: TrainConfig, max_steps: int) -> list[int]:
     return sorted(set(range(every, max_steps + 1, every)) | set(explicit) | {max_steps})
 
 
-def settings_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "train" / "settings.json"
-
-
 def save_settings(s: TrainSettings) -> Path:
-    path = settings_path(s.run_dir)
+    path = RunDir(s.run_dir).train_settings
     write_json(path, {**asdict(s), "trajectory_hash": s.trajectory_hash()})
     return path
 
 
 def load_settings(run_dir: str | Path) -> TrainSettings:
-    path = settings_path(run_dir)
-    if not path.exists():
-        raise SpikeinError(f"no train settings at {path}: start training with `spikein train`")
-    return settings_from_json(json.loads(path.read_text()))
+    rd = RunDir(run_dir)
+    saved = rd.read_train_settings()
+    if saved is None:
+        raise SpikeinError(f"no train settings at {rd.train_settings}: start training with `spikein train`")
+    return settings_from_json(saved)
 
 
 def settings_from_json(d: dict[str, Any]) -> TrainSettings:

@@ -6,7 +6,8 @@ any worker starts, as a one-line SpikeinError.
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import io
 import math
 import os
 import shutil
@@ -16,26 +17,27 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from core.errors import SpikeinError
+from core.run_dir import RunDir
+from core.stage_state import StageState, changed_keys, keys_text
 from inject.manifest import Manifest, load_manifest, open_stream
 from inject.plan import untrained_copies
 from core.run_lock import stage_lock
-from inject.stage import changed_keys
 from train import checkpoint as ckpt
-from core.budget import resolve_budget
+from core.budget import Budget, resolve_budget
 from core.workers.launch import launch_workers, world_size
 from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
-from train.settings import TrainSettings, save_settings, settings_from_json, settings_path
+from train.settings import TrainSettings, save_settings, settings_from_json
 
 
 def _container(node) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}  # type: ignore[return-value]
 
 
-def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
-    """The resolved settings every rank will read (no weights loaded, nothing written)."""
+def resolve_training(cfg) -> tuple[TrainSettings, Manifest, Budget]:
+    """The resolved settings every rank will read (no weights loaded, nothing written or printed)."""
     run_dir = Path(str(cfg.run_dir))
     manifest = load_manifest(run_dir)
     open_stream(run_dir, manifest)  # exists and has the manifest's length
@@ -57,9 +59,15 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
         lr=budget.lr, warmup_steps=budget.warmup_steps, n_params=n_params, data_hash=manifest.config_hash,
         step_law=budget.step_law, config=_container(cfg))
     settings.checkpoint_steps()  # train.checkpoint_steps inside the run, or a one-line error now
+    return settings, manifest, budget
+
+
+def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
+    """:func:`resolve_training`, its plan printed, untrained copies refused (or warned about)."""
+    settings, manifest, budget = resolve_training(cfg)
     epochs = settings.max_steps * settings.tokens_per_step / manifest.n_tokens
     print(f"train: {budget.describe(settings.seq_len)}, {epochs:.2f} epochs of {manifest.n_tokens:,} stream "
-          f"tokens, {n_params:,} non-embedding parameters, {world} rank(s)")
+          f"tokens, {settings.n_params:,} non-embedding parameters, {settings.world_size} rank(s)")
     check_copies_trained(cfg, settings, manifest)
     if epochs > 1:
         print(f"train: more tokens than the stream holds: each copy is seen up to {math.ceil(epochs)} times "
@@ -83,49 +91,96 @@ def check_copies_trained(cfg, settings: TrainSettings, manifest: Manifest) -> No
     print(f"train: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 
 
-def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
-    """True when this exact training already finished; clears or refuses a different one."""
-    run_dir = Path(settings.run_dir)
-    old_path = settings_path(run_dir)
-    index = ckpt.read_index(run_dir)
-    if not old_path.exists() or not index or not index["checkpoints"]:
-        return False
-    old = json.loads(old_path.read_text())
+def stage_state(cfg) -> StageState:
+    """checkpoints/ against this config (reads only; the data must be there to resolve the run)."""
+    rd = RunDir(cfg.run_dir)
+    index = rd.read_index()
+    if rd.read_manifest() is None:
+        if index and index["checkpoints"]:
+            return StageState("train", "resumable", f"checkpoints up to step {_last_step(index)}, "
+                              "checked against the config once data/ is built")
+        return StageState("train", "absent", f"no checkpoints in {rd.checkpoints}")
+    with contextlib.redirect_stdout(io.StringIO()):  # its plan is printed when the stage runs
+        settings, _ = plan_training(cfg)  # and its refusals (e.g. untrained copies) raised now
+    return training_state(settings, index)
+
+
+def training_state(settings: TrainSettings, index: dict[str, Any] | None) -> StageState:
+    """done (the finished run of these settings), resumable, conflicting (another trajectory), absent."""
+    rd = RunDir(settings.run_dir)
+    if not index or not index["checkpoints"]:
+        return StageState("train", "absent", f"no checkpoints in {rd.checkpoints}")
+    last, old = _last_step(index), rd.read_train_settings()
+    if old is None:  # each worker checks a checkpoint's trajectory before resuming from it
+        return StageState("train", "resumable", f"checkpoints up to step {last}, no {rd.train_settings}")
     if old.get("trajectory_hash") != settings.trajectory_hash():
-        if not overwrite:
-            old_s = settings_from_json(old)
-            keys = ", ".join(changed_keys(old_s.trajectory(), settings.trajectory())[:5]) or "unknown keys"
-            raise SpikeinError(f"{run_dir}/checkpoints come from a different train config (changed: {keys}); "
-                               "pass overwrite=true to start over or choose another run_dir")
-        print(f"train: overwrite=true, removing {run_dir}/checkpoints and {run_dir}/train")
-        shutil.rmtree(ckpt.checkpoints_dir(run_dir))
-        shutil.rmtree(run_dir / "train")
-        return False
-    last = max(c["step"] for c in index["checkpoints"])
-    return bool(index.get("finished")) and last >= settings.max_steps
+        keys = tuple(changed_keys(settings_from_json(old).trajectory(), settings.trajectory()))
+        refusal = (f"{rd.root}/checkpoints come from a different train config (changed: {keys_text(keys)}); "
+                   "pass overwrite=true to start over or choose another run_dir")
+        return StageState("train", "conflicting", f"checkpoints up to step {last} of another train config "
+                          f"(changed: {keys_text(keys)})", keys, refusal)
+    if index.get("finished") and last >= settings.max_steps:
+        return StageState("train", "done", f"{rd.checkpoints} hold the finished run (step {settings.max_steps})")
+    return StageState("train", "resumable", f"checkpoints up to step {last} of {settings.max_steps}")
+
+
+def _last_step(index: dict[str, Any]) -> int:
+    return max(int(c["step"]) for c in index["checkpoints"])
+
+
+def stage_plan(cfg) -> str:
+    """The budget and the step training starts from (from the config alone before data/ exists)."""
+    rd = RunDir(cfg.run_dir)
+    if rd.read_manifest() is None:
+        t = cfg.train
+        size = (f"{t.max_steps} steps" if t.max_steps else f"{int(t.max_tokens):,} tokens" if t.max_tokens
+                else "one pass over the stream")
+        return f"{size} of {t.seq_len}-token sequences, resolved once data/ exists"
+    settings, _, budget = resolve_training(cfg)
+    state = training_state(settings, rd.read_index())
+    if state.status == "done":
+        return f"nothing to train: {state.detail}"
+    resume = ckpt.latest_resumable(rd.root) if state.status == "resumable" else None
+    start = resume["step"] if resume else 0
+    return f"{budget.describe(settings.seq_len)}, {settings.world_size} rank(s), from step {start}"
+
+
+def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
+    """True when this exact training already finished; clears (overwrite) or refuses a different one."""
+    rd = RunDir(settings.run_dir)
+    state = training_state(settings, rd.read_index())
+    if state.status != "conflicting":
+        return state.status == "done"
+    if not overwrite:
+        state.refuse()
+    print(f"train: overwrite=true, removing {rd.checkpoints} and {rd.train}")
+    for path in rd.outputs("train"):
+        shutil.rmtree(path, ignore_errors=True)
+    return False
 
 
 def run_train(cfg) -> int:
     settings, manifest = plan_training(cfg)
     if cfg.dry_run:
-        print("train: dry run, nothing trained")
+        state = training_state(settings, RunDir(settings.run_dir).read_index())
+        print(f"train: dry run, nothing trained; checkpoints: {state.line()}")
         return 0
     with stage_lock(settings.run_dir, "train"):  # one trainer per run dir
         return _train(cfg, settings)
 
 
 def _train(cfg, settings: TrainSettings) -> int:
-    run_dir = Path(settings.run_dir)
+    rd = RunDir(settings.run_dir)
     if check_previous_run(settings, bool(cfg.overwrite)):
-        print(f"train: {run_dir}/checkpoints already hold the finished run (step {settings.max_steps})")
+        print(f"train: {rd.checkpoints} already hold the finished run (step {settings.max_steps})")
         return 0
     save_settings(settings)
     cpu = settings.deepspeed.backend == "gloo" and "DS_ACCELERATOR" not in os.environ
-    launch_workers("train.worker", run_dir, _container(cfg.launcher), log_dir=run_dir / "train" / "logs",
+    launch_workers("train.worker", rd.root, _container(cfg.launcher), log_dir=rd.train_logs,
                    env={"DS_ACCELERATOR": "cpu"} if cpu else None)  # also for the deepspeed launcher itself
-    rows = read_metrics(run_dir)
+    rows = read_metrics(rd.root)
     if rows:
         last = rows[-1]
         print(f"train: done, step {last['step']}, loss {last['loss']:.4f}, "
-              f"{last['tokens_seen']:,} tokens ({last['epoch']:.2f} epochs); checkpoints in {run_dir}/checkpoints")
+              f"{last['tokens_seen']:,} tokens ({last['epoch']:.2f} epochs); checkpoints in {rd.checkpoints}")
     return 0

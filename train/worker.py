@@ -59,7 +59,8 @@ def main(run_dir: Path) -> None:
 def train(s, run_dir: Path, rank: int, world: int) -> None:
     import torch.distributed as dist
 
-    from inject.manifest import data_dir, load_manifest, open_stream
+    from core.run_dir import RunDir
+    from inject.manifest import load_manifest, open_stream
     from train import checkpoint as ckpt
     from train.data import StreamBatches
     from train.ds_config import build_ds_config
@@ -80,7 +81,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     trajectory = s.trajectory_hash()
     start = _resume(engine, run_dir, trajectory, rank)
     metrics = _metrics_logger(s, run_dir, manifest, config, engine, rank, world)
-    ctx = LoopContext(s, manifest, engine, batches, metrics, rank, data_dir(run_dir) / manifest.tokenizer_dir,
+    ctx = LoopContext(s, manifest, engine, batches, metrics, rank, RunDir(run_dir).data_file(manifest.tokenizer_dir),
                       trajectory)
     if rank == 0:
         log.info("%s from step %d of %d on %d rank(s), %s, ZeRO-%d, %s", "resuming" if start else "starting",
@@ -99,11 +100,12 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
 def _prepare_checkpoints_dir(run_dir: Path, s) -> None:
     """Rank 0, before anyone resumes: drop half-written checkpoints, start the index."""
     from core.atomic import write_json
+    from core.run_dir import RunDir
     from train import checkpoint as ckpt
 
     ckpt.remove_stale_temps(run_dir)
-    if ckpt.read_index(run_dir) is None:
-        write_json(ckpt.index_path(run_dir), ckpt.new_index(s.seq_len, s.global_batch))
+    if RunDir(run_dir).read_index() is None:
+        write_json(RunDir(run_dir).index, ckpt.new_index(s.seq_len, s.global_batch))
 
 
 def _device_type(engine) -> str:
