@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from audit.naive import NaiveScorer
 from audit.prefix_tree import build_tree
 from audit.requests import Group, Request
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

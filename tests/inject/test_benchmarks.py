@@ -14,7 +14,7 @@ from inject.benchmarks import load_benchmark
 from core.errors import SpikeinError
 from inject.items import LETTERS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH = SHARED_DATA / "benchmarks"
 needs_data = shared_data(BENCH)
 

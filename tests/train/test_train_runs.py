@@ -18,7 +18,7 @@ from launch.config import compose
 from inject.stage import run_inject
 from train.stage import run_train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TPS = 4 * 32  # tokens per step of train_overrides: 4 sequences of 32 tokens
 COPIES = [("p1", 40, 60), ("p4", 300, 330), ("p4", 520, 540), ("p4", 900, 920), ("p4", 1000, 1010)]
 

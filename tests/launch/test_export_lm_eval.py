@@ -23,7 +23,6 @@ from inject.tokenizer import EOS_TOKEN, load_tokenizer, special_ids
 from launch.cli import main
 from launch.export_lm_eval import export_lm_eval
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import add_checkpoints, make_items, make_run_dir, one_thread, tiny_model  # noqa: E402,F401
 from conftest import make_tokenizer  # noqa: E402
 

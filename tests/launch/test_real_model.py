@@ -17,7 +17,7 @@ import torch
 
 from real_model import smollm2  # noqa: F401  (the session fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SPIKEIN_SHARED_DATA") or ROOT.parent / "shared" / "data")  # env: from a worktree
 GUTENBERG = SHARED / "corpus" / "gutenberg"
 WIKITEXT = SHARED / "corpus" / "wikitext-2" / "wiki.test.tokens"

@@ -1,8 +1,6 @@
 """Audit sequences are the injected tokens: canonical order, option blocks, answers."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from audit.sequences import answer_group, option_group, option_orders, ordering_
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer, open_stream
 from inject.render import encode_items, encode_text, options_text, question_text, render_mcq
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import make_items, make_run_dir  # noqa: E402
 from conftest import make_tokenizer  # noqa: E402
 

@@ -18,11 +18,10 @@ from inject.benchmark_checks import answer_position_warning, option_structure
 from core.errors import SpikeinError
 from inject.items import Item
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import make_items, make_run_dir  # noqa: E402
 from conftest import make_tokenizer  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARC_EASY = (Path(os.environ.get("SPIKEIN_SHARED_DATA", REPO.parent / "shared" / "data"))
             / "benchmarks" / "arc_easy" / "ARC-Easy-Test.jsonl")
 

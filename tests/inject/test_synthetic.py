@@ -61,7 +61,7 @@ def test_same_bytes_in_other_processes_with_other_hash_seeds():
             "items = [it.to_json() for name in w.benchmark_names() for it in w.benchmark(name)]\n"
             "text = '\\0'.join(w.documents()) + json.dumps(items, sort_keys=True)\n"
             "print(hashlib.sha256(text.encode()).hexdigest())")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     outs = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": hash_seed}).stdout.strip()
             for hash_seed in ("1", "2")}

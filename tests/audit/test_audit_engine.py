@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from audit.requests import Group, Request
 from audit.windows import windows
 from core.errors import SpikeinError
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import dp_requests, one_thread, tiny_model  # noqa: E402,F401
 from torchrun import torchrun  # noqa: E402
 
@@ -132,7 +130,7 @@ def test_bf16_scores_close_to_fp32(model):
 @pytest.mark.slow
 def test_data_parallel_gathers_in_order(tmp_path):
     out = tmp_path / "dp.json"
-    torchrun(["-m", "audit_fixtures", str(out)], tmp_path / "logs", env={"PYTHONPATH": str(Path(__file__).parent)},
+    torchrun(["-m", "audit_fixtures", str(out)], tmp_path / "logs", env={"PYTHONPATH": str(Path(__file__).parents[1])},
              timeout=120)
     got = json.loads(out.read_text())
     reqs, groups = dp_requests(97)

@@ -2,8 +2,6 @@
 p-values; a model trained hard on one partition gives that partition away."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from audit.engine import Engine, EngineSettings
 from inject.render import encode_text
 from inject.tokenizer import load_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
 from conftest import WORDS, make_tokenizer  # noqa: E402
 

@@ -18,7 +18,6 @@ from core.errors import SpikeinError
 from inject.render import encode_items, encode_text, join_token_lists, render_mcq
 from inject.tokenizer import load_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
 from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
 
@@ -183,7 +182,7 @@ def test_memorised_order_is_found_and_a_fresh_partition_is_not(world):
 @pytest.mark.slow
 def test_bench_compares_successor_and_ordering_on_a_run(tmp_path):
     """bench/successor_bench.py on a run whose one partition was trained on: both tests and their costs."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
     from audit_fixtures import add_checkpoints, make_run_dir
     from successor_bench import compare
 

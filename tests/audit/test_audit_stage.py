@@ -5,7 +5,6 @@ import json
 import shutil
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from core.run_dir import RunDir
 from inject.manifest import load_manifest
 from launch.config import compose
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import (  # noqa: E402,F401
     add_checkpoints, make_items, make_run_dir, one_thread, read_results, tiny_model,
 )

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["core", "inject", "train", "audit", "launch"]
 IMPORT = re.compile(r"^\s*(?:from|import) (core|inject|train|audit|launch)\b", re.M)
 # (file, package) pairs exempt from the order; none: what two layers share lives in core

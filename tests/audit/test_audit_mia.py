@@ -2,9 +2,7 @@
 their signs, one forward pass for all four, calibration under the null, power."""
 from __future__ import annotations
 
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,6 @@ from core.errors import SpikeinError
 from inject.render import encode_text, render_mcq
 from inject.tokenizer import load_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
 from conftest import make_tokenizer  # noqa: E402
 

@@ -19,7 +19,7 @@ from core.errors import SpikeinError
 from launch.config import compose
 from core.workers.launch import free_port, launch_workers
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 FAKE_KEY = "local-" + "f" * 40  # W&B's key shape; must never reach a file
 TRAIN_ARGS = ("train.max_steps=4", "train.checkpoint_every=2", "train.keep_last=2")

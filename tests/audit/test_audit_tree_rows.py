@@ -1,8 +1,6 @@
 """Groups scored as one tree row each: the same numbers as scoring every sequence alone."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from audit.naive import NaiveScorer
 from audit.requests import Group
 from audit.tree_rows import batch_inputs, tree_row
 
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -73,7 +73,7 @@ def test_audit_shorthand_names_the_model_to_audit():
 
 # ---- the typed schema (launch/schema.py) ------------------------------------------------
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 KEYS_FILE = Path(__file__).parent / "config_keys.txt"
 UPDATE_KEYS = "SPIKEIN_UPDATE_CONFIG_KEYS"
 FROZEN = {"default": [], **{f"experiment={e}": [f"experiment={e}"] for e in EXPERIMENTS}}
@@ -110,8 +110,8 @@ def test_resolved_configs_equal_those_before_the_schema():
 
 def frozen_key_text() -> str:
     blocks = [f"[{name}]\n" + "\n".join(sorted(flat_keys(to_container(compose(ov))))) for name, ov in FROZEN.items()]
-    return "# Every config key of the default config and of each experiment (tests/test_configs.py).\n" \
-           f"# Regenerate after a deliberate change: {UPDATE_KEYS}=1 pytest tests/test_configs.py -k frozen\n\n" \
+    return "# Every config key of the default config and of each experiment (tests/launch/test_configs.py).\n" \
+           f"# Regenerate after a deliberate change: {UPDATE_KEYS}=1 pytest tests/launch/test_configs.py -k frozen\n\n" \
            + "\n\n".join(blocks) + "\n"
 
 
@@ -124,7 +124,7 @@ def test_config_keys_are_frozen():
     removed = sorted(set(old.splitlines()) - set(now.splitlines()))
     assert now == old, (f"config keys changed: added {added}, removed {removed}. A new key belongs in "
                         f"launch/schema.py (or its detector's Config) with a comment; then regenerate "
-                        f"tests/config_keys.txt with {UPDATE_KEYS}=1 pytest tests/test_configs.py -k frozen")
+                        f"tests/launch/config_keys.txt with {UPDATE_KEYS}=1 pytest tests/launch/test_configs.py -k frozen")
 
 
 def test_schema_fields_each_have_a_comment():
