@@ -62,6 +62,7 @@ def test_null_p_values_are_uniform_on_a_clean_model(world):
     assert_uniform([r["p"] for r in paired], fpr=False)
 
 
+@pytest.mark.slow
 def test_a_partition_trained_on_hard_is_detected_and_a_fresh_one_is_not(world):
     tok, _, hot, cold = world
     model = tiny_model(len(tok), seed=0)

@@ -90,6 +90,7 @@ def test_one_row_per_checkpoint_partition_detector_then_cached(run, monkeypatch)
     assert (run / "audit" / "results.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_killed_audit_resumes_with_the_same_rows(run, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     shutil.copytree(run, reference)

@@ -154,6 +154,7 @@ def test_pairs_are_tokenized_as_injection_joins_neighbours(world, bos):
         assert list(cont) == toks[b]
 
 
+@pytest.mark.slow
 def test_null_p_values_uniform_on_a_random_init_model(world):
     tok, pool, _, _ = world
     ctx = context(tok, tiny_model(len(tok), seed=4))
@@ -210,7 +211,7 @@ MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"
 
 def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int, seed: int):
     """``reps`` partitions of ``subjects`` random subjects x ``per_subject`` short items each,
-    in file (subject-sorted) order and the same items in a seeded random order."""
+    in file (subject-sorted) order and the same items in a seeded random order (with that order)."""
     by: dict[str, list] = {}
     for it in items:
         if len(render_mcq(it)) < 220:
@@ -221,8 +222,10 @@ def subject_sorted_partitions(items, subjects: int, per_subject: int, reps: int,
     for r in range(reps):
         chosen = sorted(rng.choice(names, subjects, replace=False))
         file_order = [it for s in chosen for it in by[s][:per_subject]]
-        shuffled = [file_order[i] for i in rng.permutation(len(file_order))]
-        out.append((PartitionData("mmlu", f"sorted{r}", 0, file_order), PartitionData("mmlu", f"shuffled{r}", 0, shuffled)))
+        perm = rng.permutation(len(file_order))
+        shuffled = [file_order[i] for i in perm]
+        out.append((PartitionData("mmlu", f"sorted{r}", 0, file_order), PartitionData("mmlu", f"shuffled{r}", 0, shuffled),
+                    perm))
     return out
 
 
@@ -246,9 +249,14 @@ def test_subject_sorted_order_gives_false_positives_and_a_shuffled_order_does_no
     items = load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(MMLU)})
     det = get_detector("successor", {"permutations": 9999, "seed": 0})
     p_sorted, p_shuffled = [], []
-    for file_order, shuffled in subject_sorted_partitions(items, subjects=3, per_subject=4, reps=2, seed=0):
-        for part, out in ((file_order, p_sorted), (shuffled, p_shuffled)):
-            out.append(det.summarize([part], [det.score(ctx, part)])[0]["p"])
+    for file_order, shuffled, perm in subject_sorted_partitions(items, subjects=3, per_subject=4, reps=2, seed=0):
+        # one block: S[x, b] = log p(b | x) does not depend on the order, so the shuffled
+        # partition's matrix is the sorted one's, permuted (half the model calls)
+        assert det.blocks(len(perm)) == [slice(0, len(perm))]
+        raw = det.score(ctx, file_order)
+        raw_shuffled = {"S": [np.asarray(raw["S"][0])[np.ix_(perm, perm)].tolist()]}
+        p_sorted.append(det.summarize([file_order], [raw])[0]["p"])
+        p_shuffled.append(det.summarize([shuffled], [raw_shuffled])[0]["p"])
     fisher = [stats.combine_pvalues(p, method="fisher").pvalue for p in (p_sorted, p_shuffled)]
     assert fisher[0] < 1e-3 and max(p_sorted) < 0.05, p_sorted  # every subject-sorted partition a false positive
     assert fisher[1] > 0.01 and min(p_shuffled) > 0.01, p_shuffled

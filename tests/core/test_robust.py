@@ -114,6 +114,7 @@ def test_every_launcher_starts_workers_without_the_working_directory(tmp_path, m
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_wandb_init_timeout_and_bad_key_give_an_offline_run(tmp_path, monkeypatch, capsys):
     from core.wandb_log import init_wandb
 
@@ -267,6 +268,7 @@ def test_workers_die_with_their_parent(tmp_path, how):
     assert not leftover
 
 
+@pytest.mark.slow
 def test_audit_ranks_leave_rank_logs_and_their_failure_names_an_existing_log(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -293,6 +295,7 @@ def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_bad_run_dirs_and_models_are_one_line(tmp_path):
     afile = tmp_path / "a_file"
     afile.write_text("x")

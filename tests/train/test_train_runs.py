@@ -53,6 +53,7 @@ def _initial(hf_dir: Path) -> dict:
     return load_file(str(hf_dir.parent.parent / "step_0" / "hf" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_one_process_run_logs_copies_seen_and_exports(tmp_path, capsys):
     run = tmp_path / "run"
     make_run(run, n_tokens=4096, copies=COPIES)
@@ -78,6 +79,7 @@ def test_one_process_run_logs_copies_seen_and_exports(tmp_path, capsys):
     assert "already hold the finished run" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_continual_pretraining_from_a_saved_model_learns_a_repeated_batch(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -202,6 +204,7 @@ def test_one_epoch_run_trains_on_every_copy(injected):
     assert row["copies_seen"] == {f"toy/{p.name}": p.count for p in m.partitions}
 
 
+@pytest.mark.slow
 def test_more_epochs_count_exposures_per_epoch(tmp_path):
     run = tmp_path / "run"
     make_run(run, n_tokens=600, copies=[("p2", 100, 140), ("p2", 500, 540)])
