@@ -51,7 +51,8 @@ def load_benchmark(
     if source not in readers:
         raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
     check_spec_keys(name, spec)
-    skip = bool(spec.get("skip_bad_rows", skip_bad_rows))
+    own = spec.get("skip_bad_rows")  # a spec is kept as written: absent or null inherits
+    skip = skip_bad_rows if own is None else bool(own)
     return _collect(name, readers[source](), skip)
 
 

@@ -103,8 +103,7 @@ def _hub(data: Mapping[str, Any]) -> Iterator[str]:
     field = data.get("text_field") or "text"
     try:
         ds = datasets.load_dataset(
-            hub["path"], hub.get("name"), split=hub.get("split", "train"),
-            streaming=bool(hub.get("streaming", True)),
+            hub["path"], hub["name"], split=hub["split"], streaming=bool(hub["streaming"]),
         )
     except Exception as e:  # datasets raises many types for unreachable/unknown datasets
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

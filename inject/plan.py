@@ -28,22 +28,22 @@ class PlanSettings:
     renderer: str
     window: tuple[float, float]
     seed: int
-    item_order: str = "shuffled"  # shuffled: each partition injected in a seeded random order
-    option_order: str = "canonical"  # shuffled: each item's choices permuted by a seeded order
+    item_order: str  # shuffled: each partition injected in a seeded random order (defaults: core/config.py)
+    option_order: str  # shuffled: each item's choices permuted by a seeded order
 
     @classmethod
     def from_config(cls, inject: Mapping[str, Any], override: Mapping[str, Any] | None = None):
         merged = {**dict(inject), **dict(override or {})}
         s = cls(
             counts=tuple(int(c) for c in merged["counts"]),
-            partition_size=merged.get("partition_size"),
-            partition_fraction=merged.get("partition_fraction"),
+            partition_size=merged["partition_size"],
+            partition_fraction=merged["partition_fraction"],
             mode=str(merged["mode"]),
             renderer=str(merged["renderer"]),
             window=tuple(float(w) for w in merged["window"]),  # type: ignore[arg-type]
             seed=int(merged["seed"]),
-            item_order=str(merged.get("item_order", "shuffled")),
-            option_order=str(merged.get("option_order", "canonical")),
+            item_order=str(merged["item_order"]),
+            option_order=str(merged["option_order"]),
         )
         s.validate()
         return s

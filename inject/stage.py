@@ -160,7 +160,7 @@ def prepare_tokenizer(cfg, out: Path):
 
     source = cfg.model.get("tokenizer") or cfg.model.get("pretrained")
     if source:
-        tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.get("trust_remote_code", False)))
+        tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.trust_remote_code))
         tok.save_pretrained(str(out))
         return tok
     print(f"inject: training a byte-level BPE ({cfg.model.bpe_vocab_size} tokens) on the corpus")
@@ -178,8 +178,7 @@ def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
     for name, spec in cfg.benchmarks.items():
         spec_d = OmegaConf.to_container(spec, resolve=True)
         settings = PlanSettings.from_config(cfg.inject, spec_d.get("inject"))
-        skip = bool(spec_d.get("skip_bad_rows", cfg.inject.skip_bad_rows))
-        items = load_benchmark(str(name), spec_d, skip_bad_rows=skip,
+        items = load_benchmark(str(name), spec_d, skip_bad_rows=bool(cfg.inject.skip_bad_rows),
                                synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
         warn_answer_position(str(name), items, option_order=getattr(settings, "option_order", None))
         plans.append((settings, make_partitions(str(name), items, settings)))
@@ -213,7 +212,7 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     tok = prepare_tokenizer(cfg, rd.tokenizer)
     special = special_ids(tok)
     vsize = vocab_size(tok)
-    dtype = stream_dtype(vsize, str(cfg.inject.get("dtype", "auto")))
+    dtype = stream_dtype(vsize, str(cfg.inject.dtype))
     sep = encode_text(tok, str(cfg.inject.separator))
     benchmarks, partitions, copies = [], [], []
     for s, parts in plan_benchmarks(cfg):
@@ -253,7 +252,7 @@ def _check_trained(cfg, plan: StreamPlan, trained_tokens: int) -> None:
     problem = untrained_copies(plan.copies, trained_tokens, plan.epoch_tokens)
     if problem is None:
         return
-    if not bool(cfg.inject.get("allow_untrained_copies", False)):
+    if not bool(cfg.inject.allow_untrained_copies):
         raise SpikeinError(problem)
     print(f"inject: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 

@@ -86,7 +86,7 @@ def check_copies_trained(cfg, settings: TrainSettings, manifest: Manifest) -> No
     problem = untrained_copies(manifest.copies, trained, epoch)
     if problem is None:
         return
-    if not bool((cfg.get("inject") or {}).get("allow_untrained_copies", False)):
+    if not bool(cfg.inject.allow_untrained_copies):
         raise SpikeinError(problem)
     print(f"train: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 

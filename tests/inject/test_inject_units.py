@@ -13,7 +13,7 @@ ITEM = Item("i1", "What is 2+2?", ("3", "4", "5"), 1, record={"q": "What is 2+2?
 
 def settings(**kw):
     base = dict(counts=[0, 1, 4], partition_size=5, partition_fraction=None, mode="document",
-                renderer="mcq", window=[0.0, 1.0], seed=7)
+                renderer="mcq", window=[0.0, 1.0], seed=7, item_order="shuffled", option_order="canonical")
     base.update(kw)
     return PlanSettings.from_config(base)
 
