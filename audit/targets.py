@@ -28,12 +28,13 @@ class Target:
 
 
 def targets_of(run_dir: str | Path, index: dict[str, Any]) -> list[Target]:
-    """Every checkpoint ``index`` (:meth:`core.run_dir.RunDir.read_index`) lists."""
+    """Every checkpoint ``index`` (:meth:`core.run_dir.RunDir.read_index`) lists with an HF
+    export (``train.keep_hf=last`` drops the earlier ones' exports: nothing to load there)."""
     rd = RunDir(run_dir)
     return [
         Target(model=c["hf"], path=str(rd.checkpoint_file(c["hf"])), step=int(c["step"]),
                tokens_seen=int(c["tokens_seen"]), epochs=c.get("epochs"))
-        for c in index["checkpoints"]
+        for c in index["checkpoints"] if c.get("hf")
     ]
 
 

@@ -307,3 +307,14 @@ def test_every_detector_in_one_audit(run):
     # one forward pass per partition for the four: the first detector ran the model, the others reused it
     assert all(r["tokens_run"] > 0 for r in mia["loss"]) and all(r["tokens_run"] == 0 for r in mia["min_k_pp"])
     assert mia["min_k"][0]["settings"]["k"] == 0.2
+
+
+def test_checkpoints_whose_hf_export_was_dropped_are_not_targets(tmp_path):
+    """train.keep_hf=last leaves earlier index entries with "hf": null; the audit takes the
+    checkpoints it can load and names the dropped ones when they are asked for by step."""
+    index = {"checkpoints": [{"step": 10, "tokens_seen": 80, "hf": None, "ds": "step_10/ds"},
+                             {"step": 20, "tokens_seen": 160, "hf": "step_20/hf", "ds": "step_20/ds"}]}
+    found = targets.targets_of(tmp_path, index)
+    assert [t.step for t in found] == [20] and found[0].path == str(tmp_path / "checkpoints" / "step_20" / "hf")
+    with pytest.raises(SpikeinError, match=r"no checkpoint at step 10; have: 20"):
+        targets.select(found, [10])
