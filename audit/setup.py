@@ -40,7 +40,7 @@ def configured_renderer(cfg, name: str) -> str:
     """The renderer the config gives benchmark ``name`` (per-benchmark override, else inject's)."""
     spec = cfg.benchmarks.get(name) or {}
     override = (spec.get("inject") or {}).get("renderer")
-    return str(cfg.audit.get("renderer") or override or cfg.inject.renderer)
+    return str(cfg.audit.renderer or override or cfg.inject.renderer)
 
 
 def run_setup(cfg) -> AuditSetup:
@@ -50,12 +50,12 @@ def run_setup(cfg) -> AuditSetup:
     if tokenizer_hash(tokenizer) != manifest.tokenizer_hash:
         raise SpikeinError(f"tokenizer in {RunDir(cfg.run_dir).data_file(manifest.tokenizer_dir)} "
                            "does not match the manifest's hash")
-    wanted = benchmark_names(cfg.audit.get("benchmark"))
+    wanted = benchmark_names(cfg.audit.benchmark)
     benchmarks = []
     for plan in manifest.benchmarks:
         if wanted is not None and plan.name not in wanted:
             continue
-        if plan.name in cfg.benchmarks or cfg.audit.get("renderer"):
+        if plan.name in cfg.benchmarks or cfg.audit.renderer:
             configured = configured_renderer(cfg, plan.name)
             if configured != plan.renderer:
                 raise SpikeinError(
@@ -80,9 +80,9 @@ def model_setup(cfg) -> AuditSetup:
     from audit.model import check_source
 
     check_source(str(cfg.audit.model))
-    tokenizer = load_tokenizer(str(cfg.audit.get("tokenizer") or cfg.audit.model), bool(cfg.model.trust_remote_code))
-    names = benchmark_names(cfg.audit.get("benchmark")) or list(cfg.benchmarks.keys())
-    limit = cfg.audit.get("limit")
+    tokenizer = load_tokenizer(str(cfg.audit.tokenizer or cfg.audit.model), bool(cfg.model.trust_remote_code))
+    names = benchmark_names(cfg.audit.benchmark) or list(cfg.benchmarks.keys())
+    limit = cfg.audit.limit
     benchmarks = []
     for name in names:
         if name not in cfg.benchmarks:

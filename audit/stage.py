@@ -44,7 +44,7 @@ def log(msg: str) -> None:
 
 def run_audit(cfg) -> int:
     """The audit stage of one process (or the parent of data-parallel workers)."""
-    if cfg.get("dry_run"):
+    if cfg.dry_run:
         return audit_stage(cfg)
     with stage_lock(cfg.run_dir, "audit"):  # one auditor per run dir
         return audit_stage(cfg)
@@ -261,7 +261,7 @@ def _pairs(cfg) -> list[tuple[Target, str, bool]]:
 
 def _row_benchmarks(cfg, rd: RunDir) -> list[tuple[BenchmarkData, list[str]]]:
     """Each audited benchmark (name, renderer) with its partition names, without loading items."""
-    wanted = benchmark_names(cfg.audit.get("benchmark"))
+    wanted = benchmark_names(cfg.audit.benchmark)
     if cfg.audit.model:
         return [(BenchmarkData(n, configured_renderer(cfg, n), []), ["all"]) for n in wanted or cfg.benchmarks]
     if rd.read_manifest() is None:

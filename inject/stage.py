@@ -158,7 +158,7 @@ def prepare_tokenizer(cfg, out: Path):
     """The model's tokenizer copied into the run, or a BPE trained on the corpus."""
     from inject.corpus import iter_documents
 
-    source = cfg.model.get("tokenizer") or cfg.model.get("pretrained")
+    source = cfg.model.tokenizer or cfg.model.pretrained
     if source:
         tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.trust_remote_code))
         tok.save_pretrained(str(out))

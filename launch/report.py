@@ -19,7 +19,7 @@ from train.metrics import read_metrics
 
 
 def run_report(cfg) -> int:
-    sweep_dir = cfg.get("sweep_dir")
+    sweep_dir = cfg.sweep_dir
     if sweep_dir:
         from launch.sweep_report import write_sweep_report
 
@@ -27,7 +27,7 @@ def run_report(cfg) -> int:
         return 0
     rd = RunDir(cfg.run_dir)
     current = current_settings(cfg, load_manifest(rd.root)) if rd.manifest.exists() else None
-    if cfg.get("dry_run"):
+    if cfg.dry_run:
         print(f"report: dry run, would {stage_plan(cfg)}")
         return 0
     path = write_report(rd.root, float(cfg.report.alpha), cfg.experiment_name, current)
