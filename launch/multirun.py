@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from core.errors import SpikeinError
+from core.errors import ConfigError, SpikeinError
 from launch.config import CONF_DIR
 
 REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results
@@ -28,6 +28,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     from launch.validate import validate
 
     overrides = with_concrete_sweep_dir(overrides)
+    check_points(overrides)  # every point's config, before the first point runs
     sweep_dir = Path(next(o for o in overrides if o.startswith("hydra.sweep.dir=")).split("=", 1)[1])
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -38,7 +39,11 @@ def multirun(stage: str, overrides: list[str]) -> int:
             cfg.run_dir = hc.runtime.output_dir
             cfg.logger.group = Path(hc.sweep.dir).name
         validate(cfg)
-        _stage_fn(stage)(cfg)
+        try:
+            _stage_fn(stage)(cfg)
+        except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
+            print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
 
     argv = sys.argv
     sys.argv = ["spikein", "--multirun", *overrides, "hydra.job.chdir=false",
@@ -50,6 +55,34 @@ def multirun(stage: str, overrides: list[str]) -> int:
     if stage in REPORTED_STAGES and "dry_run=true" not in overrides:
         print(f"report: {write_report_after_sweep(sweep_dir)}")
     return 0
+
+
+def sweep_points(overrides: list[str]) -> list[list[str]]:
+    """The overrides of each point, as Hydra's basic sweeper expands them (``hydra.*`` aside)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    mine = [o for o in overrides  # the searchpath finds a user's config dirs; other hydra.* run the sweep
+            if o.startswith("hydra.searchpath=") or not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(mine)
+        [points] = BasicSweeper.split_arguments(parsed, None)
+    except HydraException as e:
+        raise ConfigError(f"cannot expand the sweep: {str(e).splitlines()[0]}") from None
+    return points
+
+
+def check_points(overrides: list[str]) -> None:
+    """Compose and validate every point here, so a bad value fails the sweep before any point
+    has run (rather than as a traceback after hours of earlier points)."""
+    from launch.config import compose
+
+    for num, point in enumerate(sweep_points(overrides)):
+        try:
+            compose(point)
+        except ConfigError as e:
+            raise ConfigError(f"sweep point {num} ({' '.join(point)}): {e}") from None
 
 
 def point_header(num: int, task_overrides: list[str]) -> str:

@@ -1,6 +1,7 @@
 """Replicated curves: detection rates with Wilson intervals over a sweep, Fisher combination,
 the power curve, and the sweep report written by the parent after any launcher."""
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,19 @@ def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch,
     md = (sweep / "report" / "report.md").read_text()
     assert "2 runs" in md and "| ordering | 16 | 2/2 | 1.00 |" in md
     assert "Every point: logger.mode=disabled" in md and "- `0`: seed=1\n" in md  # from Hydra's record
+
+
+def test_a_bad_value_in_any_point_fails_the_sweep_before_a_point_runs(tmp_path):
+    """Every point is composed and validated first: a typo in the last value of a grid is one
+    line and exit 2 at once, not a Hydra traceback after the earlier points have run."""
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, "-m", "launch.cli", "run", "-m", "train.lr=0.001,abc", "dry_run=true",
+                        f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env={**os.environ,
+                                                                                       "WANDB_MODE": "disabled"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "spikein: error: sweep point 1 (train.lr=abc dry_run=True): train.lr=abc: expected a positive number or auto"]
+    assert not sweep.exists() and "sweep point 0:" not in r.stdout
