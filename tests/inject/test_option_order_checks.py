@@ -4,7 +4,6 @@ scenario a's tie rule, and the ordering test's two-items-per-shard floor."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,11 +18,9 @@ from core.errors import SpikeinError
 from inject.items import Item
 
 from audit_fixtures import make_items, make_run_dir  # noqa: E402
-from conftest import make_tokenizer  # noqa: E402
+from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-ARC_EASY = (Path(os.environ.get("SPIKEIN_SHARED_DATA", REPO.parent / "shared" / "data"))
-            / "benchmarks" / "arc_easy" / "ARC-Easy-Test.jsonl")
+ARC_EASY = SHARED_DATA / "benchmarks" / "arc_easy" / "ARC-Easy-Test.jsonl"
 
 
 def answered(answers, k: int = 4) -> list[Item]:
@@ -172,7 +169,7 @@ def test_structure_with_controls_filters_both_sides():
     assert row["calibrated"] and row["structured_items"] == 10 and row["p_unstructured"] is not None
 
 
-@pytest.mark.skipif(not ARC_EASY.is_file(), reason="shared ARC data missing")
+@shared_data(ARC_EASY)  # skipped without ../shared/data; under $CI a failure
 def test_arc_easy_option_orders_are_often_length_sorted():
     from inject.benchmarks import load_benchmark
 
