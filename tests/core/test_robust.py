@@ -329,6 +329,7 @@ def test_read_only_run_dir_is_one_line(tmp_path, monkeypatch):
         run.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_help_into_a_closed_pipe_has_no_traceback():
     proc = subprocess.run(f"{PY} -m launch.cli run --help | head -2", shell=True, cwd=REPO, env=_env(),
                           capture_output=True, text=True, timeout=120)

@@ -157,6 +157,7 @@ def test_empty_corpus_fails(tmp_path):
     assert not Path(cfg.run_dir).exists()
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_nonzero(tmp_path):
     spikein = [sys.executable, "-m", "launch.cli"]
     for args, needle in [(["inject", "inject.countz=1"], "unknown config key 'inject.countz'"),

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from launch.cli import _audit_shorthand
 from launch.config import compose
 
@@ -22,6 +24,7 @@ def test_named_recipe_and_name_are_kept():
     assert compose(_audit_shorthand(["run_dir=r"])).experiment_name == "demo"  # auditing a run: unchanged
 
 
+@pytest.mark.slow
 def test_help_accepts_the_shorthand():
     r = subprocess.run([sys.executable, "-m", "launch.cli", "audit", "model=/models/my-model", "benchmark=mmlu", "--help"],
                        capture_output=True, text=True)

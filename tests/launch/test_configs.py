@@ -38,6 +38,7 @@ def test_gpu_recipes_estimate_gpu_hours(capsys):
         assert "GPU-hours" in capsys.readouterr().out, e
 
 
+@pytest.mark.slow
 def test_every_group_option_composes_with_its_own_values():
     """Each option file's values reach the composed group; benchmarks stay exactly as written."""
     for group in ("model", "data", "benchmarks", "train", "deepspeed", "audit", "launcher", "logger", "inject"):
@@ -51,6 +52,7 @@ def test_every_group_option_composes_with_its_own_values():
                     OmegaConf.create(written), key), f"{group}={option}: {key}"
 
 
+@pytest.mark.slow
 def test_help_lists_groups_and_config():
     r = subprocess.run([sys.executable, "-m", "launch.cli", "inject", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
@@ -222,6 +224,7 @@ def test_a_users_own_config_dir_is_searched_listed_and_offered(tmp_path):
     assert r.returncode == 2 and "my_run" in r.stderr and r.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_a_config_error_is_reported_without_loading_torch():
     """Composing (and refusing) a config imports the schema and every detector's Config, but
     not the model code: an unknown key is a fast one-line answer, not a 5 s torch import."""

@@ -167,6 +167,7 @@ def test_sweep_rates_go_to_wandb(sweep, monkeypatch):
     assert "sweep/power_curve_0" in logged[0]
 
 
+@pytest.mark.slow
 def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch, capsys):
     """Points may run anywhere (submitit): the parent finds the sweep on disk afterwards,
     with a `${now:...}` sweep dir resolved once, and each point prints its overrides."""
@@ -191,6 +192,7 @@ def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch,
     assert "Every point: logger.mode=disabled" in md and "- `0`: seed=1\n" in md  # from Hydra's record
 
 
+@pytest.mark.slow
 def test_a_bad_value_in_any_point_fails_the_sweep_before_a_point_runs(tmp_path):
     """Every point is composed and validated first: a typo in the last value of a grid is one
     line and exit 2 at once, not a Hydra traceback after the earlier points have run."""

@@ -220,6 +220,7 @@ def dummy_worker(tmp_path):
     return run, env
 
 
+@pytest.mark.slow
 def test_failing_rank_is_named_with_its_last_log_lines_and_the_others_stopped(dummy_worker):
     run, env = dummy_worker
     t0 = time.time()
@@ -232,6 +233,7 @@ def test_failing_rank_is_named_with_its_last_log_lines_and_the_others_stopped(du
     assert "hello from rank 0" in (run / "logs" / "dummy_worker" / "rank0.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_user_error_in_a_worker_comes_back_as_is(dummy_worker):
     run, env = dummy_worker
     (run / "user_error").touch()
