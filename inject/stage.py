@@ -204,6 +204,21 @@ def planned_copies(tokenizer, s: PlanSettings, part: PlannedPartition, sep: list
     ]
 
 
+def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos) -> tuple[list, list, list[PlannedCopy]]:
+    """Every benchmark's plan, its partition files (in injected order) and their planned copies."""
+    benchmarks, partitions, copies = [], [], []
+    for s, parts in plan_benchmarks(cfg):
+        benchmarks.append(BenchmarkPlan(parts[0].benchmark, s.renderer, s.mode, s.window,
+                                        sum(len(p.items) for p in parts),
+                                        item_order=s.item_order, option_order=s.option_order))
+        for p in parts:
+            rel = rd.partition(p.benchmark, p.name).relative_to(rd.data).as_posix()
+            write_text(rd.data_file(rel), rows_jsonl_lines(p.rows()))
+            partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel, list(p.indices)))
+            copies += planned_copies(tok, s, p, sep, bos)
+    return benchmarks, partitions, copies
+
+
 def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     """``rd.data`` from scratch: tokenizer, partitions, stream, manifest."""
     from inject.corpus import iter_documents
@@ -214,16 +229,7 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     vsize = vocab_size(tok)
     dtype = stream_dtype(vsize, str(cfg.inject.dtype))
     sep = encode_text(tok, str(cfg.inject.separator))
-    benchmarks, partitions, copies = [], [], []
-    for s, parts in plan_benchmarks(cfg):
-        name = parts[0].benchmark
-        benchmarks.append(BenchmarkPlan(name, s.renderer, s.mode, s.window, sum(len(p.items) for p in parts),
-                                        item_order=s.item_order, option_order=s.option_order))
-        for p in parts:
-            rel = rd.partition(p.benchmark, p.name).relative_to(rd.data).as_posix()
-            write_text(rd.data_file(rel), rows_jsonl_lines(p.rows()))
-            partitions.append(Partition(p.benchmark, p.name, p.count, len(p.items), rel, list(p.indices)))
-            copies += planned_copies(tok, s, p, sep, special.bos)
+    benchmarks, partitions, copies = write_partitions(cfg, rd, tok, sep, special.bos)
     scratch = rd.data / "corpus.scratch"  # removed once the stream is written
     lengths = tokenize_corpus(iter_documents(cfg.data), rd.tokenizer, special, scratch,
                               int(cfg.inject.workers), int(cfg.inject.chunk_documents))
