@@ -132,10 +132,17 @@ def draw_forgetting(axes, series: dict[str, list[tuple[int, float]]], alpha: flo
     ``accuracy`` go right. Steps are offset by one on the log axis (0 = just after).
     """
     p_ax, acc_ax = axes
+    # one colour per detector (left) or per count (right), one legend entry each: a line per
+    # partition and detector would make a legend taller than the plot
+    colours: dict[str, Any] = {}
     for label, pts in sorted(series.items()):
         pts = sorted(pts)
-        ax = acc_ax if label.startswith("accuracy") else p_ax
-        ax.plot([s + 1 for s, _ in pts], [y for _, y in pts], marker=".", label=label)
+        detector, count = label.split(" ", 1)[0], label.rsplit("(", 1)[-1].rstrip(")")
+        ax, key = (acc_ax, count) if detector == "accuracy" else (p_ax, detector)
+        first = key not in colours
+        colours.setdefault(key, f"C{len(colours) % 10}")
+        ax.plot([s + 1 for s, _ in pts], [y for _, y in pts], marker=".", color=colours[key], alpha=0.7,
+                label=key if first else None)
     p_ax.axhline(math.log10(alpha), color="red", linestyle="--", linewidth=1)
     p_ax.set_ylabel("log10 p")
     acc_ax.set_ylabel("zero-shot accuracy")

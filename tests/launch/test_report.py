@@ -171,9 +171,12 @@ def test_forgetting_view_after_the_last_exposure(tmp_path):
     assert not any("x0" in k for k in series)
     fig, axes = plots.plt.subplots(1, 2)
     plots.draw_forgetting(axes, series, 0.01)
-    left = {line.get_label(): line.get_xydata().tolist() for line in axes[0].get_lines()}
-    assert left["loss b2/x4 (x4)"] == [[11, -3.0], [61, -3.0]]  # x: steps since + 1 (log axis)
-    assert all(line.get_label().startswith("accuracy") for line in axes[1].get_lines())
+    left = [line.get_xydata().tolist() for line in axes[0].get_lines()]
+    assert [[11, -3.0], [61, -3.0]] in left  # loss b2/x4: x is steps since + 1 (log axis)
+    detectors = sorted({k.split(" ")[0] for k in series} - {"accuracy"})
+    assert axes[0].get_legend_handles_labels()[1] == detectors  # one entry per detector, not per line
+    counts = sorted({k.rsplit("(", 1)[1].rstrip(")") for k in series if k.startswith("accuracy")})
+    assert sorted(axes[1].get_legend_handles_labels()[1]) == counts  # accuracy: one entry per count
     plots.plt.close(fig)
     md = write_report(tmp_path, 0.01, "t").read_text()
     assert "(forgetting.png)" in md and (tmp_path / "report/forgetting.png").stat().st_size > 5000
