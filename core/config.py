@@ -7,9 +7,11 @@ Hydra in ``launch/schema.py``; value checks that a type cannot say live in ``lau
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TypeVar
 
 from omegaconf import II, MISSING
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -176,3 +178,9 @@ class AuditBase:
 @dataclass
 class ReportConfig:
     alpha: float = 0.01  # a partition counts as detected when p < alpha
+
+
+def typed_section(cls: type[T], section: Any) -> T:
+    """A config group as its dataclass: callers hold the composed mapping (``cfg.launcher``),
+    or a plain dict in tests; an instance passes through."""
+    return section if isinstance(section, cls) else cls(**dict(section))

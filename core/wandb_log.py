@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Any, Mapping
 
-from core.config import LoggerConfig
+from core.config import LoggerConfig, typed_section
 
 # Credential-looking keys (api_key, hf_token, secret, password), not "tokenizer" or "max_tokens".
 _SECRET = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token$)", re.I)
@@ -28,10 +28,7 @@ def redact(obj: Any) -> Any:
 
 
 def logger_config(logger_cfg: LoggerConfig | Mapping[str, Any]) -> LoggerConfig:
-    """The typed logger section (callers hold the composed ``cfg.logger`` mapping)."""
-    if isinstance(logger_cfg, LoggerConfig):
-        return logger_cfg
-    return LoggerConfig(**dict(logger_cfg))
+    return typed_section(LoggerConfig, logger_cfg)
 
 
 def wandb_mode(logger_cfg: LoggerConfig | Mapping[str, Any]) -> str:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from core.config import LauncherConfig
+from core.config import LauncherConfig, typed_section
 from core.errors import SpikeinError
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
@@ -51,10 +51,7 @@ def python_command(module: str, run_dir: Path) -> list[str]:
 
 
 def launcher_config(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> LauncherConfig:
-    """The typed launcher section (callers hold the composed ``cfg.launcher`` mapping)."""
-    if isinstance(launcher_cfg, LauncherConfig):
-        return launcher_cfg
-    return LauncherConfig(**dict(launcher_cfg))
+    return typed_section(LauncherConfig, launcher_cfg)
 
 
 def world_size(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> int:
