@@ -32,8 +32,17 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     finally:
         GlobalHydra.instance().clear()
     OmegaConf.set_struct(cfg, True)
+    _refuse_appended_keys(cfg)
     validate(cfg)
     return cfg
+
+
+def _refuse_appended_keys(cfg: DictConfig) -> None:
+    found = schema.unknown_key(OmegaConf.to_container(cfg), schema.spikein_config_class())
+    if found:
+        dotted, declared = found
+        where = dotted.rpartition(".")[0] or "top level"
+        raise ConfigError(f"unknown config key '{dotted}'; {where} has: {', '.join(declared)}")
 
 
 # OmegaConf's type errors, said as what was expected
@@ -65,7 +74,7 @@ def _one_line_error(message: str, overrides: Sequence[str]) -> str:
     bad_override = re.search(r"Could not override '([^']+)'", message)
     if missing_key or bad_override:
         dotted = bad_override.group(1) if bad_override else missing_key.group(1)
-        return f"unknown config key '{dotted}'; {_alternatives(dotted)}"
+        return f"unknown config key '{dotted}'; {_alternatives(dotted, overrides)}"
     missing_option = re.search(r"Could not find '([^']+)'", message)
     if missing_option:
         group = missing_option.group(1).split("/")[0]
@@ -74,29 +83,44 @@ def _one_line_error(message: str, overrides: Sequence[str]) -> str:
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
-def _alternatives(dotted: str) -> str:
-    base = compose_defaults()
-    parts = dotted.split(".")
-    node, where = base, "top level"
-    for p in parts[:-1]:
-        if isinstance(node, DictConfig) and p in node:
-            node, where = node[p], p
-        else:
+def _alternatives(dotted: str, overrides: Sequence[str]) -> str:
+    """The keys that do exist where ``dotted`` points, in the tree the user's group choices compose."""
+    node, where = compose_defaults(overrides), "top level"
+    for p in dotted.split(".")[:-1]:
+        if not isinstance(node, DictConfig) or p not in node:
             break
-    keys = list(node.keys()) if isinstance(node, DictConfig) else []
-    return f"{where} has: {', '.join(map(str, keys))}"
+        node, where = node[p], p if where == "top level" else f"{where}.{p}"
+    if not isinstance(node, DictConfig):
+        return f"{where} is a value, not a section"
+    return f"{where} has: {', '.join(map(str, node.keys()))}"
 
 
-def compose_defaults() -> DictConfig:
+def compose_defaults(overrides: Sequence[str] = ()) -> DictConfig:
+    """The tree of the group choices among ``overrides`` (``experiment=demo``,
+    ``hydra.searchpath=...``) without their key overrides; the plain defaults if that fails."""
+    choices = [o for o in overrides if _is_group_choice(o)]
+    try:
+        return _compose_plain(choices)
+    except Exception:  # noqa: BLE001  (only used to list alternatives in a message already failing)
+        return _compose_plain([])
+
+
+def _is_group_choice(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return "=" in override and ("." not in key or key == "hydra.searchpath")
+
+
+def _compose_plain(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config")
-    GlobalHydra.instance().clear()
-    return cfg
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def config_groups(overrides: Sequence[str] = ()) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ and become ``audit.<name>`` here through the detector registry.
 """
 from __future__ import annotations
 
-from dataclasses import field, fields, make_dataclass
+from dataclasses import field, fields, is_dataclass, make_dataclass
 from typing import Any, Dict, Optional
 
 from core.config import (  # noqa: F401  (re-exported: the schema's groups)
@@ -46,6 +46,24 @@ def spikein_config_class() -> type:
         ("benchmarks", Dict[str, Any], field(default_factory=dict)),  # name -> BenchmarkConfig entry
     ]
     return make_dataclass("SpikeinConfig", top + [(g, cls, field(default_factory=cls)) for g, cls in groups])
+
+
+def unknown_key(node: dict[str, Any], cls: type, where: str = "") -> tuple[str, list[str]] | None:
+    """The first key of ``node`` that ``cls`` does not declare (dotted) and the keys it does.
+
+    Hydra's ``+key=value`` appends even to a structured node, so a misspelt ``+train.lrr=1``
+    would otherwise be carried along and never read."""
+    declared = {f.name: f.type for f in fields(cls)}
+    for key, value in node.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in declared:
+            return dotted, list(declared)
+        sub = declared[key]
+        if isinstance(sub, type) and is_dataclass(sub) and isinstance(value, dict):
+            found = unknown_key(value, sub, dotted)
+            if found:
+                return found
+    return None
 
 
 def register() -> None:

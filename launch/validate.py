@@ -56,6 +56,8 @@ def validate(cfg) -> None:
     check_inject("inject", c["inject"])
     check_benchmarks(c["benchmarks"], c["inject"])
     check_data(c["data"])
+    # a byte-level BPE starts from 256 byte tokens plus EOS; below that the trainer silently keeps 257
+    at_least("model.bpe_vocab_size", c["model"]["bpe_vocab_size"], 257, optional=True)
     check_train(c["train"])
     check_deepspeed(c["deepspeed"])
     check_audit(cfg.audit, c["audit"])

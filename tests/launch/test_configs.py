@@ -181,6 +181,13 @@ BAD_VALUES = [  # issue 11, defect 6: each ended in a traceback, or a dry-run pl
     (["deepspeed.user_json=/nonexistent/ds.json"], "deepspeed.user_json=/nonexistent/ds.json: no such file"),
     (["inject.counts=[0,x]"], r"inject.counts\[1\]=x: expected an integer"),
     (["+benchmarks.synth_people.pathh=x"], r"benchmarks.synth_people.pathh: Key 'pathh' not in"),
+    # found by this session's bad-input battery: accepted with exit 0, or the wrong alternatives
+    (["+foo=1"], r"unknown config key 'foo'; top level has: experiment_name, run_dir"),
+    (["+train.lrr=1"], r"unknown config key 'train.lrr'; train has: seq_len, .*\blr\b"),
+    (["model.bpe_vocab_size=10"], r"model.bpe_vocab_size=10: must be >= 257"),
+    (["train.lr.x=1"], r"unknown config key 'train.lr.x'; train.lr is a value, not a section"),
+    (["benchmarks=generic_example", "benchmarks.mmlu_anatomy_generic.fromat=json"],
+     r"unknown config key 'benchmarks.mmlu_anatomy_generic.fromat'; benchmarks.mmlu_anatomy_generic has: source, .*format"),
 ]
 
 
