@@ -86,6 +86,14 @@ def _public_model_defaults(overrides: list[str]) -> list[str]:
     return extra
 
 
+def refuse_sweep_dir_outside_report(stage: str, overrides: list[str]) -> None:
+    """Only `report` reads sweep_dir; elsewhere it would turn each run's report into a sweep's."""
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("sweep_dir=")]
+    if stage != "report" and given and given[-1] not in ("null", "~", ""):
+        raise SpikeinError(f"sweep_dir={given[-1]} is read by `spikein report` only "
+                           "(a multirun's own directory is hydra.sweep.dir)")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -107,6 +115,7 @@ def _main(argv: list[str] | None) -> int:
         if any(a in ("-h", "--help") for a in rest):
             _help(stage, [a for a in rest if a not in ("-h", "--help")])
             return 0
+        refuse_sweep_dir_outside_report(stage, rest)
         if any(a in ("-m", "--multirun") for a in rest):
             from launch.multirun import multirun
 

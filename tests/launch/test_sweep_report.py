@@ -207,3 +207,20 @@ def test_a_bad_value_in_any_point_fails_the_sweep_before_a_point_runs(tmp_path):
     assert r.stderr.strip().splitlines() == [
         "spikein: error: sweep point 1 (train.lr=abc dry_run=True): train.lr=abc: expected a positive number or auto"]
     assert not sweep.exists() and "sweep point 0:" not in r.stdout
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_sweep_dir_outside_report_is_refused_before_anything_runs(tmp_path, multi, capsys):
+    """`sweep_dir` is what `spikein report` aggregates; given to `run` it used to make the
+    report step of every point aggregate that directory instead of writing its own report
+    (found after the training had run). A sweep's own directory is hydra.sweep.dir."""
+    from launch.cli import main
+
+    run_dir, sweep = tmp_path / "run", tmp_path / "sweep"
+    args = ["run", *(["-m", "seed=1,2"] if multi else []), f"sweep_dir={sweep}", f"run_dir={run_dir}",
+            "dry_run=true", f"hydra.sweep.dir={sweep}" if multi else "logger.mode=disabled"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"spikein: error: sweep_dir={sweep} is read by `spikein report` only (a multirun's own "
+                   "directory is hydra.sweep.dir)"), err
+    assert not run_dir.exists() and not sweep.exists()
