@@ -7,12 +7,18 @@ it from its own netrc / ``WANDB_API_KEY``. Callers get a run object with ``log``
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any, Mapping
 
 from core.config import LoggerConfig, typed_section
+
+# One `spikein` command (its stages, their workers, a sweep's points): set by the CLI, inherited.
+SESSION_ENV = "SPIKEIN_SESSION"
+FAILED_MARKER = "online_start_failed.json"  # in <dir>/wandb/: this session's online start failed
 
 # Credential-looking keys (api_key, hf_token, secret, password), not "tokenizer" or "max_tokens".
 _SECRET = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token$)", re.I)
@@ -88,14 +94,33 @@ def init_wandb(
     os.environ.setdefault("WANDB_SILENT", "true")
     kwargs = dict(project=lc.project, entity=lc.entity, group=lc.group, job_type=job_type, name=name, dir=run_dir,
                   config=redact(dict(config)), tags=list(lc.tags), reinit="finish_previous")
-    timeout = float(lc.init_timeout_s)
+    marker = Path(run_dir) / "wandb" / FAILED_MARKER
+    if mode == "online" and _failed_this_session(marker):
+        return WandbRun(wandb.init(mode="offline", **kwargs))  # said once already: no second wait or warning
     try:
-        return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=timeout), **kwargs))
+        return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=float(lc.init_timeout_s)), **kwargs))
     except Exception as e:  # noqa: BLE001 - no network, bad key, W&B down: keep the run going
         if mode != "online":
             raise
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     run = wandb.init(mode="offline", **kwargs)
-    print(f"W&B: online start failed ({reason}); logging offline instead, upload later with "
-          f"`wandb sync {run.settings.sync_dir}`", file=sys.stderr, flush=True)
+    _remember_failure(marker, reason)
+    print(f"W&B: online start failed ({reason}); logging offline instead (so do this command's later stages), "
+          f"upload later with `wandb sync {Path(run.settings.sync_dir).parent}/offline-run-*`", file=sys.stderr, flush=True)
     return WandbRun(run)
+
+
+def _failed_this_session(marker: Path) -> bool:
+    session = os.environ.get(SESSION_ENV)
+    try:
+        return bool(session) and json.loads(marker.read_text()).get("session") == session
+    except (OSError, ValueError):
+        return False
+
+
+def _remember_failure(marker: Path, reason: str) -> None:
+    """Later stages of the same command go offline at once: one timeout and one warning per command."""
+    from core.atomic import write_text
+
+    if os.environ.get(SESSION_ENV):
+        write_text(marker, json.dumps({"session": os.environ[SESSION_ENV], "reason": reason}) + "\n")

@@ -5,6 +5,7 @@ import importlib
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.errors import SpikeinError
 from core.run_lock import check_run_dir
+from core.wandb_log import SESSION_ENV
 
 # stage -> (module:function taking the composed config, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault(SESSION_ENV, uuid.uuid4().hex)  # W&B: one online attempt per command (core/wandb_log.py)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
