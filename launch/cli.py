@@ -134,7 +134,9 @@ def _main(argv: list[str] | None) -> int:
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
         return 2
-    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:  # the filesystem refused a write
+    except OSError as e:  # the filesystem refused a path (read-only, /proc, a file where a dir goes)
+        if e.filename is None:
+            raise
         print(f"spikein: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -333,6 +333,16 @@ def test_read_only_run_dir_is_one_line(tmp_path, monkeypatch):
         run.chmod(0o755)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_run_dir_the_kernel_refuses_to_create_is_one_line(tmp_path, capsys):
+    """/proc passes the writable check (root) but refuses mkdir: was a FileNotFoundError traceback."""
+    from launch.cli import main
+
+    assert main(["inject", "run_dir=/proc/spikein_cannot_exist/r"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spikein: error: ") and "/proc/spikein_cannot_exist" in err, err
+
+
 @pytest.mark.slow
 def test_help_into_a_closed_pipe_has_no_traceback():
     proc = subprocess.run(f"{PY} -m launch.cli run --help | head -2", shell=True, cwd=REPO, env=_env(),
