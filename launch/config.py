@@ -17,20 +17,13 @@ schema.register()  # conf/config.yaml's defaults start with the schema
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The resolved config for ``overrides`` (Hydra syntax), struct mode on."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        cfg = _compose_plain(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
-    finally:
-        GlobalHydra.instance().clear()
     OmegaConf.set_struct(cfg, True)
     _refuse_appended_keys(cfg)
     validate(cfg)
@@ -111,6 +104,7 @@ def _is_group_choice(override: str) -> bool:
 
 
 def _compose_plain(overrides: Sequence[str]) -> DictConfig:
+    """Hydra's compose of ``conf/config.yaml`` with ``overrides``, its global state left clear."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
