@@ -105,9 +105,7 @@ def test_resolved_configs_equal_those_before_the_schema():
         old["model"].setdefault("n_params", None)  # deliberate: declared for every model
         if old["experiment_name"] == "demo":  # deliberate: the demo audits every detector family (issue 10)
             old["audit"]["detectors"] = compose(FROZEN[name]).audit.detectors
-            old["train"]["checkpoint_every"] = None  # deliberate: steps 215 and the last audited, a 10-minute demo
-            old["train"]["checkpoint_steps"] = [215]
-            old["train"]["save_initial"] = False  # deliberate: step 215 is the pre-exposure baseline
+            old["train"]["checkpoint_every"] = 216  # deliberate: steps 0, 216 and the last audited, a 10-minute demo
             old["inject"]["option_order"] = "shuffled"  # deliberate: the option-shuffle null exact by construction
         assert only_keys_of(old, to_container(compose(FROZEN[name]))) == old, name
 
