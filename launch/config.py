@@ -34,8 +34,11 @@ def _refuse_appended_keys(cfg: DictConfig) -> None:
     found = schema.unknown_key(OmegaConf.to_container(cfg), schema.spikein_config_class())
     if found:
         dotted, declared = found
-        where = dotted.rpartition(".")[0] or "top level"
-        raise ConfigError(f"unknown config key '{dotted}'; {where} has: {', '.join(declared)}")
+        raise ConfigError(f"unknown config key '{dotted}'; {_has(dotted.rpartition('.')[0] or 'top level', declared)}")
+
+
+def _has(where: str, keys) -> str:
+    return f"{where} has: {', '.join(map(str, keys))}"
 
 
 # OmegaConf's type errors, said as what was expected
@@ -85,7 +88,7 @@ def _alternatives(dotted: str, overrides: Sequence[str]) -> str:
         node, where = node[p], p if where == "top level" else f"{where}.{p}"
     if not isinstance(node, DictConfig):
         return f"{where} is a value, not a section"
-    return f"{where} has: {', '.join(map(str, node.keys()))}"
+    return _has(where, node.keys())
 
 
 def compose_defaults(overrides: Sequence[str] = ()) -> DictConfig:

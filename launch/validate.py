@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from core.errors import ConfigError, SpikeinError
+from core.errors import ConfigError
 from core.config import BenchmarkConfig, InjectConfig
 
 PRECISIONS = ("fp32", "bf16")

@@ -4,7 +4,6 @@ scenario a's tie rule, and the ordering test's two-items-per-shard floor."""
 from __future__ import annotations
 
 import json
-import sys
 from types import SimpleNamespace
 
 import numpy as np

@@ -19,10 +19,9 @@ from conftest import SHARED_DATA, require_shared, shared_data
 from real_model import smollm2  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = SHARED_DATA
-GUTENBERG = SHARED / "corpus" / "gutenberg"
-WIKITEXT = SHARED / "corpus" / "wikitext-2" / "wiki.test.tokens"
-ARC = SHARED / "benchmarks" / "arc_challenge" / "ARC-Challenge-Test.jsonl"
+GUTENBERG = SHARED_DATA / "corpus" / "gutenberg"
+WIKITEXT = SHARED_DATA / "corpus" / "wikitext-2" / "wiki.test.tokens"
+ARC = SHARED_DATA / "benchmarks" / "arc_challenge" / "ARC-Challenge-Test.jsonl"
 needs_shared = shared_data(ARC)  # skipped without ../shared/data; under $CI a failure
 
 
