@@ -44,7 +44,7 @@ class SyntheticWorldConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "synthetic"  # synthetic | text | jsonl | hub
+    kind: str = "synthetic"  # synthetic | text | jsonl | hub | tokens (pre-tokenized, injected by overlay)
     paths: List[str] = field(default_factory=list)  # files or directories (text, jsonl)
     text_field: str = "text"  # jsonl / hub
     hub: HubCorpusConfig = field(default_factory=HubCorpusConfig)  # kind=hub
@@ -52,6 +52,13 @@ class DataConfig:
     max_documents: Optional[int] = None  # cap on documents read (null: all)
     shuffle_seed: int = II("seed")  # document order of the stream
     synthetic: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)  # kind=synthetic
+    # kind=tokens: a pre-tokenized corpus, read in place (sources/); copies overlaid (inject/overlay.py)
+    format: Optional[str] = None  # llmc | nanogpt | megatron | numpy | datatrove | hf
+    dtype: Optional[str] = None  # nanogpt / numpy / datatrove token type (null: uint16)
+    global_indices: Optional[str] = None  # numpy: OLMo's global_indices file (training row order)
+    sample_length: Optional[int] = None  # tokens per stored training sample (Pythia: 2049); null: train.seq_len
+    start_step: int = 0  # continue at this step: the first batch reads rows [start_step*B, (start_step+1)*B)
+    eos_id: Optional[int] = None  # the EOS wrapped around copies; null: the tokenizer's
 
 
 @dataclass

@@ -47,6 +47,7 @@ class Copy:
     mode: str  # "document" | "scattered"
     renderer: str
     item: int | None = None  # item index in the partition (scattered mode only)
+    displaced: int | None = None  # overlay runs: corpus tokens it overwrote (its EOS wrappers included)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Manifest:
     epoch_tokens: int | None = None  # whole batches of one epoch; every copy ends inside
     format: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    corpus: dict[str, Any] | None = None  # overlay runs (data.kind=tokens): reader, rows, fingerprint (inject/overlay.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,9 +164,14 @@ def load_manifest(run_dir: str | Path) -> Manifest:
         raise SpikeinError(f"corrupt manifest {rd.manifest}: {e}") from None
 
 
-def open_stream(run_dir: str | Path, manifest: Manifest | None = None) -> np.memmap:
-    """The token stream as a read-only memmap (no copy into memory)."""
+def open_stream(run_dir: str | Path, manifest: Manifest | None = None, check: bool = True):
+    """The token stream as a read-only memmap (no copy into memory); for an overlay run, the
+    corpus with its copies composed on read (``check``: refuse a changed corpus)."""
     manifest = manifest or load_manifest(run_dir)
+    if manifest.corpus:
+        from inject.overlay import open_composed
+
+        return open_composed(run_dir, manifest, check=check)
     path = RunDir(run_dir).stream
     if not path.exists():
         raise SpikeinError(f"missing stream: {path}")

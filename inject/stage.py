@@ -220,9 +220,13 @@ def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos) -> tuple[list, l
 
 
 def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
-    """``rd.data`` from scratch: tokenizer, partitions, stream, manifest."""
+    """``rd.data`` from scratch: tokenizer, partitions, stream (or overlay), manifest."""
     from inject.corpus import iter_documents
 
+    if cfg.data.kind == "tokens":  # a pre-tokenized corpus: copies overlaid, the corpus never copied
+        from inject.overlay_build import build_overlay_data
+
+        return build_overlay_data(cfg, rd, digest)
     rd.data.mkdir(parents=True)
     tok = prepare_tokenizer(cfg, rd.tokenizer)
     special = special_ids(tok)

@@ -61,7 +61,10 @@ def verify_run_data(data_root: str | Path, manifest: Manifest | None = None) -> 
             _check_copy(stream, manifest, c, copy_tokens(manifest, lists, c.item))
         for it, toks in zip(items, lists):
             item_patterns.append((f"{part.benchmark}/{part.name} item {it.id}", list(toks), part.count))
-    _check_item_counts(stream, item_patterns)
+    if manifest.corpus is None:  # a corpus + overlay is not scanned whole here (its fingerprint was checked)
+        _check_item_counts(stream, item_patterns)
+    else:
+        _check_overlay(stream, manifest)
     return {"copies": len(manifest.copies), "items": len(item_patterns), "tokens": manifest.n_tokens}
 
 
@@ -75,6 +78,19 @@ def _check_copy(stream: np.ndarray, manifest: Manifest, c, expected: list[int]) 
     after_ok = c.end < len(stream) and stream[c.end] == manifest.eos_id
     if not (before_ok and after_ok):
         raise SpikeinError(f"{where} at tokens [{c.start}, {c.end}) is not wrapped in EOS")
+
+
+def _check_overlay(stream, manifest: Manifest) -> None:
+    """Every copy inside one training sample, its wrappers included, and no two overlapping."""
+    length = int(manifest.corpus["sample_length"])
+    spans = sorted((c.start - 1, c.end + 1, c) for c in manifest.copies)
+    for (a, b, c), nxt in zip(spans, spans[1:] + [(None, None, None)]):
+        if a // length != (b - 1) // length:
+            raise SpikeinError(f"copy {c.copy} of {c.benchmark}/{c.partition} at [{c.start}, {c.end}) crosses a "
+                               f"{length}-token training sample")
+        if nxt[0] is not None and nxt[0] < b:
+            raise SpikeinError(f"copies of {c.benchmark}/{c.partition} and {nxt[2].benchmark}/{nxt[2].partition} "
+                               f"overlap at token {nxt[0]}")
 
 
 def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], int]]) -> None:
@@ -95,6 +111,10 @@ def run_verify(cfg) -> int:
     from core.run_dir import RunDir
 
     summary = verify_run_data(Path(cfg.run_dir))
+    where = RunDir(cfg.run_dir).stream
+    manifest = load_manifest(Path(cfg.run_dir))
+    if manifest.corpus:
+        where = f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged"
     print(f"verify: ok ({summary['copies']} copies, {summary['items']} items, "
-          f"{summary['tokens']:,} tokens in {RunDir(cfg.run_dir).stream})")
+          f"{summary['tokens']:,} tokens in {where})")
     return 0

@@ -15,7 +15,8 @@ from core.errors import ConfigError
 from core.config import BenchmarkConfig, InjectConfig
 
 PRECISIONS = ("fp32", "bf16")
-DATA_KINDS = ("synthetic", "text", "jsonl", "hub")
+TOKEN_FORMATS = ("llmc", "nanogpt", "megatron", "numpy", "datatrove", "hf")
+DATA_KINDS = ("synthetic", "text", "jsonl", "hub", "tokens")
 STREAM_DTYPES = ("auto", "uint16", "uint32")
 LAUNCHERS = ("local", "torchrun", "deepspeed", "srun")
 LOGGER_MODES = (None, "online", "offline", "disabled")
@@ -117,6 +118,10 @@ def check_data(data: dict[str, Any]) -> None:
     at_least("data.max_documents", data["max_documents"], 1, optional=True)
     for key in ("n_people", "n_places", "n_orgs", "practice_questions"):
         at_least(f"data.synthetic.{key}", data["synthetic"][key], 0)
+    if data["kind"] == "tokens":
+        one_of("data.format", data["format"], TOKEN_FORMATS)
+        at_least("data.sample_length", data["sample_length"], 2, optional=True)
+        at_least("data.start_step", data["start_step"], 0)
 
 
 def check_train(t: dict[str, Any]) -> None:

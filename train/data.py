@@ -17,9 +17,12 @@ def take_tokens(stream: np.ndarray, start: int, count: int) -> np.ndarray:
     """``count`` tokens from global offset ``start`` of the endlessly repeated stream."""
     n = len(stream)
     start %= n
-    if start + count <= n:
-        return np.asarray(stream[start:start + count])
-    return np.take(stream, np.arange(start, start + count) % n)
+    parts = []
+    while count > 0:  # slices only: a composed stream (corpus + overlay) reads whole samples
+        take = min(count, n - start)
+        parts.append(np.asarray(stream[start:start + take]))
+        start, count = 0, count - take
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class StreamBatches:
