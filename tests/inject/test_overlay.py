@@ -29,15 +29,21 @@ def tokenizer_dir(tmp_path_factory):
 
 
 def overlay_config(tmp: Path, tok: Path, paths, fmt: str, *extra: str):
+    return compose(overlay_overrides(tmp, tok, paths, fmt, *extra))
+
+
+def overlay_overrides(tmp: Path, tok: Path, paths, fmt: str, *extra: str) -> list[str]:
+    """A tiny overlay run on ``paths``: 3 partitions of 4 items (0, 1, 3 copies), 12 steps of 4 x 64 tokens."""
+    tmp.mkdir(parents=True, exist_ok=True)
     bench = write_benchmark(tmp / "bench.jsonl", 24)
-    return compose([
+    return [
         f"run_dir={tmp}/run", "data=tokens", f"data.format={fmt}", f"data.paths=[{','.join(map(str, paths))}]",
         "benchmarks=none",
         f"+benchmarks.toy={{source:generic,path:'{bench}',fields:{{id:qid,question:q,choices:opts,answer:gold,answer_type:index}}}}",
         f"model.tokenizer={tok}", *TINY, "inject.counts=[0,1,3]", "inject.partition_size=4", "inject.mode=scattered",
         "inject.renderer=cloze", "inject.max_injected_share=0.5", "inject.workers=1",
         f"train.seq_len={SEQ}", f"train.global_batch={BATCH}", "train.micro_batch=2", "train.max_steps=12",
-        "train.warmup_steps=0", "train.log_every=1", "train.checkpoint_every=1000", "logger.mode=disabled", *extra])
+        "train.warmup_steps=0", "train.log_every=1", "train.checkpoint_every=1000", "logger.mode=disabled", *extra]
 
 
 def corpus_for(fmt: str, tmp: Path, tok: Path, n_docs: int = 60):
