@@ -59,6 +59,8 @@ class DataConfig:
     sample_length: Optional[int] = None  # tokens per stored training sample (Pythia: 2049); null: train.seq_len
     start_step: int = 0  # continue at this step: the first batch reads rows [start_step*B, (start_step+1)*B)
     eos_id: Optional[int] = None  # the EOS wrapped around copies; null: the tokenizer's
+    token_cache: bool = False  # text kinds: tokenize once into cache_dir, inject by overlay (rows in shuffle_seed order)
+    cache_dir: Optional[str] = None  # the token cache; null: .token_cache beside the run dir
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sources.tokens import TokenCorpus
 
 OVERLAY_TOKENS = "overlay/tokens.bin"
 OVERLAY_INDEX = "overlay/index.npy"
-READER_KEYS = ("format", "paths", "dtype", "global_indices", "hub")
+READER_KEYS = ("format", "paths", "dtype", "global_indices", "hub", "row_seed")
 
 
 def reader_settings(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`spikein inject` on a pre-tokenized corpus (``data.kind=tokens``): plan copies into samples,
+"""`spikein inject` on a pre-tokenized corpus (``data.kind=tokens``, or a text corpus through the token
+cache, ``data.token_cache=true``): plan copies into samples,
 write the overlay and the manifest; the corpus itself is only read (headers, a few rows)."""
 from __future__ import annotations
 
@@ -57,8 +58,14 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
     rd.data.mkdir(parents=True)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     length = sample_length(cfg)
-    corpus = open_corpus(data, length)
-    tok = corpus_tokenizer(cfg, rd.tokenizer)
+    if data["kind"] == "tokens":
+        reader = reader_settings(data)
+        tok = corpus_tokenizer(cfg, rd.tokenizer)
+    else:  # a text corpus, tokenized once into the token cache
+        from inject.token_cache import cached_corpus
+
+        tok, reader = cached_corpus(cfg, rd.tokenizer)
+    corpus = open_corpus(reader, length)
     vsize = vocab_size(tok)
     check_vocabulary(corpus, vsize)
     special = corpus_specials(tok, data.get("eos_id"))
@@ -74,7 +81,7 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
                      plan_of[c.benchmark].renderer, c.item, displaced=len(c.tokens) + 2)
                 for c, p in zip(copies, places)]
     rows = sorted({start_row + p.sample for p in places})
-    info = {"reader": reader_settings(data), "format": corpus.format, "sample_length": length,
+    info = {"reader": reader, "format": corpus.format, "sample_length": length,
             "start_step": int(data.get("start_step") or 0), "start_row": start_row, "n_samples": n_samples,
             "consumed_samples": consumed, "rows_total": corpus.n_rows, "corpus_dtype": corpus.dtype,
             "overlay": {"tokens": OVERLAY_TOKENS, "index": OVERLAY_INDEX}, "fingerprint": fingerprint(corpus, rows)}

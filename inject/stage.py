@@ -223,7 +223,7 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     """``rd.data`` from scratch: tokenizer, partitions, stream (or overlay), manifest."""
     from inject.corpus import iter_documents
 
-    if cfg.data.kind == "tokens":  # a pre-tokenized corpus: copies overlaid, the corpus never copied
+    if cfg.data.kind == "tokens" or cfg.data.token_cache:  # copies overlaid on tokens that are never copied
         from inject.overlay_build import build_overlay_data
 
         return build_overlay_data(cfg, rd, digest)

@@ -32,7 +32,10 @@ def open_corpus(data: Mapping[str, Any], sample_length: int) -> TokenCorpus:
         raise InputDataError(f"unknown data.format '{fmt}' for data.kind=tokens; choose one of: {', '.join(FORMATS)}")
     if sample_length < 2:
         raise InputDataError(f"data.sample_length must be at least 2, got {sample_length}")
-    return readers[fmt](data, sample_length)
+    corpus = readers[fmt](data, sample_length)
+    if data.get("row_seed") is not None:  # a token cache's rows in a seeded order (as a text stream's documents)
+        corpus.order = np.random.default_rng(int(data["row_seed"])).permutation(corpus.n_stored_rows)
+    return corpus
 
 
 def _memmap(path: Path, dtype: str, offset: int = 0, count: int | None = None) -> np.ndarray:
