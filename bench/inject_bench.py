@@ -5,6 +5,11 @@ and tokenizer workers reported separately). Memory must not grow with the corpus
 the script prints the peak-RSS ratio of the larger build to the smaller (goal <= 1.2).
 
     .venv/bin/python bench/inject_bench.py --shared <dir with corpus/gutenberg and benchmarks/arc_challenge> [--workers 2]
+
+``--sweep MB``: a 3-point sweep over ``inject.counts`` ([0,4], [0,16], [0,64]) on MB of text with
+``data.token_cache=true``: the first point tokenizes the corpus into the token cache, the later
+ones only write their overlay. Prints each point's inject time and data size (the first point's
+includes the cache it wrote) and the later points' share of the first (goal <= 5%).
 """
 from __future__ import annotations
 
@@ -56,11 +61,44 @@ def one_build(args) -> None:
                       "rss_main_mb": self_kb / 1024, "rss_worker_mb": child_kb / 1024}))
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def sweep(args, tok_dir: Path, tmp: Path) -> None:
+    """Three sweep points sharing one corpus and tokenizer, run in this process one after another."""
+    from launch.config import compose
+    from inject.stage import run_inject
+
+    files = corpus_files(Path(args.shared) / "corpus/gutenberg", args.sweep)
+    arc = Path(args.shared) / "benchmarks/arc_challenge/ARC-Challenge-Test.jsonl"
+    cache = tmp / "cache"
+    rows = []
+    for counts in ("[0,4]", "[0,16]", "[0,64]"):
+        run = tmp / f"point{counts.strip('[]').replace(',', '_')}"
+        cfg = compose([
+            f"run_dir={run}", "data=gutenberg", f"data.paths=[{','.join(files)}]", "data.token_cache=true",
+            f"data.cache_dir={cache}", "benchmarks=none", f"+benchmarks.arc={{source:arc_jsonl,path:'{arc}'}}",
+            f"model.tokenizer={tok_dir}", f"inject.workers={args.workers}", f"inject.counts={counts}",
+            "inject.partition_size=40", "inject.mode=scattered", "train.seq_len=512", "train.global_batch=8",
+        ])
+        cache_before = _size(cache)
+        t0 = time.time()
+        run_inject(cfg)
+        rows.append((counts, time.time() - t0, _size(run / "data") + _size(cache) - cache_before))
+    print(f"{'counts':>8} {'inject s':>9} {'data MB':>9} {'share of first':>15}")
+    for counts, wall, size in rows:
+        print(f"{counts:>8} {wall:>9.2f} {size / 1e6:>9.2f} {wall / rows[0][1]:>7.1%} time {size / rows[0][2]:>6.1%} size")
+    worst = max(max(w / rows[0][1], s / rows[0][2]) for _, w, s in rows[1:])
+    print(f"later points at most {worst:.1%} of the first (goal <= 5%)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--shared", required=True, help="data dir holding corpus/gutenberg and benchmarks/arc_challenge")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--sizes", default="10,35")
+    p.add_argument("--sweep", type=float, help="MB of text for the 3-point token-cache sweep instead (e.g. 34)")
     p.add_argument("--one", type=float, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--tokenizer", help=argparse.SUPPRESS)
@@ -73,6 +111,8 @@ def main() -> None:
         tok_dir = Path(tmp) / "tok"
         texts = (Path(f).read_text() for f in corpus_files(Path(args.shared) / "corpus/gutenberg", 5))
         train_bpe(texts, 8192, tok_dir)  # one tokenizer for both builds: measure the stream, not BPE training
+        if args.sweep:
+            return sweep(args, tok_dir, Path(tmp))
         rows = []
         for mb in map(float, args.sizes.split(",")):
             cmd = [sys.executable, __file__, "--one", str(mb), "--out", f"{tmp}/run{mb}", "--tokenizer", str(tok_dir),

@@ -6,7 +6,8 @@ over it. A copy overwrites ``EOS + tokens + EOS`` inside one sample, never acros
 copies never overlap, so the composed sample is a pure function of ``s``: resume is exact
 and batches do not depend on the world size. The run's data dir holds only::
 
-    overlay/tokens.bin   every copy's tokens with its EOS wrappers (uint32), index order
+    overlay/tokens.bin   every copy's tokens with its EOS wrappers (uint16, or uint32 for a wider
+                         vocabulary: ``corpus.overlay.dtype``), index order
     overlay/index.npy    int64 [n, 5]: sample, offset of the leading EOS, length (wrappers
                          included), copy id (its position in manifest.copies), start in tokens.bin
 
@@ -17,6 +18,7 @@ A copy's manifest offsets ``[start, end)`` are positions in the composed stream
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -83,20 +85,21 @@ def _nearest(s0: int, n: int) -> Iterator[int]:
     yield from range(s0 - 1, -1, -1)
 
 
-def write_overlay(data_dir: Path, copies: Sequence[PlannedCopy], places: Sequence[Placement], eos: int) -> None:
+def write_overlay(data_dir: Path, copies: Sequence[PlannedCopy], places: Sequence[Placement], eos: int,
+                  dtype: str) -> None:
     """``overlay/tokens.bin`` and ``overlay/index.npy`` (rows sorted by sample, then offset)."""
     from core.atomic import write_bytes
 
     order = sorted(range(len(copies)), key=lambda k: (places[k].sample, places[k].offset))
     rows, chunks, pos = [], [], 0
     for k in order:
-        seq = np.asarray((eos, *copies[k].tokens, eos), dtype=np.uint32)
+        seq = np.asarray((eos, *copies[k].tokens, eos), dtype=dtype)
         rows.append((places[k].sample, places[k].offset, len(seq), k, pos))
         chunks.append(seq)
         pos += len(seq)
     index = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
     write_bytes(data_dir / OVERLAY_TOKENS, np.concatenate(chunks).tobytes() if chunks else b"")
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     np.save(buf, index)
     write_bytes(data_dir / OVERLAY_INDEX, buf.getvalue())
 
@@ -161,7 +164,7 @@ def open_composed(run_dir: str | Path, manifest, check: bool = True) -> Composed
         if not rd.data_file(rel).is_file():
             raise SpikeinError(f"missing overlay file {rd.data_file(rel)}; rebuild with `spikein inject overwrite=true`")
     index = np.load(rd.data_file(OVERLAY_INDEX))
-    tokens = np.fromfile(rd.data_file(OVERLAY_TOKENS), dtype=np.uint32)
+    tokens = np.fromfile(rd.data_file(OVERLAY_TOKENS), dtype=info["overlay"].get("dtype", "uint32"))
     stream = ComposedStream(corpus, int(info["start_row"]), int(info["n_samples"]), index, tokens)
     if check:
         check_fingerprint(info["fingerprint"], corpus, overlay_rows(stream))

@@ -15,6 +15,7 @@ from inject.manifest import Copy, Manifest
 from inject.overlay import OVERLAY_INDEX, OVERLAY_TOKENS, place_in_samples, reader_settings, write_overlay
 from inject.plan import epoch_tokens
 from inject.render import encode_text
+from inject.stream import stream_dtype
 from inject.tokenizer import SpecialIds, load_tokenizer, special_ids, tokenizer_hash, vocab_size
 from sources.fingerprint import check_vocabulary, fingerprint
 from sources.formats import open_corpus
@@ -74,7 +75,8 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
     start_row, n_samples, per_step, consumed = _geometry(cfg, corpus, int(data.get("start_step") or 0))
     _check_share(copies, consumed * length, float(cfg.inject.max_injected_share))
     places = place_in_samples(copies, consumed, length, int(cfg.inject.seed))
-    write_overlay(rd.data, copies, places, special.eos)
+    overlay_dtype = stream_dtype(max(vsize, special.eos + 1))
+    write_overlay(rd.data, copies, places, special.eos, overlay_dtype)
     plan_of = {b.name: b for b in benchmarks}
     recorded = [Copy(c.benchmark, c.partition, c.copy, p.sample * length + p.offset + 1,
                      p.sample * length + p.offset + 1 + len(c.tokens), plan_of[c.benchmark].mode,
@@ -84,7 +86,7 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
     info = {"reader": reader, "format": corpus.format, "sample_length": length,
             "start_step": int(data.get("start_step") or 0), "start_row": start_row, "n_samples": n_samples,
             "consumed_samples": consumed, "rows_total": corpus.n_rows, "corpus_dtype": corpus.dtype,
-            "overlay": {"tokens": OVERLAY_TOKENS, "index": OVERLAY_INDEX}, "fingerprint": fingerprint(corpus, rows)}
+            "overlay": {"tokens": OVERLAY_TOKENS, "index": OVERLAY_INDEX, "dtype": overlay_dtype}, "fingerprint": fingerprint(corpus, rows)}
     manifest = Manifest(
         config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir=rd.tokenizer.name,
         vocab_size=vsize, dtype=corpus.dtype, n_tokens=n_samples * length, eos_id=special.eos, bos_id=special.bos,
