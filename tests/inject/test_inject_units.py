@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inject.corpus import split_document
+from sources.text import split_document
 from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 from inject.plan import PlannedCopy, PlanSettings, epoch_tokens, make_partitions, partition_names, place_copies
