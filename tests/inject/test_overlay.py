@@ -148,3 +148,17 @@ def test_a_50mb_corpus_gives_a_run_data_dir_under_1mb(tmp_path, tokenizer_dir):
         f.write(bytes([b[0] ^ 1]))
     with pytest.raises(SpikeinError, match=f"corpus file {corpus} changed"):
         verify_run_data(cfg.run_dir)
+
+
+def test_training_samples_of_a_written_stream_are_its_seq_len_slices(tmp_path):
+    """iter_training_samples reads a text run's stream.bin as training does (what a corpus scan reads)."""
+    from inject.overlay import iter_training_samples
+    from tests.inject_fixtures import inject_config
+
+    cfg = inject_config(tmp_path, "train.seq_len=64", "train.global_batch=4", "train.micro_batch=4")
+    run_inject(cfg)
+    m = load_manifest(cfg.run_dir)
+    samples = [t for _, t in iter_training_samples(cfg.run_dir, m)]
+    flat = np.fromfile(Path(cfg.run_dir) / "data" / "stream.bin", dtype=m.dtype)
+    assert len(samples) == m.epoch_tokens // 64
+    np.testing.assert_array_equal(np.concatenate(samples), flat[:len(samples) * 64])
