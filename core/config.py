@@ -56,6 +56,7 @@ class DataConfig:
     format: Optional[str] = None  # llmc | nanogpt | megatron | numpy | datatrove | hf
     dtype: Optional[str] = None  # nanogpt / numpy / datatrove token type (null: uint16)
     global_indices: Optional[str] = None  # numpy: OLMo's global_indices file (training row order)
+    index_map: Optional[str] = None  # megatron: GPT-NeoX index maps' common prefix (<prefix>_doc_idx.npy, ...); null: stored order
     sample_length: Optional[int] = None  # tokens per stored training sample (Pythia: 2049); null: train.seq_len
     start_step: int = 0  # continue at this step: the first batch reads rows [start_step*B, (start_step+1)*B)
     eos_id: Optional[int] = None  # the EOS wrapped around copies; null: the tokenizer's

@@ -33,15 +33,16 @@ from sources.tokens import TokenCorpus
 
 OVERLAY_TOKENS = "overlay/tokens.bin"
 OVERLAY_INDEX = "overlay/index.npy"
-READER_KEYS = ("format", "paths", "dtype", "global_indices", "hub", "row_seed")
+READER_KEYS = ("format", "paths", "dtype", "global_indices", "index_map", "hub", "row_seed")
 
 
 def reader_settings(data: dict[str, Any]) -> dict[str, Any]:
     """What reopens the corpus later (paths made absolute: workers may run elsewhere)."""
     out = {k: data.get(k) for k in READER_KEYS}
     out["paths"] = [str(Path(p).resolve()) for p in data.get("paths") or []]
-    if out.get("global_indices"):
-        out["global_indices"] = str(Path(out["global_indices"]).resolve())
+    for key in ("global_indices", "index_map"):
+        if out.get(key):
+            out[key] = str(Path(out[key]).resolve())
     return out
 
 

@@ -139,7 +139,62 @@ def _megatron(data: Mapping[str, Any], length: int) -> TokenCorpus:
         dtypes.add(dtype)
     if len(dtypes) > 1:
         raise InputDataError(f"Megatron files mix token types {sorted(dtypes)} (data.paths)")
+    if data.get("index_map"):
+        if len(segments) != 1:
+            raise InputDataError("data.index_map reads one Megatron dataset (one data.paths prefix)")
+        return IndexMapCorpus.open(Path(str(data["index_map"])), prefixes[0], segments[0], length, dtype, files)
     return TokenCorpus("megatron", segments, length, dtypes.pop(), files)
+
+
+class IndexMapCorpus(TokenCorpus):
+    """A Megatron dataset read through GPT-NeoX's index maps (``packed``): training sample ``r``
+    is sample ``shuffle_idx[r]``, which runs from ``sample_idx[j] = (doc_idx position, offset)``
+    to ``sample_idx[j+1]`` inclusive (``seq_length + 1`` tokens across documents ``doc_idx[...]``),
+    exactly as ``GPT2Dataset.__getitem__`` reads it."""
+
+    @classmethod
+    def open(cls, prefix: Path, data_prefix: str, tokens: np.ndarray, length: int, dtype: str,
+             files: list[Path]) -> "IndexMapCorpus":
+        maps = [Path(f"{prefix}_{name}.npy") for name in ("doc_idx", "sample_idx", "shuffle_idx")]
+        for f in maps:
+            if not f.is_file():
+                raise InputDataError(f"data.index_map: missing GPT-NeoX index map {f}")
+        idx = Path(data_prefix + ".idx")
+        with idx.open("rb") as fh:
+            n = struct.unpack("<Q", fh.read(34)[18:26])[0]
+        corpus = cls.__new__(cls)
+        corpus.format, corpus.segments, corpus.sample_length, corpus.dtype = "megatron", [tokens], length, dtype
+        corpus.files, corpus.order = files + maps, None
+        corpus.doc_idx, corpus.sample_idx, corpus.shuffle_idx = (np.load(f, mmap_mode="r") for f in maps)
+        corpus.sizes = np.memmap(idx, dtype="<i4", mode="r", offset=34, shape=(n,))
+        corpus.pointers = np.memmap(idx, dtype="<i8", mode="r", offset=34 + 4 * n, shape=(n,))
+        corpus.itemsize = np.dtype(dtype).itemsize
+        corpus.base = int(corpus.pointers[0])
+        corpus.row_starts = np.array([0, len(corpus.shuffle_idx)], dtype=np.int64)
+        return corpus
+
+    @property
+    def n_stored_rows(self) -> int:
+        return len(self.shuffle_idx)
+
+    def _doc(self, k: int, offset: int = 0, count: int | None = None) -> np.ndarray:
+        doc = int(self.doc_idx[k])
+        start = (int(self.pointers[doc]) - self.base) // self.itemsize + offset
+        n = int(self.sizes[doc]) - offset if count is None else count
+        return self.segments[0][start:start + n]
+
+    def row(self, r: int) -> np.ndarray:
+        j = int(self.shuffle_idx[r])
+        (df, of), (dl, ol) = (tuple(map(int, self.sample_idx[j])), tuple(map(int, self.sample_idx[j + 1])))
+        if df == dl:
+            out = np.asarray(self._doc(df, of, ol - of + 1))
+        else:
+            parts = [self._doc(df, of)] + [self._doc(k) for k in range(df + 1, dl)] + [self._doc(dl, 0, ol + 1)]
+            out = np.concatenate(parts)
+        if len(out) != self.sample_length:
+            raise InputDataError(f"GPT-NeoX index map sample {j} holds {len(out)} tokens, not "
+                                 f"data.sample_length={self.sample_length} (seq_length + 1)")
+        return out
 
 
 def _megatron_index(idx: Path) -> tuple[str, int, int]:

@@ -90,3 +90,47 @@ def test_a_bad_megatron_index_is_one_line(tmp_path):
 def test_an_unknown_format_is_one_line():
     with pytest.raises(InputDataError, match="unknown data.format 'parquet'"):
         open_corpus({"format": "parquet", "paths": ["x"]}, L)
+
+
+def _neox_maps(prefix: Path, sizes: list[int], seq_length: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """GPT-NeoX's ``packed`` maps: one epoch's doc_idx (RandomState shuffle), sample_idx as
+    helpers.cpp build_sample_idx walks it, shuffle_idx a permutation of the samples."""
+    rng = np.random.RandomState(seed=seed)
+    doc_idx = np.arange(len(sizes), dtype=np.int32)
+    rng.shuffle(doc_idx)
+    n_samples = (sum(sizes) - 1) // seq_length
+    sample_idx = np.zeros((n_samples + 1, 2), dtype=np.int32)
+    k, offset = 0, 0
+    for s in range(1, n_samples + 1):
+        remaining = seq_length + 1
+        while remaining != 0:
+            doc_length = sizes[doc_idx[k]] - offset
+            remaining -= doc_length
+            if remaining <= 0:
+                offset += remaining + doc_length - 1
+                remaining = 0
+            else:
+                k, offset = k + 1, 0
+        sample_idx[s] = (k, offset)
+    shuffle_idx = np.arange(n_samples, dtype=np.int64)
+    rng.shuffle(shuffle_idx)
+    for name, arr in (("doc_idx", doc_idx), ("sample_idx", sample_idx), ("shuffle_idx", shuffle_idx)):
+        np.save(f"{prefix}_{name}.npy", arr, allow_pickle=True)
+    return doc_idx, shuffle_idx
+
+
+def test_megatron_through_neox_index_maps(tmp_path):
+    """Training sample r = tokens [j*T, j*T + T + 1) of the documents in doc_idx order, j = shuffle_idx[r]."""
+    docs = random_docs(25, vocab=300, eos=0, lo=3, hi=30)
+    prefix = write_megatron(tmp_path / "c_text_document", docs)
+    T = 15
+    maps = tmp_path / "c_text_document_train_indexmap_100ns_15sl_1234s_packedpi_ac"
+    doc_idx, shuffle = _neox_maps(maps, [len(d) for d in docs], T)
+    flat = np.concatenate([docs[i] for i in doc_idx])
+    corpus = open_corpus({"format": "megatron", "paths": [str(prefix)], "index_map": str(maps)}, T + 1)
+    assert corpus.n_rows == len(shuffle)
+    for r in range(corpus.n_rows):
+        j = int(shuffle[r])
+        np.testing.assert_array_equal(corpus.row(r), flat[j * T:j * T + T + 1])
+    with pytest.raises(InputDataError, match="not data.sample_length=17"):
+        open_corpus({"format": "megatron", "paths": [str(prefix)], "index_map": str(maps)}, T + 2).row(0)
