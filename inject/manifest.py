@@ -7,6 +7,10 @@ Layout under ``<run_dir>/data/``::
     partitions/<bench>/<part>.jsonl items of each partition, injected order
     tokenizer/                      the tokenizer (trained here, or copied from the model)
 
+A pre-tokenized corpus (``data.kind=tokens``, or a text corpus through the token cache) has no
+``stream.bin``: ``overlay/`` holds the copies and ``manifest.corpus`` the corpus it composes
+with (inject/overlay.py); offsets below are then positions in the composed stream.
+
 Token offsets are half-open ``[start, end)`` into the stream and cover exactly the
 sequence built by :func:`inject.render.join_token_lists` (BOS included if used,
 the EOS wrapper excluded), so the step that sees copy ``c`` is

@@ -3,7 +3,10 @@
 Sequence ``i`` is tokens ``[i*L, (i+1)*L)`` of the stream repeated end to end (so
 training past the end starts a new epoch); update ``b`` uses sequences
 ``[b*B, (b+1)*B)``; rank ``r`` takes the ``r``-th contiguous slice of ``B / W``
-sequences and feeds it in micro-batches. The data position is just ``b``.
+sequences and feeds it in micro-batches. The data position is just ``b``. The stream is
+``data/stream.bin`` or, for a pre-tokenized corpus, the corpus with its overlay composed per
+sample (:class:`inject.overlay.ComposedStream`; sequence ``i`` = training sample ``i``), so a
+batch is a pure function of ``b`` either way.
 """
 from __future__ import annotations
 
