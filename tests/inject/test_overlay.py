@@ -138,6 +138,7 @@ def test_a_50mb_corpus_gives_a_run_data_dir_under_1mb(tmp_path, tokenizer_dir):
     run_inject(cfg)
     data = Path(cfg.run_dir) / "data"
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
+    print(f"run data {size:,} bytes for a {corpus.stat().st_size:,}-byte corpus")
     assert corpus.stat().st_size == 50_000_000 and size < 1_000_000, size
     assert tree_hash(corpus.parent) == before
     verify_run_data(cfg.run_dir)
