@@ -88,12 +88,22 @@ def _rolling(values: np.ndarray, length: int, pw: np.ndarray, inv: np.ndarray) -
     return (prefix[length:] - prefix[:-length]) * inv[: n - length + 1]
 
 
-def _member(hashes: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Positions of ``hashes`` found in the sorted ``keys``."""
+BLOOM_BITS = 22  # a 4 Mi-entry table of the keys' low bits: one gather rejects almost every position
+
+
+def _bloom(keys: np.ndarray) -> np.ndarray:
+    table = np.zeros(1 << BLOOM_BITS, dtype=bool)
+    table[keys & np.uint64((1 << BLOOM_BITS) - 1)] = True
+    return table
+
+
+def _member(hashes: np.ndarray, keys: np.ndarray, bloom: np.ndarray) -> np.ndarray:
+    """Positions of ``hashes`` found in the sorted ``keys`` (``bloom``: :func:`_bloom` of them)."""
     if not len(keys) or not len(hashes):
         return np.zeros(0, dtype=np.int64)
-    at = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
-    return np.flatnonzero(keys[at] == hashes)
+    maybe = np.flatnonzero(bloom[hashes & np.uint64((1 << BLOOM_BITS) - 1)])
+    at = np.minimum(np.searchsorted(keys, hashes[maybe]), len(keys) - 1)
+    return maybe[keys[at] == hashes[maybe]]
 
 
 @dataclass
@@ -106,8 +116,11 @@ class Index:
     prefix: int = PREFIX
     by_prefix: dict[int, list[int]] = field(default_factory=dict)
     prefix_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
-    # n-gram length -> (sorted hashes, hash -> [(target, n-gram index k, words)])
-    ngrams: dict[int, tuple[np.ndarray, dict[int, list[tuple[int, int, tuple[bytes, ...]]]]]] = field(default_factory=dict)
+    prefix_bloom: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # n-gram length -> (sorted hashes, their bloom table, hash -> [(target, n-gram index k, words)])
+    ngrams: dict[int, tuple[np.ndarray, np.ndarray, dict[int, list[tuple[int, int, tuple[bytes, ...]]]]]] = \
+        field(default_factory=dict)
+    normalised: list[bytes] | None = None  # token_bytes, normalised (decode)
     pw: np.ndarray = field(default_factory=lambda: np.ones(1, np.uint64))
     inv: np.ndarray = field(default_factory=lambda: np.ones(1, np.uint64))
 
@@ -120,14 +133,22 @@ class Index:
             if t.rendering:
                 index.by_prefix.setdefault(_poly(v + 1 for v in t.rendering[: index.prefix]), []).append(i)
         index.prefix_keys = np.array(sorted(index.by_prefix), dtype=np.uint64)
+        index.prefix_bloom = _bloom(index.prefix_keys)
         grams: dict[int, dict[int, list]] = {}
         for i, t in enumerate(targets):
             n = min(NGRAM, len(t.words))
             for k in range(len(t.words) - n + 1 if n else 0):
                 words = t.words[k : k + n]
                 grams.setdefault(n, {}).setdefault(_poly(map(hash, words)), []).append((i, k, words))
-        index.ngrams = {n: (np.array(sorted(g), dtype=np.uint64), g) for n, g in grams.items()}
+        keys = {n: np.array(sorted(g), dtype=np.uint64) for n, g in grams.items()}
+        index.ngrams = {n: (keys[n], _bloom(keys[n]), g) for n, g in grams.items()}
         return index
+
+    def decode(self, tokens: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """The normalised bytes of ``tokens`` and each token's end in them."""
+        if self.normalised is None:
+            self.normalised = [b.translate(NORMALISE) for b in self.token_bytes]
+        return b"".join(map(self.normalised.__getitem__, tokens.tolist())), np.cumsum(self.token_len[tokens])
 
     def powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.pw) < n:
@@ -153,9 +174,8 @@ def _rendering_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: 
     pw, inv = index.powers(n + 1)
     hashes = _rolling(tokens.astype(np.uint64) + np.uint64(1), k, pw, inv)
     hits = []
-    for i in _member(hashes, index.prefix_keys):
-        if not lo <= offset + i < hi:
-            continue
+    found = _member(hashes, index.prefix_keys, index.prefix_bloom)
+    for i in found[(offset + found >= lo) & (offset + found < hi)]:
         for t in index.by_prefix[int(hashes[i])]:
             pattern = index.targets[t].rendering
             if i + len(pattern) <= n and np.array_equal(tokens[i : i + len(pattern)], pattern):
@@ -166,8 +186,7 @@ def _rendering_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: 
 def _question_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: int, last: bool) -> list[Hit]:
     if not index.ngrams or not len(tokens):
         return []
-    text = b"".join(map(index.token_bytes.__getitem__, tokens.tolist())).translate(NORMALISE)
-    token_end = np.cumsum(index.token_len[tokens])  # byte end of each token
+    text, token_end = index.decode(tokens)
     words = text.split()
     chars = np.frombuffer(text, dtype=np.uint8) != 32
     edges = np.diff(np.concatenate([[False], chars, [False]]).astype(np.int8))
@@ -176,16 +195,16 @@ def _question_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: i
     pw, inv = index.powers(m + 1)
     word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=m).view(np.uint64)
     hits = []
-    for n, (keys, by_hash) in index.ngrams.items():
+    for n, (keys, bloom, by_hash) in index.ngrams.items():
         if m < n:
             continue
         hashes = _rolling(word_hashes, n, pw, inv)
-        for i in _member(hashes, keys):
-            start = offset + int(np.searchsorted(token_end, starts[i], side="right"))
-            if not lo <= start < hi or (not last and ends[i + n - 1] == len(text)):  # the last word may be cut
-                continue
+        at = _member(hashes, keys, bloom)
+        first = offset + np.searchsorted(token_end, starts[at], side="right")  # the token each n-gram starts in
+        whole = (ends[at + n - 1] < len(text)) | last  # the last word of a window may be cut
+        for i, start in zip(at[(first >= lo) & (first < hi) & whole], first[(first >= lo) & (first < hi) & whole]):
             found = tuple(words[i : i + n])
-            hits += [(t, "question", start, k) for t, k, w in by_hash[int(hashes[i])] if w == found]
+            hits += [(t, "question", int(start), k) for t, k, w in by_hash[int(hashes[i])] if w == found]
     return hits
 
 
