@@ -15,7 +15,8 @@ LONG_Q = ("In the old harbor town the copper lantern that the keeper lit each wi
           "was said to guide which kind of ship home?")
 ITEMS = [
     Item("long", LONG_Q, ("fishing boats", "silver barges", "marble ferries", "velvet yachts"), 0),
-    Item("short", "Which beacon faces north?", ("the ember", "the frost", "the tide", "the orbit"), 2),
+    Item("short", "Which old beacon on the hill faces north tonight?", ("the ember", "the frost", "the tide", "the orbit"), 2),
+    Item("tiny", "Which beacon?", ("the anchor", "the compass", "the prism", "the summit"), 0),
     Item("absent", "Where does the quiet otter sleep at dawn?", ("maple", "cedar", "delta", "sigma"), 1),
 ]
 
@@ -36,14 +37,16 @@ def filler(rng, n_words: int) -> str:
 @pytest.fixture(scope="module")
 def corpus(tok):
     """Filler documents with: item 'long' rendered verbatim once, its question quoted (other case and
-    punctuation, mid-paragraph) twice; 'short' quoted once as a whole; 'absent' nowhere."""
+    punctuation, mid-paragraph) twice; 'short' (9 words) quoted once as a whole; 'tiny' (2 words) quoted
+    but below the 8-word floor; 'absent' nowhere."""
     rng = np.random.default_rng(0)
     eos = tok.eos_token_id
     docs = [filler(rng, 300) for _ in range(40)]
     docs[7] = f"{filler(rng, 50)}\n\n{render_mcq(ITEMS[0])}\n\n{filler(rng, 50)}"
     docs[19] = f"{filler(rng, 40)} as they asked: \"{LONG_Q.upper().replace(',', ' ,')}\" and then {filler(rng, 40)}"
     docs[23] = f"{filler(rng, 30)}. {LONG_Q[:-1]}, they wondered. {filler(rng, 30)}"
-    docs[31] = f"{filler(rng, 30)} -- which BEACON faces north? {filler(rng, 30)}"
+    docs[31] = f"{filler(rng, 30)} -- which old BEACON on the hill faces north tonight? {filler(rng, 30)}"
+    docs[33] = f"{filler(rng, 30)}. Which beacon? {filler(rng, 30)}"
     tokens, starts = [], []
     for d in docs:
         starts.append(len(tokens))
@@ -72,7 +75,7 @@ def test_normalisation_is_gpt3_style():
 def test_rendering_and_quoted_questions_are_found_and_nothing_else(tok, corpus):
     tokens, starts = corpus
     got = summary(scan_corpus(pieces(tokens, len(tokens)), targets(tok), token_bytes_table(tok)))
-    assert set(got) == {"long", "short"}  # 'absent' never appears
+    assert set(got) == {"long", "short"}  # 'absent' never appears; 'tiny' is too short to look for
     count, (offset,) = got["long"]["rendering"]
     assert count == 1 and starts[7] < offset < starts[8]
     assert tokens[offset : offset + 3].tolist() == encode(tok, render_mcq(ITEMS[0]))[:3]
