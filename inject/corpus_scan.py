@@ -12,7 +12,8 @@ Two ways an item can be in the corpus, and the space each is matched in:
   question, or the whole question when shorter, down to 8 words (GPT-3's floor: shorter
   questions, "Theories", are in every book and are left to the rendering). Tokens are decoded to bytes through a
   per-token byte table (no tokenizer call), normalised with one ``bytes.translate``,
-  and n-grams are matched by a rolling hash over word hashes, each candidate then
+  and n-grams are matched by a rolling hash over word hashes (numpy prefix sums: no
+  Python object per word or token beyond the decode), each candidate then
   checked word for word.
 
 Streaming: the scan reads ``(offset, tokens)`` pieces (a memmap of ``data/stream.bin``
@@ -120,9 +121,8 @@ class Index:
     by_prefix: dict[int, list[int]] = field(default_factory=dict)
     prefix_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     prefix_bloom: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    # n-gram length -> (sorted hashes, their bloom table, hash -> [(target, n-gram index k, words)])
-    ngrams: dict[int, tuple[np.ndarray, np.ndarray, dict[int, list[tuple[int, int, tuple[bytes, ...]]]]]] = \
-        field(default_factory=dict)
+    # n-gram length -> (sorted hashes, their bloom table, target of each hash, n-gram index k of each)
+    ngrams: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     normalised: list[bytes] | None = None  # token_bytes, normalised (decode)
     pw: np.ndarray = field(default_factory=lambda: np.ones(1, np.uint64))
     inv: np.ndarray = field(default_factory=lambda: np.ones(1, np.uint64))
@@ -137,14 +137,7 @@ class Index:
                 index.by_prefix.setdefault(_poly(v + 1 for v in t.rendering[: index.prefix]), []).append(i)
         index.prefix_keys = np.array(sorted(index.by_prefix), dtype=np.uint64)
         index.prefix_bloom = _bloom(index.prefix_keys)
-        grams: dict[int, dict[int, list]] = {}
-        for i, t in enumerate(targets):
-            n = min(NGRAM, len(t.words))
-            for k in range(len(t.words) - n + 1 if n >= MIN_WORDS else 0):
-                words = t.words[k : k + n]
-                grams.setdefault(n, {}).setdefault(_poly(map(hash, words)), []).append((i, k, words))
-        keys = {n: np.array(sorted(g), dtype=np.uint64) for n, g in grams.items()}
-        index.ngrams = {n: (keys[n], _bloom(keys[n]), g) for n, g in grams.items()}
+        index.ngrams = _ngram_tables(targets, index)
         return index
 
     def decode(self, tokens: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -157,6 +150,26 @@ class Index:
         if len(self.pw) < n:
             self.pw, self.inv = _powers(max(n, 2 * len(self.pw)))
         return self.pw, self.inv
+
+
+def _ngram_tables(targets: list[Target], index: Index) -> dict[int, tuple]:
+    """Per n-gram length: every question n-gram's hash (sorted), bloom table, target and position k."""
+    word_hash = {w: _poly(w) for w in {w for t in targets for w in t.words}}
+    parts: dict[int, list[tuple[np.ndarray, int]]] = {}
+    for i, t in enumerate(targets):
+        n = min(NGRAM, len(t.words))
+        if n >= MIN_WORDS:
+            hashes = np.array([word_hash[w] for w in t.words], dtype=np.uint64)
+            pw, inv = index.powers(len(hashes) + 1)
+            parts.setdefault(n, []).append((_rolling(hashes, n, pw, inv), i))  # as the scan hashes each n-gram
+    tables = {}
+    for n, rows in parts.items():
+        hashes = np.concatenate([h for h, _ in rows])
+        target = np.concatenate([np.full(len(h), i, dtype=np.int64) for h, i in rows])
+        k = np.concatenate([np.arange(len(h)) for h, _ in rows])
+        order = np.argsort(hashes, kind="stable")
+        tables[n] = (hashes[order], _bloom(hashes), target[order], k[order])
+    return tables
 
 
 # ---- one window ------------------------------------------------------------------
@@ -190,15 +203,16 @@ def _question_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: i
     if not index.ngrams or not len(tokens):
         return []
     text, token_end = index.decode(tokens)
-    words = text.split()
-    chars = np.frombuffer(text, dtype=np.uint8) != 32
-    edges = np.diff(np.concatenate([[False], chars, [False]]).astype(np.int8))
+    chars = np.frombuffer(text, dtype=np.uint8)
+    edges = np.diff(np.concatenate([[False], chars != 32, [False]]).astype(np.int8))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    m = len(words)
-    pw, inv = index.powers(m + 1)
-    word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=m).view(np.uint64)
+    m = len(starts)
+    pw, inv = index.powers(len(chars) + 1)
+    prefix = np.zeros(len(chars) + 1, dtype=np.uint64)  # word hash = _poly(its bytes), no Python object per word
+    np.cumsum(chars.astype(np.uint64) * pw[: len(chars)], out=prefix[1:])
+    word_hashes = (prefix[ends] - prefix[starts]) * inv[starts]
     hits = []
-    for n, (keys, bloom, by_hash) in index.ngrams.items():
+    for n, (keys, bloom, target, kth) in index.ngrams.items():
         if m < n:
             continue
         hashes = _rolling(word_hashes, n, pw, inv)
@@ -206,8 +220,11 @@ def _question_hits(index: Index, offset: int, tokens: np.ndarray, lo: int, hi: i
         first = offset + np.searchsorted(token_end, starts[at], side="right")  # the token each n-gram starts in
         whole = (ends[at + n - 1] < len(text)) | last  # the last word of a window may be cut
         for i, start in zip(at[(first >= lo) & (first < hi) & whole], first[(first >= lo) & (first < hi) & whole]):
-            found = tuple(words[i : i + n])
-            hits += [(t, "question", int(start), k) for t, k, w in by_hash[int(hashes[i])] if w == found]
+            found = tuple(text[a:b] for a, b in zip(starts[i : i + n], ends[i : i + n]))
+            lo_at, hi_at = np.searchsorted(keys, hashes[i : i + 1], "left")[0], np.searchsorted(keys, hashes[i : i + 1], "right")[0]
+            for t, k in zip(target[lo_at:hi_at].tolist(), kth[lo_at:hi_at].tolist()):
+                if index.targets[t].words[k : k + n] == found:
+                    hits.append((t, "question", int(start), k))
     return hits
 
 
@@ -253,7 +270,7 @@ _INDEX: Index | None = None  # per worker process
 
 def _init(targets: list[Target], token_bytes: list[bytes]) -> None:
     global _INDEX
-    _INDEX = Index.build(targets, token_bytes)  # built here: word hashes are per-process
+    _INDEX = Index.build(targets, token_bytes)
 
 
 def _task(w: tuple) -> list[Hit]:
