@@ -38,7 +38,7 @@ MIN_WORDS = 8  # shorter questions are matched by rendering only: GPT-3's floor 
 # of 1-3 words, "Theories", "The heart has:", occur in any book: 19 finds in 10 MB of Gutenberg)
 PREFIX = 16  # tokens of a rendering hashed to find candidates
 WINDOW = 1 << 20  # tokens per task (a worker holds a few times its bytes as Python objects)
-OVERLAP = 4096  # tokens two windows share: the longest occurrence always seen whole
+OVERLAP = 4096  # tokens two windows share (at least the longest rendering): every occurrence seen whole
 SHOWN_OFFSETS = 5  # first token offsets recorded per item and way
 RUN_GAP = 64  # tokens between two n-grams of one quoted question (merged into one occurrence)
 _MASK = (1 << 64) - 1
@@ -340,6 +340,7 @@ def scan_corpus(pieces: Iterable[tuple[int, np.ndarray]], targets: list[Target],
             yield offset, tokens
 
     found: dict[tuple[str, str, str], dict[str, Found]] = {}
+    overlap = max([overlap, *(len(t.rendering) + 1 for t in targets)])  # every rendering fits in a window's tail
     for hits in scan_pieces(counted(pieces), targets, token_bytes, workers, overlap):
         for t, kind, offset, k in hits:
             j = int(np.searchsorted(span_starts, offset, side="right")) - 1
