@@ -44,6 +44,14 @@ def mark_found(rows: list[dict[str, Any]], scan: dict[str, Any] | None) -> list[
             if found.get((r["benchmark"], r["partition"])) else r for r in rows]
 
 
+def flag_verdicts(text: str, scan: dict[str, Any] | None) -> str:
+    """The verdict lines (``- <bench>/<part> (...): ...``) of partitions with items in the corpus, flagged."""
+    for (b, p), n in found_counts(scan or {}).items():
+        if n:
+            text = text.replace(f"- {b}/{p} (", f"- {b}/{p} [{n} items in the corpus: data/corpus_scan.json] (")
+    return text
+
+
 def wandb_counts(scan: dict[str, Any] | None) -> dict[str, int]:
     """``corpus_scan/<benchmark>/<partition>``: items found in the corpus."""
     return {f"corpus_scan/{b}/{p}": n for (b, p), n in found_counts(scan or {}).items()}

@@ -37,6 +37,8 @@ def test_report_names_found_controls_first_and_marks_them(tmp_path):
     results = md.split("## Results at step")[1]
     assert "| b | x0 (in corpus: 2) | 0 |" in results and "| b | x16 (in corpus: 1) | 16 |" in results
     assert "| b | x4 | 4 |" in results
+    assert "- b/x0 [2 items in the corpus: data/corpus_scan.json] (control): not flagged" in md
+    assert "- b/x4 (4 copies)" in md
     assert scan["benchmarks"]["b"]["x0"]["items"]["q3"] == {"rendering": {"count": 1, "offsets": [777]},
                                                             "question": {"count": 2, "offsets": [700, 1700]}}
     assert wandb_counts(scan) == {"corpus_scan/b/x0": 2, "corpus_scan/b/x4": 0, "corpus_scan/b/x16": 1}
