@@ -67,3 +67,35 @@ def test_exclude_found_drops_them_before_partitioning(planted, capsys):
     scan = json.loads((run / "data" / "corpus_scan.json").read_text())
     assert all(not v["ids"] for v in scan["benchmarks"]["toy"].values())
     assert sorted(scan["excluded"]["toy"]) == sorted([a.id, b.id])
+
+
+@pytest.mark.slow
+def test_exclude_found_run_goes_through_to_the_report(tmp_path):
+    """`spikein run` on real text with two ARC controls planted: inject drops them, training,
+    audit and report go through, and the report says what was excluded."""
+    import shutil
+    import sys
+
+    from conftest import require_shared
+    from launch.config import compose
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "launch"))
+    from test_pipeline import ARC, GUTENBERG, spikein, tiny_run
+
+    require_shared(ARC)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for f in sorted(GUTENBERG.glob("*.txt"))[:3]:
+        shutil.copy(f, corpus / f.name)
+    short = ("train.max_steps=40", "inject.counts=[0,2]", "inject.window=[0.0,0.05]")  # every copy trained on
+    args = [a for a in tiny_run(tmp_path / "run", *PLAIN, *short) if not a.startswith("data.paths")]
+    args.append(f"data.paths=[{corpus}]")
+    [(_, parts)] = plan_benchmarks(compose(args))
+    a, b = next(p for p in parts if p.count == 0).items[:2]
+    (corpus / "000_planted.txt").write_text(f"Some notes.\n\n{render_mcq(a)}\n\nMore notes.")
+    (corpus / "001_planted.txt").write_text(f"In class the teacher asked: {b.question} Nobody answered.")
+    done = spikein("run", *args, "inject.exclude_found=true")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"dropped 2 of 1172 mine items found in the corpus: {a.id} (question+rendering), {b.id} (question)" in done.stderr
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "Excluded before partitioning (inject.exclude_found): mine 2 items." in md and "in corpus" not in md
