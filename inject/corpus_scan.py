@@ -28,8 +28,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -128,7 +128,7 @@ class Index:
     inv: np.ndarray = field(default_factory=lambda: np.ones(1, np.uint64))
 
     @classmethod
-    def build(cls, targets: list[Target], token_bytes: list[bytes]) -> "Index":
+    def build(cls, targets: list[Target], token_bytes: list[bytes]) -> Index:
         index = cls(targets, token_bytes, np.fromiter(map(len, token_bytes), np.int64, len(token_bytes)))
         lengths = [len(t.rendering) for t in targets if t.rendering]
         index.prefix = min([PREFIX, *lengths])

@@ -30,9 +30,9 @@ def corpus_scan_section(scan: dict[str, Any] | None) -> str:
         lines.append(f"| {b} | {p}{flag} | {v['count']} | {v['n_items']} | {len(v['ids'])} | {by['rendering']} "
                      f"| {by['question']} | {ids or '-'} |")
     excluded = {b: ids for b, ids in (scan.get("excluded") or {}).items() if ids}
-    notes = [f"Scanned {scan['tokens']:,} tokens ({scan['scanned']}): rendering = {scan['method']['rendering']}; "
-             f"question = {scan['method']['question']}. A control with items found is not a clean control: "
-             "a detection there may be true, not a false positive (`inject.exclude_found=true` drops found items)."]
+    notes = [(f"Scanned {scan['tokens']:,} tokens ({scan['scanned']}): rendering = {scan['method']['rendering']}; "
+              f"question = {scan['method']['question']}. A control with items found is not a clean control: "
+              "a detection there may be true, not a false positive (`inject.exclude_found=true` drops found items).")]
     notes += [f"Excluded before partitioning (inject.exclude_found): {b} {len(ids)} items." for b, ids in excluded.items()]
     return head + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 

@@ -59,7 +59,7 @@ def test_exclude_found_drops_them_before_partitioning(planted, capsys):
     tmp, corpus, a, b = planted
     run = inject(tmp, corpus, "excluded", "inject.exclude_found=true")
     err = capsys.readouterr().err
-    assert f"inject: exclude_found: dropped 2 of 60 toy items found in the corpus: " in err
+    assert "inject: exclude_found: dropped 2 of 60 toy items found in the corpus: " in err
     m = load_manifest(run)
     assert sorted(m.benchmark("toy").excluded_found) == sorted([a.id, b.id])
     ids = {it.id for p in m.partitions for it in load_partition(run, p)}
