@@ -82,6 +82,7 @@ class InjectConfig:
     chunk_documents: int = 256  # documents per worker task
     skip_bad_rows: bool = False  # report and skip malformed benchmark rows instead of failing
     dtype: str = "auto"  # auto | uint16 | uint32 (stream token type)
+    exclude_found: bool = False  # true: items found in the corpus (rendering or question) are dropped before partitioning
 
 
 @dataclass

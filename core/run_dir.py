@@ -29,6 +29,7 @@ class RunDir:
             stream.bin                token ids, uint16 or uint32, in training order
             manifest.json             tokenizer hash, stream length, every injected copy
             inject_config.json        the config data/ was built from (names changed keys)
+            corpus_scan.json          benchmark items found in the corpus before training
             partitions/<bench>/<part>.jsonl   the items of each partition, injected order
             tokenizer/                the run's tokenizer
           checkpoints/                train
@@ -90,6 +91,14 @@ class RunDir:
     @property
     def tokenizer(self) -> Path:
         return self.data / "tokenizer"
+
+    @property
+    def corpus_scan(self) -> Path:
+        """Benchmark items found in the corpus before training (inject/corpus_scan.py)."""
+        return self.data / "corpus_scan.json"
+
+    def read_corpus_scan(self) -> dict[str, Any] | None:
+        return _read_json(self.corpus_scan, "corpus scan")
 
     @property
     def partitions(self) -> Path:

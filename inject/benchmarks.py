@@ -20,6 +20,7 @@ from inject.benchmark_formats import (
 )
 from inject.benchmark_generic import generic_rows, unknown_key_message
 from core.errors import ConfigError, InputDataError, SpikeinError
+from inject.duplicates import Duplicates, merge_duplicates
 from inject.items import Item
 from inject.synthetic import benchmark_rows as synthetic_rows
 
@@ -38,7 +39,14 @@ SOURCE_KEYS = {
 def load_benchmark(
     name: str, spec: Mapping, *, skip_bad_rows: bool = False, synthetic: Mapping | None = None
 ) -> list[Item]:
-    """The items of benchmark ``name`` in canonical (published) order."""
+    """The items of benchmark ``name`` in canonical (published) order, exact duplicates merged."""
+    return load_benchmark_items(name, spec, skip_bad_rows=skip_bad_rows, synthetic=synthetic)[0]
+
+
+def load_benchmark_items(
+    name: str, spec: Mapping, *, skip_bad_rows: bool = False, synthetic: Mapping | None = None
+) -> tuple[list[Item], Duplicates]:
+    """:func:`load_benchmark`, and the duplicates it merged (inject records them in the manifest)."""
     spec = _plain(spec) or {}
     source = spec.get("source")
     readers: dict[str, Callable[[], Iterable[Row]]] = {
@@ -53,7 +61,7 @@ def load_benchmark(
     check_spec_keys(name, spec)
     own = spec.get("skip_bad_rows")  # a spec is kept as written: absent or null inherits
     skip = skip_bad_rows if own is None else bool(own)
-    return _collect(name, readers[source](), skip)
+    return merge_duplicates(name, _collect(name, readers[source](), skip))
 
 
 def check_spec_keys(name: str, spec: Mapping) -> None:

@@ -73,6 +73,8 @@ class BenchmarkPlan:
     n_items_total: int
     item_order: str = "canonical"  # manifests before item_order kept the file order
     option_order: str = "canonical"
+    duplicates: dict[str, Any] = field(default_factory=dict)  # merged at load: kept id -> merged ids; near: same question
+    excluded_found: list[str] = field(default_factory=list)  # ids dropped because the corpus holds them (inject.exclude_found)
 
 
 @dataclass

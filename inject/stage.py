@@ -28,6 +28,7 @@ from core.run_lock import stage_lock
 from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
+from inject.corpus_scan import write_run_scan
 
 # Settings that change the stream's bytes; worker counts and the like do not.
 NOT_HASHED = {"workers", "chunk_documents", "allow_untrained_copies"}
@@ -136,6 +137,7 @@ def _build_and_publish(cfg, rd: RunDir, conf: dict, digest: str) -> tuple[Manife
     try:
         manifest = build_data(cfg, stage, digest)
         write_json(stage.inject_config, conf)
+        write_run_scan(stage.root, manifest, int(cfg.inject.workers))  # before verify, which counts its finds
         summary = verify_run_data(stage.root, manifest)
         _publish(stage.data, rd.data)
     finally:
@@ -167,21 +169,33 @@ def prepare_tokenizer(cfg, out: Path):
     return train_bpe(iter_documents(cfg.data), int(cfg.model.bpe_vocab_size), out)
 
 
-def plan_benchmarks(cfg) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
+def plan_benchmarks(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
     """Load every configured benchmark and split it into partitions."""
+    return [(settings, parts) for settings, parts, _ in plan_with_notes(cfg, corpus)]
+
+
+def plan_with_notes(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition], dict]]:
+    """:func:`plan_benchmarks`, each with what loading merged and, given the tokenized
+    ``corpus`` (``inject.exclude_found``), which items it dropped as found there."""
     from inject.benchmark_checks import warn_answer_position
-    from inject.benchmarks import load_benchmark
+    from inject.benchmarks import load_benchmark_items
+    from inject.exclusion import drop_found
 
     if not cfg.benchmarks:
         raise SpikeinError("no benchmarks configured (benchmarks=...)")
-    plans = []
+    loaded = {}
     for name, spec in cfg.benchmarks.items():
         spec_d = OmegaConf.to_container(spec, resolve=True)
         settings = PlanSettings.from_config(cfg.inject, spec_d.get("inject"))
-        items = load_benchmark(str(name), spec_d, skip_bad_rows=bool(cfg.inject.skip_bad_rows),
-                               synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
-        warn_answer_position(str(name), items, option_order=getattr(settings, "option_order", None))
-        plans.append((settings, make_partitions(str(name), items, settings)))
+        items, dups = load_benchmark_items(str(name), spec_d, skip_bad_rows=bool(cfg.inject.skip_bad_rows),
+                                           synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+        loaded[str(name)] = (settings, items, {"duplicates": dups.to_json(), "excluded_found": []})
+    if corpus is not None:
+        loaded = drop_found(loaded, corpus, int(cfg.inject.workers))
+    plans = []
+    for name, (settings, items, notes) in loaded.items():
+        warn_answer_position(name, items, option_order=getattr(settings, "option_order", None))
+        plans.append((settings, make_partitions(name, items, settings), notes))
     return plans
 
 
@@ -204,13 +218,13 @@ def planned_copies(tokenizer, s: PlanSettings, part: PlannedPartition, sep: list
     ]
 
 
-def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos) -> tuple[list, list, list[PlannedCopy]]:
+def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos, corpus=None) -> tuple[list, list, list[PlannedCopy]]:
     """Every benchmark's plan, its partition files (in injected order) and their planned copies."""
     benchmarks, partitions, copies = [], [], []
-    for s, parts in plan_benchmarks(cfg):
+    for s, parts, notes in plan_with_notes(cfg, corpus):
         benchmarks.append(BenchmarkPlan(parts[0].benchmark, s.renderer, s.mode, s.window,
                                         sum(len(p.items) for p in parts),
-                                        item_order=s.item_order, option_order=s.option_order))
+                                        item_order=s.item_order, option_order=s.option_order, **notes))
         for p in parts:
             rel = rd.partition(p.benchmark, p.name).relative_to(rd.data).as_posix()
             write_text(rd.data_file(rel), rows_jsonl_lines(p.rows()))
@@ -233,10 +247,11 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     vsize = vocab_size(tok)
     dtype = stream_dtype(vsize, str(cfg.inject.dtype))
     sep = encode_text(tok, str(cfg.inject.separator))
-    benchmarks, partitions, copies = write_partitions(cfg, rd, tok, sep, special.bos)
     scratch = rd.data / "corpus.scratch"  # removed once the stream is written
     lengths = tokenize_corpus(iter_documents(cfg.data), rd.tokenizer, special, scratch,
                               int(cfg.inject.workers), int(cfg.inject.chunk_documents))
+    corpus = (scratch, tok, int(lengths.sum())) if cfg.inject.exclude_found else None  # scanned before partitioning
+    benchmarks, partitions, copies = write_partitions(cfg, rd, tok, sep, special.bos, corpus)
     _check_share(copies, int(lengths.sum()), float(cfg.inject.max_injected_share))
     per_step, trained = training_budget(cfg, int(lengths.sum()) + sum(len(c.tokens) + 1 for c in copies))
     plan = plan_stream(lengths, copies, int(cfg.data.shuffle_seed), per_step)

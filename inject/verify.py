@@ -42,10 +42,11 @@ def verify_run_data(data_root: str | Path, manifest: Manifest | None = None) -> 
     manifest = manifest or load_manifest(run_dir)
     stream = open_stream(run_dir, manifest)
     tokenizer = load_run_tokenizer(run_dir, manifest)
+    in_corpus = _corpus_renderings(run_dir)
     per_partition = defaultdict(list)
     for c in manifest.copies:
         per_partition[(c.benchmark, c.partition)].append(c)
-    item_patterns: list[tuple[str, list[int], int]] = []
+    item_patterns: list[tuple[str, list[int], int, int | None]] = []
     for part in tqdm(manifest.partitions, desc="verify: copies", unit=" partition", mininterval=2.0,
                      disable=not show_bars()):
         plan = manifest.benchmark(part.benchmark)
@@ -60,7 +61,8 @@ def verify_run_data(data_root: str | Path, manifest: Manifest | None = None) -> 
         for c in copies:
             _check_copy(stream, manifest, c, copy_tokens(manifest, lists, c.item))
         for it, toks in zip(items, lists):
-            item_patterns.append((f"{part.benchmark}/{part.name} item {it.id}", list(toks), part.count))
+            found = None if in_corpus is None else in_corpus.get((part.benchmark, part.name, it.id), 0)
+            item_patterns.append((f"{part.benchmark}/{part.name} item {it.id}", list(toks), part.count, found))
     if manifest.corpus is None:  # a corpus + overlay is not scanned whole here (its fingerprint was checked)
         _check_item_counts(stream, item_patterns)
     else:
@@ -93,18 +95,46 @@ def _check_overlay(stream, manifest: Manifest) -> None:
                                f"overlap at token {nxt[0]}")
 
 
-def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], int]]) -> None:
-    by_first: dict[int, list[tuple[str, list[int], int]]] = defaultdict(list)
+def _corpus_renderings(run_dir: Path) -> dict[tuple[str, str, str], int] | None:
+    """Exact renderings the corpus scan found outside the copies (None: no scan recorded)."""
+    from core.run_dir import RunDir
+    from inject.corpus_scan import rendering_counts
+
+    scan = RunDir(run_dir).read_corpus_scan()
+    return None if scan is None else rendering_counts(scan)
+
+
+def _check_item_counts(stream: np.ndarray, patterns: list[tuple[str, list[int], int, int | None]]) -> None:
+    """Each item's rendering occurs as often as it was injected plus the times the corpus
+    scan found it in the corpus text (``None``: not scanned, counted as 0)."""
+    by_first: dict[int, list[tuple[str, list[int], int, int | None]]] = defaultdict(list)
+    same: dict[tuple[int, ...], list[tuple[str, int]]] = defaultdict(list)
     for p in patterns:
         by_first[p[1][0]].append(p)
+        same[tuple(p[1])].append((p[0], p[2]))
     for first, group in tqdm(by_first.items(), desc="verify: item occurrences", unit=" group", mininterval=2.0,
                                disable=not show_bars()):
         positions = np.flatnonzero(stream == first)
-        for name, toks, count in group:
+        for name, toks, count, in_corpus in group:
             n = count_occurrences(stream, toks, positions)
-            if n != count:
+            if n != count + (in_corpus or 0):
                 kind = "control item" if count == 0 else "item"
-                raise SpikeinError(f"{kind} {name} occurs {n} times in the stream, expected {count}")
+                twins = [(other, c) for other, c in same[tuple(toks)] if other != name]
+                raise SpikeinError(f"{kind} {name} occurs {n} times in the stream, expected {count}"
+                                   + _cause(twins, in_corpus))
+
+
+def _cause(twins: list[tuple[str, int]], in_corpus: int | None) -> str:
+    """Why an item's count is off, as far as verify can tell."""
+    if twins:
+        named = ", ".join(f"{other} (injected {c} times)" for other, c in twins)
+        return (f": it renders exactly as {named}, the same item twice in the benchmark file "
+                "(exact duplicates are merged at load: same question and choices after whitespace normalisation)")
+    if in_corpus is None:
+        return ": no data/corpus_scan.json to say whether the corpus holds it (rebuild with overwrite=true)"
+    if in_corpus:
+        return f" ({in_corpus} in the corpus text per data/corpus_scan.json): the stream differs from its plan"
+    return ": data/corpus_scan.json found it nowhere in the corpus text, so the stream differs from its plan"
 
 
 def run_verify(cfg) -> int:

@@ -12,6 +12,7 @@ from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
 from launch import plots
+from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
 from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
                             last_exposure_steps, settings_key, smallest_count, split_by_settings, sustained_detection)
@@ -73,15 +74,18 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     series = forgetting_series(rows, manifest, checkpoint_index(run_dir))
     if series:
         figs.append(plots.forgetting(series, alpha, out / "forgetting.png", f"{name}: after the last exposure"))
+    scan = read_scan(run_dir)
+    marked = mark_found(last, scan)  # partitions with items in the corpus, named so in every table of rows
     md = "\n".join([
         f"# spikein report: {name}\n",
         setup_section(run_dir, manifest, rows),
+        corpus_scan_section(scan),
         settings_section(rows),
-        verdict_section(rows, manifest, alpha),
+        flag_verdicts(verdict_section(rows, manifest, alpha), scan),
         comparison_section(rows, alpha),
-        results_table(last),
-        descriptive_rates_section(last),
-        structure_section(last),
+        results_table(marked),
+        descriptive_rates_section(marked),
+        structure_section(marked),
         other_settings_section(rows, other),
         "## Plots\n",
         *[f"![{f.stem}]({f.name})\n" for f in figs],
@@ -382,5 +386,6 @@ def _log_to_wandb(cfg, out: Path, current: dict[tuple[str, str], str] | None) ->
     cmp = comparison_rows(rows, float(cfg.report.alpha))
     columns = list(cmp[0]) if cmp else ["count", "detector"]
     run.log({"report/detector_comparison": wandb.Table(columns=columns, data=[[c[k] for k in columns] for c in cmp]),
-             **{f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}})
+             **{f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))},
+             **wandb_counts(read_scan(Path(cfg.run_dir)))})
     run.finish()
