@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping
 
 from core.config import LauncherConfig, typed_section
 from core.errors import SpikeinError
+from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
 # The folder holding spikein's packages: workers import from here, never from the working
@@ -72,6 +73,8 @@ def _master(lc: LauncherConfig) -> tuple[str, int]:
                                capture_output=True, text=True, check=True).stdout.split()
         addr = hosts[0]
     port = lc.master_port
+    if port in (None, "", 0, "auto") and lc.kind == "srun":
+        port = slurm_port()  # two jobs on one node must not share a port
     if port in (None, "", 0, "auto"):
         if int(lc.num_nodes) > 1:
             raise SpikeinError("set launcher.master_port for a multi-node run (every node must agree)")
@@ -97,8 +100,9 @@ def launcher_command(module: str, run_dir: Path, launcher_cfg: LauncherConfig | 
             cmd += [f"--num_gpus={n}"]
         return cmd + [module, str(run_dir)]
     if kind == "srun":
+        cpus = slurm_cpus_per_task()  # srun does not inherit sbatch's --cpus-per-task (Slurm >= 22.05)
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={n}", "--kill-on-bad-exit=1",
-                *python_command(module, run_dir)]
+                *([f"--cpus-per-task={cpus}"] if cpus else []), *python_command(module, run_dir)]
     raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
 
 
@@ -109,7 +113,8 @@ def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
     n = int(lc.nproc_per_node)
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+        cpus = slurm_cpus_per_task() if lc.kind == "srun" else None  # each task gets its own CPUs there
+        env["OMP_NUM_THREADS"] = str(cpus or cpu_threads(n))
     return env
 
 

@@ -19,20 +19,15 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import SpikeinError
+from core.workers.env import device_index, env_rank, map_launcher_env
 from core.workers.launch import die_with_parent
 
 log = logging.getLogger("spikein")
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def prepare_environment(backend: str) -> None:
     """Before DeepSpeed is imported: rank variables, CPU accelerator, no shared-memory all-reduce."""
-    if "RANK" not in os.environ and "SLURM_PROCID" in os.environ:  # srun without torchrun
-        os.environ.update(RANK=os.environ["SLURM_PROCID"], WORLD_SIZE=os.environ["SLURM_NTASKS"],
-                          LOCAL_RANK=os.environ.get("SLURM_LOCALID", "0"))
+    map_launcher_env()  # srun without torchrun (run_worker has done it already; bench scripts call this alone)
     for key, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
                          ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
         os.environ.setdefault(key, default)
@@ -73,7 +68,7 @@ def init_distributed(backend: str) -> tuple[int, int]:
         ds_torch.build_shm_op = lambda: None
     if backend == "nccl":  # each rank on its own GPU before NCCL sees it (barriers, gathers)
         import torch
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device_index())
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
     import torch.distributed as dist
     return dist.get_rank(), dist.get_world_size()
@@ -135,6 +130,7 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
         print(f"usage: python -m <worker module> <run_dir>  (got {argv})", file=sys.stderr)
         sys.exit(2)
     die_with_parent()  # a worker never outlives its launcher
+    map_launcher_env()  # before anything reads RANK: srun tasks log and mark as their real rank
     run_dir = Path(argv[0])
     rank = env_rank()
     log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or run_dir / "logs" / prefix)
