@@ -96,6 +96,21 @@ def refuse_sweep_dir_outside_report(stage: str, overrides: list[str]) -> None:
                            "(a multirun's own directory is hydra.sweep.dir)")
 
 
+def _run_stage(stage: str, cfg: DictConfig) -> int:
+    """The stage here; with several torchrun nodes only node 0 runs it, the others follow
+    (core/workers/nodes.py): one writer per run dir."""
+    from core.workers import nodes
+
+    if nodes.is_follower(cfg.launcher):
+        from core.workers.launch import launch_share
+
+        return nodes.follow_node0(cfg, lambda module, log_dir, env: launch_share(
+            module, cfg.run_dir, cfg.launcher, log_dir, env))
+    with nodes.node_group(cfg.launcher):
+        result = _stage_fn(stage)(cfg)
+    return int(result) if isinstance(result, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -129,8 +144,7 @@ def _main(argv: list[str] | None) -> int:
             rest = _audit_shorthand(rest)
         cfg = compose(rest)
         check_run_dir(cfg.run_dir)
-        result = _stage_fn(stage)(cfg)
-        return int(result) if isinstance(result, int) else 0
+        return _run_stage(stage, cfg)
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
         return 2

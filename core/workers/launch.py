@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping
 
 from core.config import LauncherConfig, typed_section
 from core.errors import SpikeinError
+from core.workers import nodes
 from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
@@ -126,9 +127,25 @@ def launch_workers(module: str, run_dir: str | Path, launcher_cfg: LauncherConfi
     log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
     new_attempt(log_dir)
     addr, port = _master(lc)
+    port = nodes.worker_port(lc, port)
+    group = nodes.current()
+    if group is not None:  # several torchrun nodes: the others start their share now
+        group.announce(module, str(log_dir), env)
     child_env = _child_env(lc, log_dir, addr, port, env)
     with _sigterm_as_interrupt():
         _run(module, run_dir, lc, log_dir, addr, port, child_env)
+
+
+def launch_share(module: str, run_dir: str | Path, launcher_cfg: LauncherConfig | Mapping[str, Any],
+                 log_dir: str | Path, env: Mapping[str, str] | None = None) -> None:
+    """A node ``node_rank > 0``: this node's workers of a launch node 0 announced (logs
+    as node 0 rotated them, nothing else written)."""
+    lc, log_dir = launcher_config(launcher_cfg), Path(log_dir)
+    addr, port = _master(lc)
+    port = nodes.worker_port(lc, port)
+    child_env = _child_env(lc, log_dir, addr, port, env)
+    with _sigterm_as_interrupt():
+        _run(module, Path(run_dir), lc, log_dir, addr, port, child_env)
 
 
 def new_attempt(log_dir: Path) -> None:

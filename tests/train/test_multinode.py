@@ -1,0 +1,72 @@
+"""Training on several "nodes" of one machine, SIGTERM preemption, resume on another world size."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from train_fixtures import make_run, read_jsonl, train_overrides, weights_hash
+
+from core.run_dir import RunDir
+from launch.config import compose
+from tests.torchrun import free_port
+from train.stage import run_train
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = ("train.max_steps=6", "train.checkpoint_every=3", "train.micro_batch=1",
+         "inject.allow_untrained_copies=true", "deepspeed=zero2_cpu")
+
+
+def spikein_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "launch.cli", *args]
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def one_node_two_ranks(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ref") / "run"
+    make_run(run, n_tokens=4096)
+    assert run_train(compose(train_overrides(run, *STEPS, "launcher=local", "launcher.nproc_per_node=2"))) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_on_one_run_dir_train_once(tmp_path, one_node_two_ranks):
+    run = tmp_path / "run"
+    make_run(run, n_tokens=4096)
+    port = free_port()
+    common = train_overrides(run, *STEPS, "launcher=torchrun", "launcher.num_nodes=2", "launcher.nproc_per_node=1",
+                             "launcher.master_addr=127.0.0.1", f"launcher.master_port={port}")
+    procs = [subprocess.Popen(spikein_cmd("train", *common, f"launcher.node_rank={k}"), cwd=REPO, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2000:] for o in outs)
+    final = lambda r: weights_hash(r / "checkpoints" / "step_6" / "hf")  # noqa: E731
+    assert final(run) == final(one_node_two_ranks)
+    losses = lambda r: [(x["step"], x["loss"]) for x in read_jsonl(r / "train" / "metrics.jsonl")]  # noqa: E731
+    assert losses(run) == losses(one_node_two_ranks)
+    logs = run / "train" / "logs"
+    assert sorted(p.name for p in logs.glob("rank*.log")) == ["rank0.log", "rank1.log"]  # no rotated .log.1
+    assert "already running" not in outs[1]
+
+
+def test_several_torchrun_nodes_need_an_explicit_master_addr(tmp_path):
+    from core.workers.nodes import node_group
+    from core.errors import SpikeinError
+
+    cfg = compose(train_overrides(tmp_path / "run", "launcher=torchrun", "launcher.num_nodes=2",
+                                  "launcher.master_port=29999"))
+    with pytest.raises(SpikeinError, match="launcher.master_addr"):
+        with node_group(cfg.launcher):
+            pass
+    assert not (tmp_path / "run").exists()
