@@ -16,7 +16,7 @@ if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the c
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
 from core.run_lock import check_run_dir
 from core.wandb_log import SESSION_ENV
 
@@ -145,6 +145,9 @@ def _main(argv: list[str] | None) -> int:
         cfg = compose(rest)
         check_run_dir(cfg.run_dir)
         return _run_stage(stage, cfg)
+    except Preempted as e:  # not an error: the scheduler asked, the checkpoint is complete
+        print(f"spikein: {e}", file=sys.stderr)
+        return Preempted.exit_code
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
         return 2

@@ -92,8 +92,10 @@ def _save_module(module, out_dir: Path, tokenizer_dir: Path) -> None:
 
 def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str, Any] | None,
                     tokenizer_dir: Path, tokens_seen: int, epochs: float, keep_last: int,
-                    keep_hf: str, rank: int, exposure: dict[str, Any] | None = None) -> None:
-    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only.
+                    keep_hf: str, rank: int, exposure: dict[str, Any] | None = None,
+                    with_hf: bool = True) -> None:
+    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only,
+    ``with_hf=False`` the DeepSpeed state only (a preemption checkpoint, for resuming).
 
     ``exposure`` (copies seen per epoch, step of the last exposure, per partition) goes
     into the index entry, so the audit and report read it beside the checkpoint.
@@ -108,7 +110,8 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
     dist.barrier()
     if client_state is not None:
         engine.save_checkpoint(str(tmp), tag=rd.ds_dir(step).name, client_state=client_state, save_latest=False)
-    export_hf(engine, tmp / rd.hf_dir(step).name, tokenizer_dir, rank)  # tmp becomes step_dir(step)
+    if with_hf:
+        export_hf(engine, tmp / rd.hf_dir(step).name, tokenizer_dir, rank)  # tmp becomes step_dir(step)
     dist.barrier()
     if rank == 0:
         if final.exists():  # a complete checkpoint of this step not in the index (killed before it)
@@ -117,7 +120,7 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
         fsync_dir(rd.checkpoints)
         hf, ds = (p.relative_to(rd.checkpoints).as_posix() for p in (rd.hf_dir(step), rd.ds_dir(step)))
         entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
-                 "hf": hf, "ds": ds if client_state is not None else None,
+                 "hf": hf if with_hf else None, "ds": ds if client_state is not None else None,
                  **(exposure or {})}
         _publish(run_dir, entry, keep_last, keep_hf)
     dist.barrier()
@@ -135,8 +138,8 @@ def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str)
     for c in with_ds[:-max(1, keep_last)]:
         doomed.append(c["ds"])
         c["ds"] = None
-    if keep_hf == "last":
-        for c in entries[:-1]:
+    if keep_hf == "last":  # the newest export stays, even when a preemption checkpoint (no hf) came after it
+        for c in [c for c in entries if c.get("hf")][:-1]:
             if c.get("hf"):
                 doomed.append(c["hf"])
                 c["hf"] = None

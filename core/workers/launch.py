@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from core.config import LauncherConfig, typed_section
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
 from core.workers import nodes
 from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
 
@@ -132,8 +132,7 @@ def launch_workers(module: str, run_dir: str | Path, launcher_cfg: LauncherConfi
     if group is not None:  # several torchrun nodes: the others start their share now
         group.announce(module, str(log_dir), env)
     child_env = _child_env(lc, log_dir, addr, port, env)
-    with _sigterm_as_interrupt():
-        _run(module, run_dir, lc, log_dir, addr, port, child_env)
+    _run(module, run_dir, lc, log_dir, addr, port, child_env)
 
 
 def launch_share(module: str, run_dir: str | Path, launcher_cfg: LauncherConfig | Mapping[str, Any],
@@ -144,28 +143,45 @@ def launch_share(module: str, run_dir: str | Path, launcher_cfg: LauncherConfig 
     addr, port = _master(lc)
     port = nodes.worker_port(lc, port)
     child_env = _child_env(lc, log_dir, addr, port, env)
-    with _sigterm_as_interrupt():
-        _run(module, Path(run_dir), lc, log_dir, addr, port, child_env)
+    _run(module, Path(run_dir), lc, log_dir, addr, port, child_env)
 
 
 def new_attempt(log_dir: Path) -> None:
     """Rank logs are per attempt: the previous attempt's logs become ``rank<r>.log.1``, and
     its error and done markers go, so a failure message never quotes an earlier run."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*log_dir.glob("rank*.error"), *log_dir.glob("rank*.done")]:
+    for stale in [*log_dir.glob("rank*.error"), *log_dir.glob("rank*.done"), *log_dir.glob("rank*.preempted")]:
         stale.unlink()
     for old in log_dir.glob("rank*.log"):
         old.replace(old.with_name(old.name + ".1"))
 
 
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # a scheduler's notice (SLURM: time limit, preemption)
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM (or a closed terminal's SIGHUP) stops our workers too."""
+def _signals_passed_on(children: list[subprocess.Popen], kind: str) -> Iterator[None]:
+    """A scheduler's SIGTERM / SIGUSR1 goes on to the workers, which finish the step, save a
+    checkpoint and stop (train/loop.py); we keep waiting for them. A second one, or SIGHUP
+    (a closed terminal), stops them now."""
+    notices: list[int] = []
+
+    def pass_on(signum, frame):
+        if notices:
+            raise KeyboardInterrupt(f"signal {signum}")
+        notices.append(signum)
+        # torchrun's agent passes SIGTERM on to its workers (SIGUSR1 would kill it)
+        sig = signal.SIGTERM if kind == "torchrun" else signum
+        for p in children:
+            if p.poll() is None:
+                p.send_signal(sig)
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        previous = {sig: signal.signal(sig, pass_on) for sig in PREEMPT_SIGNALS}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, interrupt)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
@@ -193,8 +209,11 @@ def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: st
         if int(lc.num_nodes) != 1:
             raise SpikeinError("launcher.kind=local runs on one machine; use torchrun, deepspeed or srun "
                                "for launcher.num_nodes > 1")
-        procs = _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
-        failed = _wait_all(procs)
+        procs: list[subprocess.Popen] = []
+        with _signals_passed_on(procs, lc.kind):
+            procs += _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
+            failed = _wait_all(procs)
+        _check_preempted(log_dir)
         if failed is not None:
             raise SpikeinError(failure_message(log_dir, module, failed))
         _check_done(log_dir, module, len(procs))
@@ -202,11 +221,15 @@ def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: st
     cmd = launcher_command(module, run_dir, lc, addr, port)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise SpikeinError(f"launcher.kind={lc.kind}: '{cmd[0]}' not found on PATH")
-    proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=die_with_parent)
-    tail, pump = _relay(proc)
-    code = _wait_one(proc)
+    children: list[subprocess.Popen] = []
+    with _signals_passed_on(children, lc.kind):
+        proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
+        children.append(proc)
+        tail, pump = _relay(proc)
+        code = _wait_one(proc)
     pump.join(timeout=10)  # the launcher's last words
+    _check_preempted(log_dir)
     if code != 0:
         raise SpikeinError(failure_message(log_dir, module, (None, code), tail))
 
@@ -218,6 +241,13 @@ def _start_local(module: str, run_dir: Path, n: int, env: dict[str, str]) -> lis
                         LOCAL_WORLD_SIZE=str(n), GROUP_RANK="0")
         procs.append(subprocess.Popen(python_command(module, run_dir), env=rank_env, preexec_fn=die_with_parent))
     return procs
+
+
+def _check_preempted(log_dir: Path) -> None:
+    """Workers that stopped on a scheduler's signal after saving: one line, exit status 75."""
+    markers = sorted(log_dir.glob("rank*.preempted"))
+    if markers:
+        raise Preempted(json.loads(markers[0].read_text())["message"])
 
 
 def _check_done(log_dir: Path, module: str, n: int) -> None:

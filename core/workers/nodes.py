@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any, Iterator, Mapping
 
 from core.config import LauncherConfig, typed_section
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
 
 JOIN_TIMEOUT_S = 1800  # how long a node waits for node 0 to come up (node 0 may be injecting)
 POLL_S = 0.5
@@ -94,6 +94,9 @@ def node_group(launcher_cfg: Any) -> Iterator[None]:
     try:
         yield
         code = 0
+    except Preempted:
+        code = Preempted.exit_code
+        raise
     except SpikeinError:
         code = 2
         raise

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
 from core.workers.env import device_index, env_rank, map_launcher_env
 from core.workers.launch import die_with_parent
 
@@ -123,6 +123,13 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _log_to_file_only(message: str) -> None:
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None = None) -> None:
     """Entry point of ``python -m <worker> <run_dir>``: logging, failure marker, exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -139,6 +146,10 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     try:
         main(run_dir)
         (log_dir / f"rank{rank}.done").write_text(json.dumps({"rank": rank, "time": time.time()}) + "\n")
+    except Preempted as e:  # every rank stopped at the same step, its checkpoint complete
+        code = Preempted.exit_code
+        _log_to_file_only(str(e))  # the console gets the command's one line
+        (log_dir / f"rank{rank}.preempted").write_text(json.dumps({"rank": rank, "message": str(e)}) + "\n")
     except BaseException as e:  # noqa: BLE001 - every failure must leave its marker
         code = 2 if isinstance(e, SpikeinError) else 130 if isinstance(e, KeyboardInterrupt) else 1
         log.error("rank %d failed: %s", rank, _one_line(e))
@@ -146,6 +157,6 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
                   "traceback": traceback.format_exc()}
         (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
     finally:
-        shutdown_distributed(clean=code == 0)
+        shutdown_distributed(clean=code in (0, Preempted.exit_code))
         logging.shutdown()
     sys.exit(code)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from tests.torchrun import free_port
 from train.stage import run_train
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("train.max_steps=6", "train.checkpoint_every=3", "train.micro_batch=1",
+STEPS = ("train.max_steps=24", "train.checkpoint_every=12", "train.micro_batch=1",
          "inject.allow_untrained_copies=true", "deepspeed=zero2_cpu")
 
 
@@ -51,7 +54,7 @@ def test_two_torchrun_nodes_on_one_run_dir_train_once(tmp_path, one_node_two_ran
             if p.poll() is None:
                 p.kill()
     assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2000:] for o in outs)
-    final = lambda r: weights_hash(r / "checkpoints" / "step_6" / "hf")  # noqa: E731
+    final = lambda r: weights_hash(r / "checkpoints" / "step_24" / "hf")  # noqa: E731
     assert final(run) == final(one_node_two_ranks)
     losses = lambda r: [(x["step"], x["loss"]) for x in read_jsonl(r / "train" / "metrics.jsonl")]  # noqa: E731
     assert losses(run) == losses(one_node_two_ranks)
@@ -70,3 +73,35 @@ def test_several_torchrun_nodes_need_an_explicit_master_addr(tmp_path):
         with node_group(cfg.launcher):
             pass
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_the_rerun_is_exact(tmp_path, one_node_two_ranks):
+    run = tmp_path / "run"
+    make_run(run, n_tokens=4096)
+    args = train_overrides(run, *STEPS, "launcher=local", "launcher.nproc_per_node=2")
+    proc = subprocess.Popen(spikein_cmd("train", *args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run / "train" / "metrics.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(read_jsonl(metrics)) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # the scheduler's notice, to the command only (it passes it on)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 75, err[-2000:]
+    lines = [ln for ln in err.splitlines() if "preempted" in ln]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    stopped = int(re.search(r"at step (\d+) of 24", lines[0]).group(1))
+    index = RunDir(run).read_index()
+    assert not index["finished"] and 2 <= stopped < 24
+    entry = next(c for c in index["checkpoints"] if c["step"] == stopped)
+    assert entry["ds"] and (run / "checkpoints" / entry["ds"]).is_dir()
+    assert max(c["step"] for c in index["checkpoints"]) == stopped
+    assert run_train(compose(args)) == 0  # the same command continues
+    assert f"resuming from step {stopped}" in (run / "train" / "logs" / "rank0.log").read_text()
+    final = lambda r: weights_hash(r / "checkpoints" / "step_24" / "hf")  # noqa: E731
+    assert final(run) == final(one_node_two_ranks)
+    losses = lambda r: [(x["step"], x["loss"]) for x in read_jsonl(r / "train" / "metrics.jsonl")]  # noqa: E731
+    assert losses(run) == losses(one_node_two_ranks)
