@@ -136,7 +136,7 @@ def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str)
     doomed: list[str] = []
     with_ds = [c for c in entries if c.get("ds")]
     for c in with_ds[:-max(1, keep_last)]:
-        doomed.append(c["ds"])
+        doomed += [c["ds"], c["ds"] + UNIVERSAL]
         c["ds"] = None
     if keep_hf == "last":  # the newest export stays, even when a preemption checkpoint (no hf) came after it
         for c in [c for c in entries if c.get("hf")][:-1]:
@@ -157,6 +157,47 @@ def mark_finished(run_dir: Path) -> None:
     write_json(rd.index, {**index, "finished": True})
 
 
+# --- another world size: DeepSpeed universal checkpoints --------------------------
+
+UNIVERSAL = "_universal"  # step_<N>/ds_universal beside step_<N>/ds
+
+
+def saved_world_size(ds_dir: Path) -> int | None:
+    """The data-parallel size a ZeRO checkpoint was partitioned for (one optimizer shard per
+    rank); None for ZeRO-0, whose state loads on any number of ranks."""
+    shards = list(ds_dir.glob("zero_pp_rank_*_mp_rank_00_optim_states.pt"))
+    return len(shards) or None
+
+
+def universal_dir(run_dir: Path, entry: dict[str, Any]) -> Path:
+    ds = RunDir(run_dir).checkpoint_file(entry["ds"])
+    return ds.with_name(ds.name + UNIVERSAL)
+
+
+def make_universal(run_dir: Path, entry: dict[str, Any]) -> Path:
+    """Rank 0: ``ds_to_universal`` of the checkpoint (once; built aside, then renamed), so a
+    run partitioned over N ranks resumes on M (DeepSpeed's ``checkpoint.load_universal``)."""
+    from argparse import Namespace
+    import contextlib
+    import io
+
+    from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+
+    out = universal_dir(run_dir, entry)
+    if out.is_dir():
+        return out
+    tmp = out.with_name("." + out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry["ds"])), output_folder=str(tmp),
+                     num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True,
+                     inject_missing_state=True)  # our checkpoints carry no Megatron-style TP/PP info
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress lines and bars
+        ds_to_universal(args)
+    tmp.rename(out)
+    fsync_dir(out.parent)
+    return out
+
+
 def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
     """The state file that failed to load: the one the error names, else the first that is
     not a whole torch zip archive (a truncated file lost its central directory)."""
@@ -167,10 +208,14 @@ def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
     return broken[0] if broken else ds_dir
 
 
-def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str) -> dict[str, Any]:
-    """Restore model, optimizer and scheduler; returns the client state (checked to match)."""
+def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str,
+                    universal: bool = False) -> dict[str, Any]:
+    """Restore model, optimizer and scheduler; returns the client state (checked to match).
+    ``universal``: from the universal copy (:func:`make_universal`), on another world size."""
     rd = RunDir(run_dir)
     step_dir, ds_dir = rd.step_dir(entry["step"]), rd.ds_dir(entry["step"])
+    if universal:
+        ds_dir = universal_dir(run_dir, entry)
     try:
         path, client = engine.load_checkpoint(str(step_dir), tag=ds_dir.name, load_optimizer_states=True,
                                               load_lr_scheduler_states=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,3 +106,38 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_is_exact(tmp_path, one_node_tw
     assert final(run) == final(one_node_two_ranks)
     losses = lambda r: [(x["step"], x["loss"]) for x in read_jsonl(r / "train" / "metrics.jsonl")]  # noqa: E731
     assert losses(run) == losses(one_node_two_ranks)
+
+
+def _as_if_killed_after(run: Path, step: int) -> None:
+    """The run dir a kill right after checkpoint ``step`` leaves: later checkpoints unlisted."""
+    from core.atomic import write_json
+
+    index = RunDir(run).read_index()
+    for c in index["checkpoints"]:
+        if c["step"] > step:
+            shutil.rmtree(run / "checkpoints" / f"step_{c['step']}")
+    write_json(RunDir(run).index, {**index, "finished": False,
+                                   "checkpoints": [c for c in index["checkpoints"] if c["step"] <= step]})
+
+
+@pytest.mark.slow
+def test_zero2_two_ranks_continue_on_one_through_a_universal_checkpoint(tmp_path, one_node_two_ranks):
+    import torch
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    shutil.copytree(one_node_two_ranks, run)
+    _as_if_killed_after(run, 12)
+    assert run_train(compose(train_overrides(run, *STEPS, "launcher=local", "launcher.nproc_per_node=1"))) == 0
+    log = (run / "train" / "logs" / "rank0.log").read_text()
+    assert "written by 2 ranks, resuming on 1" in log and "resuming from step 12" in log
+    assert (run / "checkpoints" / "step_12" / "ds_universal").is_dir()
+    rows, ref = (read_jsonl(r / "train" / "metrics.jsonl") for r in (run, one_node_two_ranks))
+    assert [r["step"] for r in rows] == [r["step"] for r in ref] == list(range(1, 25))
+    assert [r["copies_seen"] for r in rows] == [r["copies_seen"] for r in ref]  # the same data, step by step
+    for a, b in zip(rows[12:], ref[12:]):  # only the floating-point reduction order differs
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    final = {r: load_file(str(r / "checkpoints" / "step_24" / "hf" / "model.safetensors")) for r in (run, one_node_two_ranks)}
+    for name, tensor in final[run].items():
+        torch.testing.assert_close(tensor, final[one_node_two_ranks][name], rtol=1e-4, atol=1e-5)
+    assert RunDir(run).read_index()["finished"]
