@@ -149,7 +149,9 @@ class LauncherConfig:
     node_rank: int = 0  # this node's rank (torchrun, several nodes)
     master_addr: Optional[str] = None  # null: 127.0.0.1 (one node), the first host (srun, hostfile); set it for torchrun nodes
     master_port: Optional[int] = None  # null: a free port (one node), from $SLURM_JOB_ID (srun)
-    hostfile: Optional[str] = None  # deepspeed launcher: "host slots=N" lines
+    hostfile: Optional[str] = None  # deepspeed launcher: "host slots=N" lines; hosts and slots come from it
+    include: Optional[str] = None  # deepspeed hostfile: only these hosts/slots ("worker-0@worker-1:0,2")
+    exclude: Optional[str] = None  # deepspeed hostfile: all but these hosts/slots ("worker-1:0")
 
 
 @dataclass

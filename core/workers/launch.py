@@ -58,7 +58,32 @@ def launcher_config(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> Launche
 
 def world_size(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> int:
     lc = launcher_config(launcher_cfg)
+    if lc.kind == "deepspeed" and lc.hostfile:
+        return sum(len(slots) for slots in hostfile_hosts(lc).values())
     return int(lc.nproc_per_node) * int(lc.num_nodes)
+
+
+def hostfile_hosts(lc: LauncherConfig) -> dict[str, list[int]]:
+    """The hosts and slots the deepspeed launcher will use: the hostfile's ``host slots=N``,
+    filtered by ``launcher.include`` / ``exclude`` or cut to the first ``num_nodes`` hosts,
+    by DeepSpeed's own parser (so the plan and the launch agree)."""
+    from deepspeed.launcher.runner import apply_num_nodes_and_gpus, fetch_hostfile, parse_inclusion_exclusion
+
+    path = Path(str(lc.hostfile)).expanduser()
+    if not path.is_file():
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: no such file")
+    try:
+        pool = fetch_hostfile(str(path))
+        if not pool:
+            raise ValueError("no 'host slots=N' line")
+        hosts = parse_inclusion_exclusion(pool, lc.include or "", lc.exclude or "")
+    except ValueError as e:
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: {e}") from None
+    if int(lc.num_nodes) > 1 and not (lc.include or lc.exclude):
+        hosts = apply_num_nodes_and_gpus(hosts, int(lc.num_nodes), -1)
+    if not hosts:
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: launcher.include/exclude leave no host")
+    return dict(hosts)
 
 
 def free_port() -> int:
@@ -93,18 +118,53 @@ def launcher_command(module: str, run_dir: Path, launcher_cfg: LauncherConfig | 
                 f"--node_rank={int(lc.node_rank)}", f"--master_addr={addr}", f"--master_port={port}",
                 "--no-python", *python_command(module, run_dir)]
     if kind == "deepspeed":  # its `python -u -m module` is kept safe by PYTHONSAFEPATH in the env
-        cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
-               f"--master_addr={addr}", f"--master_port={port}", "--log_level=warning"]
-        if lc.hostfile:
-            cmd += [f"--hostfile={lc.hostfile}", f"--num_nodes={nodes}"]
-        else:
-            cmd += [f"--num_gpus={n}"]
-        return cmd + [module, str(run_dir)]
+        return _deepspeed_command(module, run_dir, lc, port)
     if kind == "srun":
         cpus = slurm_cpus_per_task()  # srun does not inherit sbatch's --cpus-per-task (Slurm >= 22.05)
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={n}", "--kill-on-bad-exit=1",
                 *([f"--cpus-per-task={cpus}"] if cpus else []), *python_command(module, run_dir)]
     raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
+
+
+def _deepspeed_command(module: str, run_dir: Path, lc: LauncherConfig, port: int) -> list[str]:
+    """No --master_addr unless the user set one: DeepSpeed then asks the first host of the
+    hostfile for its address (a loopback address would send remote ranks to themselves)."""
+    cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
+           f"--master_port={port}", "--log_level=warning"]
+    if lc.master_addr:
+        cmd.append(f"--master_addr={lc.master_addr}")
+    if lc.hostfile:  # remote nodes run in this directory: absolute paths only
+        cmd.append(f"--hostfile={Path(str(lc.hostfile)).expanduser().resolve()}")
+        if lc.include or lc.exclude:
+            cmd.append(f"--include={lc.include}" if lc.include else f"--exclude={lc.exclude}")
+        elif int(lc.num_nodes) > 1:
+            cmd.append(f"--num_nodes={int(lc.num_nodes)}")
+        run_dir = Path(run_dir).resolve()
+    else:
+        cmd.append(f"--num_gpus={int(lc.nproc_per_node)}")
+    return cmd + [module, str(run_dir)]
+
+
+# Variables the workers need that DeepSpeed's pdsh runner does not forward to remote nodes
+# (it forwards PYTHON*, NCCL*, ... only): they travel in its environment file.
+WORKER_ENV_PREFIXES = ("SPIKEIN_", "HF_", "WANDB_", "TRANSFORMERS_", "TOKENIZERS_", "DS_ACCELERATOR",
+                       "OMP_NUM_THREADS", "CUDA_", "TORCH_")
+
+
+def deepspeed_env_file(log_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Write ``<log_dir>/.deepspeed_env`` (KEY=VALUE lines, the user's ~/.deepspeed_env
+    first) and return ``env`` with DS_ENV_FILE naming it, where DeepSpeed's runner looks."""
+    from core.atomic import write_text
+
+    lines = []
+    for own in (Path.home() / ".deepspeed_env", Path(".deepspeed_env")):
+        if own.is_file():
+            lines += [ln for ln in own.read_text().splitlines() if "=" in ln]
+    lines += [f"{k}={v}" for k, v in sorted(env.items())
+              if k.startswith(WORKER_ENV_PREFIXES) and "\n" not in v]
+    path = log_dir / ".deepspeed_env"
+    write_text(path, "\n".join(lines) + "\n")
+    return {**env, "DS_ENV_FILE": str(path.resolve())}  # absolute: os.path.join keeps it as is
 
 
 def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
@@ -221,6 +281,8 @@ def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: st
     cmd = launcher_command(module, run_dir, lc, addr, port)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise SpikeinError(f"launcher.kind={lc.kind}: '{cmd[0]}' not found on PATH")
+    if lc.kind == "deepspeed" and lc.hostfile:
+        child_env = deepspeed_env_file(log_dir, child_env)
     children: list[subprocess.Popen] = []
     with _signals_passed_on(children, lc.kind):
         proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
