@@ -39,6 +39,7 @@ from core.config import LauncherConfig, typed_section
 from core.errors import Preempted, SpikeinError
 from core.workers import nodes
 from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
+from core.workers.faults import filesystem_fault
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
 # The folder holding spikein's packages: workers import from here, never from the working
@@ -402,6 +403,8 @@ def failure_message(log_dir: Path, module: str, failed: tuple[int | None, int],
         first = min(markers, key=lambda m: m["time"])
         rank = int(first["rank"])
         log_path = log_dir / f"rank{rank}.log"
+        if first.get("fault"):  # a filesystem fault: its cause and path say it all
+            return f"{module} rank {rank} failed: {first['error']} (traceback: {log_path})"
         if first.get("exit") == 2:  # a SpikeinError already says what is wrong
             return f"{module} rank {rank}: {first['error']} (log: {log_path})"
         lines = [ln for ln in _last_lines(log_path, 4) if f"rank {rank} failed:" not in ln][-3:]
@@ -409,6 +412,10 @@ def failure_message(log_dir: Path, module: str, failed: tuple[int | None, int],
                 f"{' | '.join(lines) or '(none)'} (log: {log_path}, traceback: {log_dir}/rank{rank}.error)")
     if rank is None and tail is not None:
         rank = _rank_from_launcher(b"".join(tail).decode(errors="replace"))
+    fault = filesystem_fault(log_dir)  # no marker: perhaps no room (or no filesystem) to write it
+    if fault is not None:
+        who = f"rank {rank}" if rank is not None else "a rank"
+        return f"{module} {who} failed: {fault} (log: {log_dir})"
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     who = f"rank {rank}" if rank is not None else "a rank"
     log_path = log_dir / f"rank{rank if rank is not None else 0}.log"

@@ -20,6 +20,7 @@ from typing import Callable
 
 from core.errors import Preempted, SpikeinError
 from core.workers.env import device_index, env_rank, map_launcher_env
+from core.workers.faults import fault_cause
 from core.workers.launch import die_with_parent
 
 log = logging.getLogger("spikein")
@@ -130,6 +131,23 @@ def _log_to_file_only(message: str) -> None:
             handler.handle(record)
 
 
+def _leave_error_marker(e: BaseException, rank: int, code: int, run_dir: Path, log_dir: Path) -> None:
+    """The one-line error for the launcher; a filesystem fault is named by its cause and
+    path, and its traceback goes to the rank log only (best effort: the disk may be full)."""
+    fault = None if isinstance(e, (SpikeinError, KeyboardInterrupt)) else fault_cause(e, run_dir)
+    if fault is None:
+        log.error("rank %d failed: %s", rank, _one_line(e))
+    else:
+        logging.raiseExceptions = False  # a log write failing on the same disk stays silent
+        _log_to_file_only(f"rank {rank} failed: {fault}\n{traceback.format_exc()}")
+    marker = {"rank": rank, "error": fault or _one_line(e), "time": time.time(), "exit": code,
+              "fault": fault is not None, "traceback": traceback.format_exc()}
+    try:
+        (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
+    except OSError:  # the launcher diagnoses the filesystem itself (core/workers/faults.py)
+        pass
+
+
 def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None = None) -> None:
     """Entry point of ``python -m <worker> <run_dir>``: logging, failure marker, exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -152,10 +170,7 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
         (log_dir / f"rank{rank}.preempted").write_text(json.dumps({"rank": rank, "message": str(e)}) + "\n")
     except BaseException as e:  # noqa: BLE001 - every failure must leave its marker
         code = 2 if isinstance(e, SpikeinError) else 130 if isinstance(e, KeyboardInterrupt) else 1
-        log.error("rank %d failed: %s", rank, _one_line(e))
-        marker = {"rank": rank, "error": _one_line(e), "time": time.time(), "exit": code,
-                  "traceback": traceback.format_exc()}
-        (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
+        _leave_error_marker(e, rank, code, run_dir, log_dir)
     finally:
         shutdown_distributed(clean=code in (0, Preempted.exit_code))
         logging.shutdown()

@@ -141,3 +141,47 @@ def test_zero2_two_ranks_continue_on_one_through_a_universal_checkpoint(tmp_path
     for name, tensor in final[run].items():
         torch.testing.assert_close(tensor, final[one_node_two_ranks][name], rtol=1e-4, atol=1e-5)
     assert RunDir(run).read_index()["finished"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 900 KiB tmpfs: room for the data and two checkpoints of the tiny run, not three."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=900k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_command_with_one_line_naming_it(small_disk):
+    run = small_disk / "run"
+    make_run(run, n_tokens=4096)
+    args = train_overrides(run, "train.max_steps=6", "train.checkpoint_every=3", "train.micro_batch=1",
+                           "inject.allow_untrained_copies=true", "launcher=local", "launcher.nproc_per_node=2")
+    r = subprocess.run(spikein_cmd("train", *args), cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stdout + r.stderr and "[rank0]" not in r.stderr, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("spikein: error: train.worker rank") and "No space left on device" in last
+    assert str(run) in last
+    assert "Traceback" in (run / "train" / "logs" / "rank0.log").read_text()
+
+
+def test_fault_cause_names_the_os_error_in_the_chain(tmp_path):
+    import errno
+
+    from core.workers.faults import fault_cause
+
+    try:
+        try:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/shared/run/checkpoints/x.pt")
+        except OSError:
+            raise RuntimeError("PytorchStreamWriter failed writing file")
+    except RuntimeError as e:
+        assert fault_cause(e, tmp_path) == "Read-only file system: /shared/run/checkpoints/x.pt"
+    assert fault_cause(ValueError("a bug"), tmp_path) is None  # a healthy filesystem: not a fault
+    assert "No such file" in fault_cause(ValueError("x"), tmp_path / "gone" / "run")
