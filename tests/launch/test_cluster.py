@@ -49,3 +49,30 @@ def test_srun_tasks_without_torchrun_map_their_rank(tmp_path):
         assert sorted(p.name for p in logs.glob("rank*.log")) == ["rank0.log", "rank1.log"], stage
         assert sorted(p.name for p in logs.glob("rank*.done")) == ["rank0.done", "rank1.done"], stage
     assert "--cpus-per-task=1" in (tmp_path / "srun.log").read_text()
+
+
+@pytest.mark.slow
+@needs_shared
+def test_two_torchrun_nodes_run_the_pipeline_once(tmp_path):
+    from tests.torchrun import free_port
+
+    run_dir = tmp_path / "nodes"
+    common = short_run(run_dir, "launcher=torchrun", "launcher.num_nodes=2", "launcher.nproc_per_node=1",
+                       "launcher.master_addr=127.0.0.1", f"launcher.master_port={free_port()}")
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "launch.cli", "run", *common, f"launcher.node_rank={k}"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for k in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2500:] for o in outs)
+    keys = row_keys(audit_rows(run_dir))
+    assert keys and set(keys.values()) == {1}
+    assert (run_dir / "report" / "report.md").exists()
+    for logs in (run_dir / "train" / "logs", run_dir / "logs" / "audit"):
+        assert sorted(p.name for p in logs.glob("rank*.done")) == ["rank0.done", "rank1.done"], logs
+    assert "inject:" not in outs[1] and "report:" not in outs[1]  # node 1 only ran its workers
