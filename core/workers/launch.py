@@ -10,14 +10,20 @@ kinds (``cfg.launcher.kind``):
   LOCAL_RANK / MASTER_ADDR / MASTER_PORT set by us (one machine).
 - ``torchrun``: ``torch.distributed.run``; several nodes: run the same
   ``spikein`` command on every node with ``launcher.num_nodes=M launcher.node_rank=k
-  launcher.master_addr=<node 0> launcher.master_port=<port>``.
+  launcher.master_addr=<node 0> launcher.master_port=<port>``: node 0's command owns the
+  run dir, the others follow it (:mod:`core.workers.nodes`); workers use ``<port> + 1``.
 - ``deepspeed``: ``deepspeed --no_local_rank``; several nodes: ``launcher.hostfile=<file>``
   (``host slots=N`` lines, passwordless ssh, the run dir on a shared filesystem),
-  started once from the first node.
+  started once from the first node; the world size is the hostfile's slots, the workers'
+  variables travel in ``.deepspeed_env``.
 - ``srun`` (SLURM): inside an allocation, e.g.
   ``sbatch -N 2 --ntasks-per-node=8 --gpus-per-node=8 --wrap "spikein train launcher=slurm
   launcher.num_nodes=2 launcher.nproc_per_node=8"``; one ``srun`` task per GPU, the
   first allocated host is the master. (Hydra sweeps on SLURM: ``hydra/launcher=submitit_slurm``.)
+
+A scheduler's SIGTERM / SIGUSR1 to this process is passed on to the workers: training saves
+a checkpoint at the step it is on and the command ends with :class:`core.errors.Preempted`
+(exit status 75). A worker that dies of a filesystem fault is named with its cause and path.
 """
 from __future__ import annotations
 
