@@ -101,6 +101,9 @@ def _run_stage(stage: str, cfg: DictConfig) -> int:
     (core/workers/nodes.py): one writer per run dir."""
     from core.workers import nodes
 
+    if cfg.get("dry_run"):  # plans only: no node waits for another
+        result = _stage_fn(stage)(cfg)
+        return int(result) if isinstance(result, int) else 0
     if nodes.is_follower(cfg.launcher):
         from core.workers.launch import launch_share
 
