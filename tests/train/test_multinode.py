@@ -185,3 +185,17 @@ def test_fault_cause_names_the_os_error_in_the_chain(tmp_path):
         assert fault_cause(e, tmp_path) == "Read-only file system: /shared/run/checkpoints/x.pt"
     assert fault_cause(ValueError("a bug"), tmp_path) is None  # a healthy filesystem: not a fault
     assert "No such file" in fault_cause(ValueError("x"), tmp_path / "gone" / "run")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_scheduler_signal_is_noted_not_fatal(sig):
+    from train.loop import PREEMPT_SIGNALS, PreemptionSignal
+
+    previous = {s: signal.getsignal(s) for s in PREEMPT_SIGNALS}
+    try:
+        notice = PreemptionSignal()
+        os.kill(os.getpid(), sig)  # SLURM: SIGTERM at the end, SIGUSR1 with --signal=USR1@120
+        assert notice.received == sig
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
