@@ -158,9 +158,11 @@ class LauncherConfig:
     nproc_per_node: int = 1  # processes (GPUs) per node
     num_nodes: int = 1  # machines; several: see conf/launcher/*.yaml
     node_rank: int = 0  # this node's rank (torchrun, several nodes)
-    master_addr: Optional[str] = "127.0.0.1"  # null (srun): the first host of $SLURM_JOB_NODELIST
-    master_port: Optional[int] = None  # null: a free port (single node)
-    hostfile: Optional[str] = None  # deepspeed launcher: "host slots=N" lines
+    master_addr: Optional[str] = None  # null: 127.0.0.1 (one node), the first host (srun, hostfile); set it for torchrun nodes
+    master_port: Optional[int] = None  # null: a free port (one node), from $SLURM_JOB_ID (srun)
+    hostfile: Optional[str] = None  # deepspeed launcher: "host slots=N" lines; hosts and slots come from it
+    include: Optional[str] = None  # deepspeed hostfile: only these hosts/slots ("worker-0@worker-1:0,2")
+    exclude: Optional[str] = None  # deepspeed hostfile: all but these hosts/slots ("worker-1:0")
 
 
 @dataclass

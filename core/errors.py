@@ -28,3 +28,10 @@ class CorruptOutputError(SpikeinError):
 
 class EnvironmentProblem(SpikeinError):
     """The machine, a model source or a launcher is not as the run needs it."""
+
+
+class Preempted(SpikeinError):
+    """A scheduler's signal (SIGTERM, SIGUSR1) stopped training after a complete checkpoint:
+    rerunning the same command continues exactly. The CLI exits with ``exit_code``."""
+
+    exit_code = 75  # EX_TEMPFAIL: "try again"; documented in README (Preemption)

@@ -16,7 +16,7 @@ if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the c
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
 from core.run_lock import check_run_dir
 from core.wandb_log import SESSION_ENV
 
@@ -96,6 +96,24 @@ def refuse_sweep_dir_outside_report(stage: str, overrides: list[str]) -> None:
                            "(a multirun's own directory is hydra.sweep.dir)")
 
 
+def _run_stage(stage: str, cfg: DictConfig) -> int:
+    """The stage here; with several torchrun nodes only node 0 runs it, the others follow
+    (core/workers/nodes.py): one writer per run dir."""
+    from core.workers import nodes
+
+    if cfg.get("dry_run"):  # plans only: no node waits for another
+        result = _stage_fn(stage)(cfg)
+        return int(result) if isinstance(result, int) else 0
+    if nodes.is_follower(cfg.launcher):
+        from core.workers.launch import launch_share
+
+        return nodes.follow_node0(cfg, lambda module, log_dir, env: launch_share(
+            module, cfg.run_dir, cfg.launcher, log_dir, env))
+    with nodes.node_group(cfg.launcher):
+        result = _stage_fn(stage)(cfg)
+    return int(result) if isinstance(result, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -129,8 +147,10 @@ def _main(argv: list[str] | None) -> int:
             rest = _audit_shorthand(rest)
         cfg = compose(rest)
         check_run_dir(cfg.run_dir)
-        result = _stage_fn(stage)(cfg)
-        return int(result) if isinstance(result, int) else 0
+        return _run_stage(stage, cfg)
+    except Preempted as e:  # not an error: the scheduler asked, the checkpoint is complete
+        print(f"spikein: {e}", file=sys.stderr)
+        return Preempted.exit_code
     except SpikeinError as e:
         print(f"spikein: error: {e}", file=sys.stderr)
         return 2

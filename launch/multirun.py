@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from core.errors import ConfigError, SpikeinError
+from core.errors import ConfigError, Preempted, SpikeinError
 from launch.config import CONF_DIR
 
 REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results
@@ -43,7 +43,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
             _stage_fn(stage)(cfg)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            raise SystemExit(Preempted.exit_code if isinstance(e, Preempted) else 2) from None  # 75: requeue
 
     argv = sys.argv
     sys.argv = ["spikein", "--multirun", *overrides, "hydra.job.chdir=false",

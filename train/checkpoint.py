@@ -92,8 +92,10 @@ def _save_module(module, out_dir: Path, tokenizer_dir: Path) -> None:
 
 def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str, Any] | None,
                     tokenizer_dir: Path, tokens_seen: int, epochs: float, keep_last: int,
-                    keep_hf: str, rank: int, exposure: dict[str, Any] | None = None) -> None:
-    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only.
+                    keep_hf: str, rank: int, exposure: dict[str, Any] | None = None,
+                    with_hf: bool = True) -> None:
+    """Write step_<N> on all ranks; ``client_state=None`` writes the HF export only,
+    ``with_hf=False`` the DeepSpeed state only (a preemption checkpoint, for resuming).
 
     ``exposure`` (copies seen per epoch, step of the last exposure, per partition) goes
     into the index entry, so the audit and report read it beside the checkpoint.
@@ -108,7 +110,8 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
     dist.barrier()
     if client_state is not None:
         engine.save_checkpoint(str(tmp), tag=rd.ds_dir(step).name, client_state=client_state, save_latest=False)
-    export_hf(engine, tmp / rd.hf_dir(step).name, tokenizer_dir, rank)  # tmp becomes step_dir(step)
+    if with_hf:
+        export_hf(engine, tmp / rd.hf_dir(step).name, tokenizer_dir, rank)  # tmp becomes step_dir(step)
     dist.barrier()
     if rank == 0:
         if final.exists():  # a complete checkpoint of this step not in the index (killed before it)
@@ -117,7 +120,7 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
         fsync_dir(rd.checkpoints)
         hf, ds = (p.relative_to(rd.checkpoints).as_posix() for p in (rd.hf_dir(step), rd.ds_dir(step)))
         entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
-                 "hf": hf, "ds": ds if client_state is not None else None,
+                 "hf": hf if with_hf else None, "ds": ds if client_state is not None else None,
                  **(exposure or {})}
         _publish(run_dir, entry, keep_last, keep_hf)
     dist.barrier()
@@ -133,10 +136,10 @@ def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str)
     doomed: list[str] = []
     with_ds = [c for c in entries if c.get("ds")]
     for c in with_ds[:-max(1, keep_last)]:
-        doomed.append(c["ds"])
+        doomed += [c["ds"], c["ds"] + UNIVERSAL]
         c["ds"] = None
-    if keep_hf == "last":
-        for c in entries[:-1]:
+    if keep_hf == "last":  # the newest export stays, even when a preemption checkpoint (no hf) came after it
+        for c in [c for c in entries if c.get("hf")][:-1]:
             if c.get("hf"):
                 doomed.append(c["hf"])
                 c["hf"] = None
@@ -154,6 +157,47 @@ def mark_finished(run_dir: Path) -> None:
     write_json(rd.index, {**index, "finished": True})
 
 
+# --- another world size: DeepSpeed universal checkpoints --------------------------
+
+UNIVERSAL = "_universal"  # step_<N>/ds_universal beside step_<N>/ds
+
+
+def saved_world_size(ds_dir: Path) -> int | None:
+    """The data-parallel size a ZeRO checkpoint was partitioned for (one optimizer shard per
+    rank); None for ZeRO-0, whose state loads on any number of ranks."""
+    shards = list(ds_dir.glob("zero_pp_rank_*_mp_rank_00_optim_states.pt"))
+    return len(shards) or None
+
+
+def universal_dir(run_dir: Path, entry: dict[str, Any]) -> Path:
+    ds = RunDir(run_dir).checkpoint_file(entry["ds"])
+    return ds.with_name(ds.name + UNIVERSAL)
+
+
+def make_universal(run_dir: Path, entry: dict[str, Any]) -> Path:
+    """Rank 0: ``ds_to_universal`` of the checkpoint (once; built aside, then renamed), so a
+    run partitioned over N ranks resumes on M (DeepSpeed's ``checkpoint.load_universal``)."""
+    from argparse import Namespace
+    import contextlib
+    import io
+
+    from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+
+    out = universal_dir(run_dir, entry)
+    if out.is_dir():
+        return out
+    tmp = out.with_name("." + out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry["ds"])), output_folder=str(tmp),
+                     num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True,
+                     inject_missing_state=True)  # our checkpoints carry no Megatron-style TP/PP info
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress lines and bars
+        ds_to_universal(args)
+    tmp.rename(out)
+    fsync_dir(out.parent)
+    return out
+
+
 def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
     """The state file that failed to load: the one the error names, else the first that is
     not a whole torch zip archive (a truncated file lost its central directory)."""
@@ -164,10 +208,14 @@ def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
     return broken[0] if broken else ds_dir
 
 
-def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str) -> dict[str, Any]:
-    """Restore model, optimizer and scheduler; returns the client state (checked to match)."""
+def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str,
+                    universal: bool = False) -> dict[str, Any]:
+    """Restore model, optimizer and scheduler; returns the client state (checked to match).
+    ``universal``: from the universal copy (:func:`make_universal`), on another world size."""
     rd = RunDir(run_dir)
     step_dir, ds_dir = rd.step_dir(entry["step"]), rd.ds_dir(entry["step"])
+    if universal:
+        ds_dir = universal_dir(run_dir, entry)
     try:
         path, client = engine.load_checkpoint(str(step_dir), tag=ds_dir.name, load_optimizer_states=True,
                                               load_lr_scheduler_states=True)

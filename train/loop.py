@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from core.errors import Preempted
 from inject.manifest import Manifest
 from train import checkpoint as ckpt
 from train.data import StreamBatches
@@ -41,7 +43,29 @@ def module_grad_norm(engine) -> float | None:
     return float(torch.nn.utils.get_total_norm(grads)) if grads else None
 
 
-def save(ctx: LoopContext, step: int, with_state: bool = True) -> None:
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # SLURM: at the time limit, on preemption, --signal=USR1@T
+
+
+class PreemptionSignal:
+    """Remembers a scheduler's signal instead of dying of it: the loop finishes the step,
+    saves a checkpoint and stops (every rank at the same step, see :meth:`agreed`)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for sig in PREEMPT_SIGNALS:
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.received = signum
+
+    def agreed(self, device) -> bool:
+        """True on every rank once any rank got the signal (one tiny all-reduce per step)."""
+        flag = torch.tensor([1 if self.received else 0], dtype=torch.int32, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def save(ctx: LoopContext, step: int, with_state: bool = True, with_hf: bool = True) -> None:
     s = ctx.settings
     tokens = step * s.tokens_per_step
     client = None
@@ -51,9 +75,10 @@ def save(ctx: LoopContext, step: int, with_state: bool = True) -> None:
     ckpt.save_checkpoint(ctx.engine, Path(s.run_dir), step, client_state=client,
                          tokenizer_dir=ctx.tokenizer_dir, tokens_seen=tokens,
                          epochs=tokens / ctx.manifest.n_tokens, keep_last=s.train.keep_last,
-                         keep_hf=s.train.keep_hf, rank=ctx.rank,
+                         keep_hf=s.train.keep_hf, rank=ctx.rank, with_hf=with_hf,
                          exposure=exposures(ctx.manifest, tokens, s.tokens_per_step))
-    log.info("checkpoint step_%d (%s tokens, %s)", step, f"{tokens:,}", "state + hf" if with_state else "hf")
+    what = "state + hf" if with_state and with_hf else "state" if with_state else "hf"
+    log.info("checkpoint step_%d (%s tokens, %s)", step, f"{tokens:,}", what)
 
 
 def train_step(ctx: LoopContext, step: int, loss_sum: torch.Tensor, norm_from_module: bool) -> float | None:
@@ -88,6 +113,7 @@ def run_loop(ctx: LoopContext, start_step: int) -> None:
     ctx.metrics.start_interval(start_step)
     steps_in_interval = 0
     own_norm = not deepspeed_reports_norm(engine)
+    preemption = PreemptionSignal()
     for step in range(start_step, s.max_steps):
         done = step + 1
         lr = float(engine.get_lr()[0])  # the lr this update uses (the scheduler steps after it)
@@ -108,7 +134,19 @@ def run_loop(ctx: LoopContext, start_step: int) -> None:
         if done in checkpoints:
             save(ctx, done)
             ctx.metrics.start_interval(done)  # checkpoint time is not training time
+        if done < s.max_steps and preemption.agreed(engine.device):
+            _stop_preempted(ctx, done, done in checkpoints, preemption.received)
     bar.close()
+
+
+def _stop_preempted(ctx: LoopContext, done: int, saved: bool, signum: int | None) -> None:
+    """Save the state after ``done`` updates (for resuming only: no HF export, so the audit
+    sees the same checkpoints as an uninterrupted run), then stop every rank."""
+    if not saved:
+        save(ctx, done, with_hf=False)
+    name = signal.Signals(signum).name if signum else "a peer's signal"
+    raise Preempted(f"preempted by {name} at step {done} of {ctx.settings.max_steps}: checkpoint step_{done} "
+                    "saved; rerun the same command to continue")
 
 
 def _mean_loss(loss_sum: torch.Tensor, micro_steps: int) -> float:

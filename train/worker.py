@@ -72,14 +72,15 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     stream = open_stream(run_dir, manifest)
     seed_everything(s.seed)
     config = model_config(s.model, manifest)
-    engine = build_engine(s, build_model(s.model, config, s.seed), build_ds_config(s, world))
+    ds_config, universal = _resume_config(build_ds_config(s, world), run_dir, rank, world)
+    engine = build_engine(s, build_model(s.model, config, s.seed), ds_config)
     batches = StreamBatches(stream, seq_len=s.seq_len, global_batch=s.global_batch, micro_batch=s.micro_batch,
                             rank=rank, world_size=world, vocab_size=int(config.get_text_config().vocab_size))
     if rank == 0:
         _prepare_checkpoints_dir(run_dir, s)
     dist.barrier()
     trajectory = s.trajectory_hash()
-    start = _resume(engine, run_dir, trajectory, rank)
+    start = _resume(engine, run_dir, trajectory, rank, universal)
     metrics = _metrics_logger(s, run_dir, manifest, config, engine, rank, world)
     ctx = LoopContext(s, manifest, engine, batches, metrics, rank, RunDir(run_dir).data_file(manifest.tokenizer_dir),
                       trajectory)
@@ -129,14 +130,34 @@ def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world
                          wandb_run=wandb_run)
 
 
-def _resume(engine, run_dir: Path, trajectory: str, rank: int) -> int:
+def _resume_config(ds_config: dict, run_dir: Path, rank: int, world: int) -> tuple[dict, bool]:
+    """A ZeRO checkpoint partitioned over another number of ranks resumes through a DeepSpeed
+    universal checkpoint (built once by rank 0); the engine must be told before it is built."""
+    import torch.distributed as dist
+
+    from core.run_dir import RunDir
+    from train import checkpoint as ckpt
+
+    entry = ckpt.latest_resumable(run_dir)
+    saved = ckpt.saved_world_size(RunDir(run_dir).checkpoint_file(entry["ds"])) if entry else None
+    if saved in (None, world):
+        return ds_config, False
+    if rank == 0:
+        log.info("checkpoint step_%d was written by %d ranks, resuming on %d: DeepSpeed universal checkpoint",
+                 entry["step"], saved, world)
+        ckpt.make_universal(run_dir, entry)
+    dist.barrier()
+    return {**ds_config, "checkpoint": {**ds_config.get("checkpoint", {}), "load_universal": True}}, True
+
+
+def _resume(engine, run_dir: Path, trajectory: str, rank: int, universal: bool = False) -> int:
     """Load the newest complete checkpoint, if any; returns the number of updates done."""
     from train import checkpoint as ckpt
 
     entry = ckpt.latest_resumable(run_dir)
     if entry is None:
         return 0
-    client = ckpt.load_checkpoint(engine, run_dir, entry, trajectory)
+    client = ckpt.load_checkpoint(engine, run_dir, entry, trajectory, universal)
     states = client["rng"]
     ckpt.set_rng_state(states[rank] if rank < len(states) else states[0])
     return int(client["step"])

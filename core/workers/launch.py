@@ -10,14 +10,20 @@ kinds (``cfg.launcher.kind``):
   LOCAL_RANK / MASTER_ADDR / MASTER_PORT set by us (one machine).
 - ``torchrun``: ``torch.distributed.run``; several nodes: run the same
   ``spikein`` command on every node with ``launcher.num_nodes=M launcher.node_rank=k
-  launcher.master_addr=<node 0> launcher.master_port=<port>``.
+  launcher.master_addr=<node 0> launcher.master_port=<port>``: node 0's command owns the
+  run dir, the others follow it (:mod:`core.workers.nodes`); workers use ``<port> + 1``.
 - ``deepspeed``: ``deepspeed --no_local_rank``; several nodes: ``launcher.hostfile=<file>``
   (``host slots=N`` lines, passwordless ssh, the run dir on a shared filesystem),
-  started once from the first node.
+  started once from the first node; the world size is the hostfile's slots, the workers'
+  variables travel in ``.deepspeed_env``.
 - ``srun`` (SLURM): inside an allocation, e.g.
   ``sbatch -N 2 --ntasks-per-node=8 --gpus-per-node=8 --wrap "spikein train launcher=slurm
   launcher.num_nodes=2 launcher.nproc_per_node=8"``; one ``srun`` task per GPU, the
   first allocated host is the master. (Hydra sweeps on SLURM: ``hydra/launcher=submitit_slurm``.)
+
+A scheduler's SIGTERM / SIGUSR1 to this process is passed on to the workers: training saves
+a checkpoint at the step it is on and the command ends with :class:`core.errors.Preempted`
+(exit status 75). A worker that dies of a filesystem fault is named with its cause and path.
 """
 from __future__ import annotations
 
@@ -36,7 +42,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from core.config import LauncherConfig, typed_section
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
+from core.workers import nodes
+from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
+from core.workers.faults import filesystem_fault
 
 KINDS = ("local", "torchrun", "deepspeed", "srun")
 # The folder holding spikein's packages: workers import from here, never from the working
@@ -56,7 +65,32 @@ def launcher_config(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> Launche
 
 def world_size(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> int:
     lc = launcher_config(launcher_cfg)
+    if lc.kind == "deepspeed" and lc.hostfile:
+        return sum(len(slots) for slots in hostfile_hosts(lc).values())
     return int(lc.nproc_per_node) * int(lc.num_nodes)
+
+
+def hostfile_hosts(lc: LauncherConfig) -> dict[str, list[int]]:
+    """The hosts and slots the deepspeed launcher will use: the hostfile's ``host slots=N``,
+    filtered by ``launcher.include`` / ``exclude`` or cut to the first ``num_nodes`` hosts,
+    by DeepSpeed's own parser (so the plan and the launch agree)."""
+    from deepspeed.launcher.runner import apply_num_nodes_and_gpus, fetch_hostfile, parse_inclusion_exclusion
+
+    path = Path(str(lc.hostfile)).expanduser()
+    if not path.is_file():
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: no such file")
+    try:
+        pool = fetch_hostfile(str(path))
+        if not pool:
+            raise ValueError("no 'host slots=N' line")
+        hosts = parse_inclusion_exclusion(pool, lc.include or "", lc.exclude or "")
+    except ValueError as e:
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: {e}") from None
+    if int(lc.num_nodes) > 1 and not (lc.include or lc.exclude):
+        hosts = apply_num_nodes_and_gpus(hosts, int(lc.num_nodes), -1)
+    if not hosts:
+        raise SpikeinError(f"launcher.hostfile={lc.hostfile}: launcher.include/exclude leave no host")
+    return dict(hosts)
 
 
 def free_port() -> int:
@@ -72,6 +106,8 @@ def _master(lc: LauncherConfig) -> tuple[str, int]:
                                capture_output=True, text=True, check=True).stdout.split()
         addr = hosts[0]
     port = lc.master_port
+    if port in (None, "", 0, "auto") and lc.kind == "srun":
+        port = slurm_port()  # two jobs on one node must not share a port
     if port in (None, "", 0, "auto"):
         if int(lc.num_nodes) > 1:
             raise SpikeinError("set launcher.master_port for a multi-node run (every node must agree)")
@@ -89,17 +125,53 @@ def launcher_command(module: str, run_dir: Path, launcher_cfg: LauncherConfig | 
                 f"--node_rank={int(lc.node_rank)}", f"--master_addr={addr}", f"--master_port={port}",
                 "--no-python", *python_command(module, run_dir)]
     if kind == "deepspeed":  # its `python -u -m module` is kept safe by PYTHONSAFEPATH in the env
-        cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
-               f"--master_addr={addr}", f"--master_port={port}", "--log_level=warning"]
-        if lc.hostfile:
-            cmd += [f"--hostfile={lc.hostfile}", f"--num_nodes={nodes}"]
-        else:
-            cmd += [f"--num_gpus={n}"]
-        return cmd + [module, str(run_dir)]
+        return _deepspeed_command(module, run_dir, lc, port)
     if kind == "srun":
+        cpus = slurm_cpus_per_task()  # srun does not inherit sbatch's --cpus-per-task (Slurm >= 22.05)
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={n}", "--kill-on-bad-exit=1",
-                *python_command(module, run_dir)]
+                *([f"--cpus-per-task={cpus}"] if cpus else []), *python_command(module, run_dir)]
     raise SpikeinError(f"unknown launcher.kind '{kind}'; choose one of: {', '.join(KINDS)}")
+
+
+def _deepspeed_command(module: str, run_dir: Path, lc: LauncherConfig, port: int) -> list[str]:
+    """No --master_addr unless the user set one: DeepSpeed then asks the first host of the
+    hostfile for its address (a loopback address would send remote ranks to themselves)."""
+    cmd = [sys.executable, "-P", "-m", "deepspeed.launcher.runner", "--no_local_rank", "--module",
+           f"--master_port={port}", "--log_level=warning"]
+    if lc.master_addr:
+        cmd.append(f"--master_addr={lc.master_addr}")
+    if lc.hostfile:  # remote nodes run in this directory: absolute paths only
+        cmd.append(f"--hostfile={Path(str(lc.hostfile)).expanduser().resolve()}")
+        if lc.include or lc.exclude:
+            cmd.append(f"--include={lc.include}" if lc.include else f"--exclude={lc.exclude}")
+        elif int(lc.num_nodes) > 1:
+            cmd.append(f"--num_nodes={int(lc.num_nodes)}")
+        run_dir = Path(run_dir).resolve()
+    else:
+        cmd.append(f"--num_gpus={int(lc.nproc_per_node)}")
+    return cmd + [module, str(run_dir)]
+
+
+# Variables the workers need that DeepSpeed's pdsh runner does not forward to remote nodes
+# (it forwards PYTHON*, NCCL*, ... only): they travel in its environment file.
+WORKER_ENV_PREFIXES = ("SPIKEIN_", "HF_", "WANDB_", "TRANSFORMERS_", "TOKENIZERS_", "DS_ACCELERATOR",
+                       "OMP_NUM_THREADS", "CUDA_", "TORCH_")
+
+
+def deepspeed_env_file(log_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Write ``<log_dir>/.deepspeed_env`` (KEY=VALUE lines, the user's ~/.deepspeed_env
+    first) and return ``env`` with DS_ENV_FILE naming it, where DeepSpeed's runner looks."""
+    from core.atomic import write_text
+
+    lines = []
+    for own in (Path.home() / ".deepspeed_env", Path(".deepspeed_env")):
+        if own.is_file():
+            lines += [ln for ln in own.read_text().splitlines() if "=" in ln]
+    lines += [f"{k}={v}" for k, v in sorted(env.items())
+              if k.startswith(WORKER_ENV_PREFIXES) and "\n" not in v]
+    path = log_dir / ".deepspeed_env"
+    write_text(path, "\n".join(lines) + "\n")
+    return {**env, "DS_ENV_FILE": str(path.resolve())}  # absolute: os.path.join keeps it as is
 
 
 def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
@@ -109,7 +181,8 @@ def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
     n = int(lc.nproc_per_node)
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+        cpus = slurm_cpus_per_task() if lc.kind == "srun" else None  # each task gets its own CPUs there
+        env["OMP_NUM_THREADS"] = str(cpus or cpu_threads(n))
     return env
 
 
@@ -121,29 +194,61 @@ def launch_workers(module: str, run_dir: str | Path, launcher_cfg: LauncherConfi
     log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
     new_attempt(log_dir)
     addr, port = _master(lc)
+    port = nodes.worker_port(lc, port)
+    group = nodes.current()
+    if group is not None:  # several torchrun nodes: the others start their share now
+        group.announce(module, str(log_dir), env)
     child_env = _child_env(lc, log_dir, addr, port, env)
-    with _sigterm_as_interrupt():
-        _run(module, run_dir, lc, log_dir, addr, port, child_env)
+    _run(module, run_dir, lc, log_dir, addr, port, child_env)
+
+
+def launch_share(module: str, run_dir: str | Path, launcher_cfg: LauncherConfig | Mapping[str, Any],
+                 log_dir: str | Path, env: Mapping[str, str] | None = None) -> None:
+    """A node ``node_rank > 0``: this node's workers of a launch node 0 announced (logs
+    as node 0 rotated them, nothing else written)."""
+    lc, log_dir = launcher_config(launcher_cfg), Path(log_dir)
+    addr, port = _master(lc)
+    port = nodes.worker_port(lc, port)
+    child_env = _child_env(lc, log_dir, addr, port, env)
+    _run(module, Path(run_dir), lc, log_dir, addr, port, child_env)
 
 
 def new_attempt(log_dir: Path) -> None:
     """Rank logs are per attempt: the previous attempt's logs become ``rank<r>.log.1``, and
     its error and done markers go, so a failure message never quotes an earlier run."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*log_dir.glob("rank*.error"), *log_dir.glob("rank*.done")]:
+    for stale in [*log_dir.glob("rank*.error"), *log_dir.glob("rank*.done"), *log_dir.glob("rank*.preempted")]:
         stale.unlink()
     for old in log_dir.glob("rank*.log"):
         old.replace(old.with_name(old.name + ".1"))
 
 
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # a scheduler's notice (SLURM: time limit, preemption)
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM (or a closed terminal's SIGHUP) stops our workers too."""
+def _signals_passed_on(children: list[subprocess.Popen], kind: str) -> Iterator[None]:
+    """A scheduler's SIGTERM / SIGUSR1 goes on to the workers, which finish the step, save a
+    checkpoint and stop (train/loop.py); we keep waiting for them. A second one, or SIGHUP
+    (a closed terminal), stops them now."""
+    notices: list[int] = []
+
+    def pass_on(signum, frame):
+        if notices:
+            raise KeyboardInterrupt(f"signal {signum}")
+        notices.append(signum)
+        # torchrun's agent passes SIGTERM on to its workers (SIGUSR1 would kill it)
+        sig = signal.SIGTERM if kind == "torchrun" else signum
+        for p in children:
+            if p.poll() is None:
+                p.send_signal(sig)
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        previous = {sig: signal.signal(sig, pass_on) for sig in PREEMPT_SIGNALS}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, interrupt)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
@@ -171,8 +276,11 @@ def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: st
         if int(lc.num_nodes) != 1:
             raise SpikeinError("launcher.kind=local runs on one machine; use torchrun, deepspeed or srun "
                                "for launcher.num_nodes > 1")
-        procs = _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
-        failed = _wait_all(procs)
+        procs: list[subprocess.Popen] = []
+        with _signals_passed_on(procs, lc.kind):
+            procs += _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
+            failed = _wait_all(procs)
+        _check_preempted(log_dir)
         if failed is not None:
             raise SpikeinError(failure_message(log_dir, module, failed))
         _check_done(log_dir, module, len(procs))
@@ -180,11 +288,17 @@ def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: st
     cmd = launcher_command(module, run_dir, lc, addr, port)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise SpikeinError(f"launcher.kind={lc.kind}: '{cmd[0]}' not found on PATH")
-    proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=die_with_parent)
-    tail, pump = _relay(proc)
-    code = _wait_one(proc)
+    if lc.kind == "deepspeed" and lc.hostfile:
+        child_env = deepspeed_env_file(log_dir, child_env)
+    children: list[subprocess.Popen] = []
+    with _signals_passed_on(children, lc.kind):
+        proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
+        children.append(proc)
+        tail, pump = _relay(proc)
+        code = _wait_one(proc)
     pump.join(timeout=10)  # the launcher's last words
+    _check_preempted(log_dir)
     if code != 0:
         raise SpikeinError(failure_message(log_dir, module, (None, code), tail))
 
@@ -196,6 +310,13 @@ def _start_local(module: str, run_dir: Path, n: int, env: dict[str, str]) -> lis
                         LOCAL_WORLD_SIZE=str(n), GROUP_RANK="0")
         procs.append(subprocess.Popen(python_command(module, run_dir), env=rank_env, preexec_fn=die_with_parent))
     return procs
+
+
+def _check_preempted(log_dir: Path) -> None:
+    """Workers that stopped on a scheduler's signal after saving: one line, exit status 75."""
+    markers = sorted(log_dir.glob("rank*.preempted"))
+    if markers:
+        raise Preempted(json.loads(markers[0].read_text())["message"])
 
 
 def _check_done(log_dir: Path, module: str, n: int) -> None:
@@ -288,6 +409,8 @@ def failure_message(log_dir: Path, module: str, failed: tuple[int | None, int],
         first = min(markers, key=lambda m: m["time"])
         rank = int(first["rank"])
         log_path = log_dir / f"rank{rank}.log"
+        if first.get("fault"):  # a filesystem fault: its cause and path say it all
+            return f"{module} rank {rank} failed: {first['error']} (traceback: {log_path})"
         if first.get("exit") == 2:  # a SpikeinError already says what is wrong
             return f"{module} rank {rank}: {first['error']} (log: {log_path})"
         lines = [ln for ln in _last_lines(log_path, 4) if f"rank {rank} failed:" not in ln][-3:]
@@ -295,6 +418,10 @@ def failure_message(log_dir: Path, module: str, failed: tuple[int | None, int],
                 f"{' | '.join(lines) or '(none)'} (log: {log_path}, traceback: {log_dir}/rank{rank}.error)")
     if rank is None and tail is not None:
         rank = _rank_from_launcher(b"".join(tail).decode(errors="replace"))
+    fault = filesystem_fault(log_dir)  # no marker: perhaps no room (or no filesystem) to write it
+    if fault is not None:
+        who = f"rank {rank}" if rank is not None else "a rank"
+        return f"{module} {who} failed: {fault} (log: {log_dir})"
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     who = f"rank {rank}" if rank is not None else "a rank"
     log_path = log_dir / f"rank{rank if rank is not None else 0}.log"

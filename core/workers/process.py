@@ -18,21 +18,17 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from core.errors import SpikeinError
+from core.errors import Preempted, SpikeinError
+from core.workers.env import device_index, env_rank, map_launcher_env
+from core.workers.faults import fault_cause
 from core.workers.launch import die_with_parent
 
 log = logging.getLogger("spikein")
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def prepare_environment(backend: str) -> None:
     """Before DeepSpeed is imported: rank variables, CPU accelerator, no shared-memory all-reduce."""
-    if "RANK" not in os.environ and "SLURM_PROCID" in os.environ:  # srun without torchrun
-        os.environ.update(RANK=os.environ["SLURM_PROCID"], WORLD_SIZE=os.environ["SLURM_NTASKS"],
-                          LOCAL_RANK=os.environ.get("SLURM_LOCALID", "0"))
+    map_launcher_env()  # srun without torchrun (run_worker has done it already; bench scripts call this alone)
     for key, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
                          ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
         os.environ.setdefault(key, default)
@@ -73,7 +69,7 @@ def init_distributed(backend: str) -> tuple[int, int]:
         ds_torch.build_shm_op = lambda: None
     if backend == "nccl":  # each rank on its own GPU before NCCL sees it (barriers, gathers)
         import torch
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device_index())
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
     import torch.distributed as dist
     return dist.get_rank(), dist.get_world_size()
@@ -128,6 +124,30 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _log_to_file_only(message: str) -> None:
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _leave_error_marker(e: BaseException, rank: int, code: int, run_dir: Path, log_dir: Path) -> None:
+    """The one-line error for the launcher; a filesystem fault is named by its cause and
+    path, and its traceback goes to the rank log only (best effort: the disk may be full)."""
+    fault = None if isinstance(e, (SpikeinError, KeyboardInterrupt)) else fault_cause(e, run_dir)
+    if fault is None:
+        log.error("rank %d failed: %s", rank, _one_line(e))
+    else:
+        logging.raiseExceptions = False  # a log write failing on the same disk stays silent
+        _log_to_file_only(f"rank {rank} failed: {fault}\n{traceback.format_exc()}")
+    marker = {"rank": rank, "error": fault or _one_line(e), "time": time.time(), "exit": code,
+              "fault": fault is not None, "traceback": traceback.format_exc()}
+    try:
+        (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
+    except OSError:  # the launcher diagnoses the filesystem itself (core/workers/faults.py)
+        pass
+
+
 def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None = None) -> None:
     """Entry point of ``python -m <worker> <run_dir>``: logging, failure marker, exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -135,6 +155,7 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
         print(f"usage: python -m <worker module> <run_dir>  (got {argv})", file=sys.stderr)
         sys.exit(2)
     die_with_parent()  # a worker never outlives its launcher
+    map_launcher_env()  # before anything reads RANK: srun tasks log and mark as their real rank
     run_dir = Path(argv[0])
     rank = env_rank()
     log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or run_dir / "logs" / prefix)
@@ -143,13 +164,14 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     try:
         main(run_dir)
         (log_dir / f"rank{rank}.done").write_text(json.dumps({"rank": rank, "time": time.time()}) + "\n")
+    except Preempted as e:  # every rank stopped at the same step, its checkpoint complete
+        code = Preempted.exit_code
+        _log_to_file_only(str(e))  # the console gets the command's one line
+        (log_dir / f"rank{rank}.preempted").write_text(json.dumps({"rank": rank, "message": str(e)}) + "\n")
     except BaseException as e:  # noqa: BLE001 - every failure must leave its marker
         code = 2 if isinstance(e, SpikeinError) else 130 if isinstance(e, KeyboardInterrupt) else 1
-        log.error("rank %d failed: %s", rank, _one_line(e))
-        marker = {"rank": rank, "error": _one_line(e), "time": time.time(), "exit": code,
-                  "traceback": traceback.format_exc()}
-        (log_dir / f"rank{rank}.error").write_text(json.dumps(marker) + "\n")
+        _leave_error_marker(e, rank, code, run_dir, log_dir)
     finally:
-        shutdown_distributed(clean=code == 0)
+        shutdown_distributed(clean=code in (0, Preempted.exit_code))
         logging.shutdown()
     sys.exit(code)

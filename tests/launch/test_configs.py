@@ -107,6 +107,8 @@ def test_resolved_configs_equal_those_before_the_schema():
             old["audit"]["detectors"] = compose(FROZEN[name]).audit.detectors
             old["train"]["checkpoint_every"] = 216  # deliberate: steps 0, 216 and the last audited, a 10-minute demo
             old["inject"]["option_order"] = "shuffled"  # deliberate: the option-shuffle null exact by construction
+        if old["launcher"]["master_addr"] == "127.0.0.1":  # deliberate: unset, so several nodes must name it (issue 17)
+            old["launcher"]["master_addr"] = None
         assert only_keys_of(old, to_container(compose(FROZEN[name]))) == old, name
 
 

@@ -184,7 +184,7 @@ def test_launcher_commands():
     assert cmd[-6:] == ["--no-python", sys.executable, "-P", "-m", "train.worker", "/r"]  # cwd never on sys.path
     ds = launcher_command("audit.worker", Path("/r"), {"kind": "deepspeed", "nproc_per_node": 2, "hostfile": "h",
                                                        "num_nodes": 2}, "a", 1)
-    assert "--no_local_rank" in ds and "--hostfile=h" in ds and ds[-2:] == ["audit.worker", "/r"]
+    assert "--no_local_rank" in ds and f"--hostfile={Path('h').resolve()}" in ds and ds[-2:] == ["audit.worker", "/r"]
     srun = launcher_command("train.worker", Path("/r"), {"kind": "srun", "nproc_per_node": 8, "num_nodes": 2}, "a", 1)
     assert srun[0] == "srun" and "--ntasks-per-node=8" in srun and srun[-4:] == ["-P", "-m", "train.worker", "/r"]
     with pytest.raises(SpikeinError, match="unknown launcher.kind 'mpi'"):
