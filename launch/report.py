@@ -245,7 +245,8 @@ def basis(r: dict[str, Any]) -> str:
         parts.append(f"{style} style")
     if r.get("null"):
         calibrated = r.get("calibrated")
-        parts.append(r["null"] + ("" if calibrated is None else " (calibrated)" if calibrated else " (uncalibrated)"))
+        label = "" if calibrated is None else " (calibrated)" if calibrated else " (uncalibrated)"
+        parts.append(r["null"] + (" (exact)" if r.get("null_exact") else label))
     return ", ".join(parts) or "-"
 
 
@@ -353,7 +354,8 @@ READING_GUIDE = """## How to read this
   over random orders? Only verbatim memorisation of a whole document-mode copy creates that preference.
 - **option_shuffle** (Ni et al. 2024): does the model prefer the original option order of each item?
   p is a rank test against the control partitions of the same benchmark (calibrated), or against
-  uniform ranks where the benchmark has no controls (uncalibrated); the *basis* column says which.
+  uniform ranks where there are no other controls: exact when the run injected seeded random option
+  orders (`inject.option_order=shuffled`), else uncalibrated; the *basis* column says which.
 - Any other detector (membership-inference scores, the successor test, ...) appears in every table
   and plot by its registered name; its *basis* column names the null it was tested against.
 - **accuracy**: zero-shot accuracy per partition (its style in the basis column); inflation =
