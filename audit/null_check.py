@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -100,6 +101,7 @@ def run(cfg, setup, detectors: Sequence[Detector], store, target, settings_of: C
     written = 0
     try:
         for bench, det, settings, rows in todo:
+            t0 = time.perf_counter()
             ctx = AuditContext(scorer, setup.tokenizer, bench.renderer, setup.separator_ids, setup.bos_id)
             raws = [_raw(store, target, bench, det, p, ctx, settings) for p in bench.partitions]
             fresh = fresh_log10_ps(det, ctx, bench.partitions, raws, draws, seed)
@@ -110,7 +112,7 @@ def run(cfg, setup, detectors: Sequence[Detector], store, target, settings_of: C
                     written += 1
             if collective.is_main():
                 print(f"audit: null check {target.tag} {bench.name} {det.name}: {draws} fresh draws for "
-                      f"{len(rows)} control(s)", file=sys.stderr, flush=True)
+                      f"{len(rows)} control(s) in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     finally:
         del scorer, model
     return written
