@@ -133,3 +133,21 @@ def test_rescoring_a_fresh_option_order_ranks_it_as_its_own_score_among_all_orde
     ranks = det.score(ctx, fresh)["rank"]
     expect = [midrank_of_first(np.r_[s[j], np.delete(s, j)]) for s, j in zip(scores, picks)]
     assert ranks == pytest.approx(expect)
+
+
+@pytest.mark.slow
+def test_null_check_rows_do_not_depend_on_how_many_ranks_computed_them(run, tmp_path):
+    from audit.worker import save_worker_config
+    from torchrun import torchrun
+
+    single = tmp_path / "single"
+    shutil.copytree(run, single)
+    extra = ["audit.checkpoints=last", "audit.null_check.draws=2", "audit.detectors=[ordering,option_shuffle]"]
+    assert stage.run_audit(compose([f"run_dir={single}", *FAST, *extra])) == 0
+    save_worker_config(compose([f"run_dir={run}", *FAST, *extra]))
+    torchrun(["-m", "audit.worker", str(run)], tmp_path / "logs")
+    parallel, reference = null_rows(run), null_rows(single)
+    assert len(parallel) == len(reference) == 4
+    for a, b in zip(parallel, reference):
+        assert {k: v for k, v in a.items() if k != "fresh_log10_p"} == {k: v for k, v in b.items() if k != "fresh_log10_p"}
+        assert a["fresh_log10_p"] == pytest.approx(b["fresh_log10_p"], abs=1e-4)
