@@ -66,8 +66,9 @@ def _mean_line(ax, pts: list[tuple[int, float]], label: str, marker: str = "o", 
 
 
 def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, title: str) -> Path:
-    """log10 p against copies, one line per (benchmark, detector); the alpha line drawn."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    """log10 p against copies, one line per (benchmark, detector): colour = detector, line
+    style = benchmark; the alpha line drawn."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
         if r["detector"] not in P_DETECTORS_EXCLUDE and r.get("p") is not None:
@@ -95,8 +96,8 @@ def _key_legend(ax, colours: dict[str, str], styles: dict[str, tuple[str, str]],
         handles += [Line2D([], [], color="grey", linestyle=st, marker=mk, label=b) for b, (st, mk) in styles.items()]
     if alpha is not None:
         handles.append(Line2D([], [], color="red", linestyle="--", linewidth=1, label=f"p = {alpha}"))
-    ax.legend(handles=handles, fontsize=7, title=f"colour: {colour_title}" + (", line: benchmark" if len(styles) > 1 else ""),
-              title_fontsize=7)
+    ax.legend(handles=handles, fontsize=7, title=f"colour: {colour_title}" + ("\nline: benchmark" if len(styles) > 1 else ""),
+              title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over the data
 
 
 def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
@@ -117,7 +118,8 @@ def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Pa
 
 
 def detection_vs_step(rows: list[dict[str, Any]], detector: str, alpha: float, path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    """log10 p against step, one line per partition: colour = copies, line style = benchmark."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     series: dict[tuple[str, str, int], list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
         if r["detector"] == detector and r.get("p") is not None:
