@@ -59,8 +59,12 @@ def test_audit_null_checks_each_control_of_each_order_detector_at_the_last_check
     assert {r["step"] for r in null_rows(run)} == {0, 10}
 
 
-def test_null_check_is_off_by_default_and_validated(run):
-    assert stage.run_audit(compose([f"run_dir={run}", *FAST])) == 0
+def test_null_check_off_writes_nothing_and_is_validated(run):
+    from core.config import NullCheckConfig
+
+    assert NullCheckConfig().draws == 0  # off unless a recipe asks (the demo: 5 draws)
+    assert compose([]).audit.null_check.draws == 5
+    assert stage.run_audit(compose([f"run_dir={run}", *FAST, "audit.null_check.draws=0"])) == 0
     assert not null_check.null_check_path(run).exists()
     from core.errors import SpikeinError
     with pytest.raises(SpikeinError, match="audit.null_check.checkpoints"):
