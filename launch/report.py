@@ -168,9 +168,9 @@ def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float,
             verdict = "not flagged, as it should be" if p.count == 0 else "not detected"
         if early:
             landed = (first_copy or {}).get((p.benchmark, p.name))
-            when = f", first trained on by step {landed}" if landed else ""
-            verdict += (f"; p < {alpha} before exposure, so not a detection of its copies (no copy seen at the "
-                        f"step named{when}): "
+            when = f"; first copy trained on by step {landed}" if landed else ""
+            verdict += (f"; p < {alpha} already before exposure, not counted as a detection (the partition stood "
+                        f"out where no copy had been trained on{when}): "
                         + "; ".join(f"{d} from step {r['step']} (final p = {_final_p(r)})" for d, r in early))
         lines.append(f"- {what}: {verdict}{_accuracy_note(rows, p)}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ def test_a_run_of_p_below_alpha_that_starts_before_exposure_is_not_a_detection(t
     md = write_report(tmp_path, 0.01, "t").read_text()
     line = next(x for x in md.splitlines() if x.startswith("- b/x16"))
     assert line.startswith("- b/x16 (16 copies): detected by ordering from step 50 (final p = 1e-05)")
-    assert "before exposure, so not a detection of its copies" in line and "first trained on by step 39" in line
+    assert "already before exposure, not counted as a detection" in line and "first copy trained on by step 39" in line
     assert "loss from step 20" in line and "detected by loss" not in line
 
 
