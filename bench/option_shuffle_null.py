@@ -79,7 +79,7 @@ def virtual_controls(cfg, m, size: int) -> list[PartitionData]:
         seeded = [permute_choices(items[i], option_order_for(int(cfg.inject.seed), plan.name, i, len(items[i].choices)))
                   for i in free]
         for k in range(len(seeded) // size):
-            out.append(PartitionData(plan.name, f"v{k}", 0, seeded[k * size:(k + 1) * size], "shuffled"))
+            out.append(PartitionData(plan.name, f"v{k}", 0, seeded[k * size:(k + 1) * size], option_order="shuffled"))
     return out
 
 
@@ -94,7 +94,7 @@ def main() -> int:
     cfg = OmegaConf.load(run_dir / "config.yaml")
     m = load_manifest(run_dir)
     tok = load_run_tokenizer(run_dir, m)
-    controls = [PartitionData(p.benchmark, p.name, p.count, load_partition(run_dir, p), "shuffled")
+    controls = [PartitionData(p.benchmark, p.name, p.count, load_partition(run_dir, p), option_order="shuffled")
                 for p in m.partitions if p.count == 0]
     virtual = virtual_controls(cfg, m, a.size)
     report = {"run_dir": str(run_dir), "seed": int(cfg.seed), "order_mismatches": recorded_orders_match(cfg, m, run_dir),

@@ -87,10 +87,10 @@ def test_option_shuffle_uniform_null_is_exact_with_recorded_random_orders():
     det = get_detector("option_shuffle", {"isolation_forest": False, "seed": 1})
     raw = {"rank": [3.0, 20.0, 12.0], "n_above": [2, 19, 11], "n_orders": [24, 24, 24], "iforest_max": None}
     items = make_items(3, seed=5)
-    shuffled = det.summarize([PartitionData("b", "x0", 0, items, "shuffled")], [raw])[0]
+    shuffled = det.summarize([PartitionData("b", "x0", 0, items, option_order="shuffled")], [raw])[0]
     assert shuffled["null"] == "uniform" and shuffled["null_exact"] and shuffled["calibrated"]
-    canonical = det.summarize([PartitionData("b", "x0", 0, items, "canonical")], [raw])[0]
-    public = det.summarize([PartitionData("b", "all", None, items, "shuffled")], [raw])[0]
+    canonical = det.summarize([PartitionData("b", "x0", 0, items, option_order="canonical")], [raw])[0]
+    public = det.summarize([PartitionData("b", "all", None, items, option_order="shuffled")], [raw])[0]
     assert not canonical["calibrated"] and not public["calibrated"] and not public["null_exact"]
     assert shuffled["p"] == canonical["p"]  # the label changes, never the number
 
@@ -108,7 +108,7 @@ def test_a_control_whose_recorded_order_leaked_stands_out_from_fresh_draws(tmp_p
                        encode_text(tok, "\n\n"), None)
     det = get_detector("option_shuffle", {"isolation_forest": False, "seed": 1})
     for items, leak in ((leaked, True), (clean, False)):
-        part = PartitionData("b", "x0", 0, items, "shuffled")
+        part = PartitionData("b", "x0", 0, items, option_order="shuffled")
         observed = det.summarize([part], [det.score(ctx, part)])[0]["log10_p"]
         fresh = null_check.fresh_log10_ps(det, ctx, [part], [det.score(ctx, part)], draws=6, seed=3)["x0"]
         q = null_check.quantile(observed, fresh)
