@@ -63,7 +63,8 @@ def run_setup(cfg) -> AuditSetup:
                     f"'{plan.renderer}' (the audit must score what was injected)"
                 )
         parts = [
-            PartitionData(plan.name, p.name, p.count, load_partition(cfg.run_dir, p))
+            PartitionData(plan.name, p.name, p.count, load_partition(cfg.run_dir, p),
+                          option_order=plan.option_order)
             for p in manifest.partitions if p.benchmark == plan.name
         ]
         benchmarks.append(BenchmarkData(plan.name, plan.renderer, parts))

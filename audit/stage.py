@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import torch
 
-from audit import wandb_plots
+from audit import null_check, wandb_plots
 from audit.detectors import AuditContext, Detector, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
@@ -67,16 +67,23 @@ def audit_stage(cfg) -> int:
         return 0
     if cfg.overwrite and collective.is_main():
         rd.results.unlink(missing_ok=True)
+        null_check.null_check_path(rd.root).unlink(missing_ok=True)
         shutil.rmtree(rd.audit_raw, ignore_errors=True)
     collective.barrier()
     store = ResultsStore(rd, writer=collective.is_main())
     collective.barrier()  # every rank has read the cache before rank 0 appends to it
     run = wandb_plots.start(cfg, str(cfg.run_dir)) if collective.is_main() else NullRun()
     try:
+        checked = None  # the null check's target (audit.null_check.checkpoints)
         for target in _targets(cfg):
             rows = audit_target(cfg, setup, detectors, store, target)
             if rows:
                 wandb_plots.log_checkpoint(run, rows)
+            if a.null_check.checkpoints == "all":
+                null_check.run(cfg, setup, detectors, store, target, row_settings)
+            checked = target
+        if checked is not None and a.null_check.checkpoints == "last":
+            null_check.run(cfg, setup, detectors, store, checked, row_settings)
         wandb_plots.log_summary(run, [r for r in store.rows if r.get("experiment") == cfg.experiment_name])
     finally:
         run.finish()
@@ -184,7 +191,8 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
             added.append(row)
     summary = ", ".join(f"{r['partition']}(x{r['count']}) {_fmt(r)}" for r in added)
     log(f"{target.tag} {bench.name} {det.name}: {summary or 'cached'}")
-    if det.name == "option_shuffle" and added and not any(p.is_control for p in bench.partitions):
+    if (det.name == "option_shuffle" and added and not any(p.is_control for p in bench.partitions)
+            and not any(p.option_order == "shuffled" for p in bench.partitions)):  # shuffled: uniform is exact
         log(f"warning: {bench.name} has no control partitions: option_shuffle p-values use the uniform null "
             "(uncalibrated: canonical option order need not be exchangeable)")
     return added

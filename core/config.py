@@ -166,6 +166,15 @@ class LauncherConfig:
 
 
 @dataclass
+class NullCheckConfig:
+    """``audit.null_check``: the controls re-tested in fresh random orders (audit/null_check.py)."""
+
+    draws: int = 0  # fresh random orders per control partition and order detector; 0: off
+    checkpoints: str = "last"  # last | all: the audited checkpoints it runs on
+    seed: int = II("seed")  # the fresh orders (never the recorded ones: other seed paths)
+
+
+@dataclass
 class AuditBase:
     """``audit`` without the detectors' sections (those come from the registry)."""
 
@@ -186,6 +195,7 @@ class AuditBase:
     progress: bool = True  # progress bars
     context: int = 2048  # sliding windows beyond this many tokens (capped at the model's)
     stride: int = 1024  # later windows count only their last `stride` tokens
+    null_check: NullCheckConfig = field(default_factory=NullCheckConfig)  # controls vs fresh random orders
 
 
 @dataclass

@@ -11,11 +11,14 @@ from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
+from audit.null_check import read_null_rows
 from launch import plots
 from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
+from launch.null_check_report import null_check_section
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
 from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
-                            last_exposure_steps, settings_key, smallest_count, split_by_settings, sustained_detection)
+                            first_exposure_steps, last_exposure_steps, settings_key, smallest_count, split_by_settings,
+                            sustained_detection)
 from train.metrics import read_metrics
 
 
@@ -81,8 +84,10 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
         setup_section(run_dir, manifest, rows),
         corpus_scan_section(scan),
         settings_section(rows),
-        flag_verdicts(verdict_section(rows, manifest, alpha), scan),
+        flag_verdicts(verdict_section(rows, manifest, alpha, first_exposure_steps(manifest, checkpoint_index(run_dir))),
+                      scan),
         comparison_section(rows, alpha),
+        null_check_section(read_null_rows(run_dir), rows, alpha),
         results_table(marked),
         descriptive_rates_section(marked),
         structure_section(marked),
@@ -148,21 +153,36 @@ def settings_section(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float) -> str:
+def verdict_section(rows: list[dict[str, Any]], m: Manifest, alpha: float,
+                    first_copy: dict[tuple[str, str], int] | None = None) -> str:
+    """Per partition: the detectors whose p stayed below alpha from a step on. A run of p < alpha
+    that starts before any copy was trained on predates the copies: said so, never a detection.
+    ``first_copy``: (benchmark, partition) -> the first step that trained on a whole copy."""
     found = sustained_detection(rows, alpha)
     detectors = p_detectors(rows)
     lines = [f"## Verdict (p < {alpha} at the last checkpoint, and at every one since the step named)\n"]
     for p in m.partitions:
         hits = [(d, found[(p.benchmark, p.name, d)]) for d in detectors if (p.benchmark, p.name, d) in found]
         what = f"{p.benchmark}/{p.name} ({p.count} copies)" if p.count else f"{p.benchmark}/{p.name} (control)"
-        if not hits:
-            verdict = "not flagged, as it should be" if p.count == 0 else "not detected"
-        else:
-            said = "; ".join(f"{d} from step {r['step']} (final p = {_fmt_p({'p': r['final_p'], 'log10_p': r['final_log10_p']})})"
-                             for d, r in hits)
+        early = [(d, r) for d, r in hits if p.count and r.get("copies_seen") == 0]
+        hits = [h for h in hits if h not in early]
+        if hits:
+            said = "; ".join(f"{d} from step {r['step']} (final p = {_final_p(r)})" for d, r in hits)
             verdict = ("FLAGGED (false positive): " if p.count == 0 else "detected by ") + said
+        else:
+            verdict = "not flagged, as it should be" if p.count == 0 else "not detected"
+        if early:
+            landed = (first_copy or {}).get((p.benchmark, p.name))
+            when = f"; first copy trained on by step {landed}" if landed else ""
+            verdict += (f"; p < {alpha} already before exposure, not counted as a detection (the partition stood "
+                        f"out where no copy had been trained on{when}): "
+                        + "; ".join(f"{d} from step {r['step']} (final p = {_final_p(r)})" for d, r in early))
         lines.append(f"- {what}: {verdict}{_accuracy_note(rows, p)}")
     return "\n".join(lines) + "\n"
+
+
+def _final_p(r: dict[str, Any]) -> str:
+    return _fmt_p({"p": r["final_p"], "log10_p": r["final_log10_p"]})
 
 
 def _accuracy_note(rows: list[dict[str, Any]], part) -> str:
@@ -249,7 +269,8 @@ def basis(r: dict[str, Any]) -> str:
         parts.append(f"{style} style")
     if r.get("null"):
         calibrated = r.get("calibrated")
-        parts.append(r["null"] + ("" if calibrated is None else " (calibrated)" if calibrated else " (uncalibrated)"))
+        label = "" if calibrated is None else " (calibrated)" if calibrated else " (uncalibrated)"
+        parts.append(r["null"] + (" (exact)" if r.get("null_exact") else label))
     return ", ".join(parts) or "-"
 
 
@@ -357,7 +378,8 @@ READING_GUIDE = """## How to read this
   over random orders? Only verbatim memorisation of a whole document-mode copy creates that preference.
 - **option_shuffle** (Ni et al. 2024): does the model prefer the original option order of each item?
   p is a rank test against the control partitions of the same benchmark (calibrated), or against
-  uniform ranks where the benchmark has no controls (uncalibrated); the *basis* column says which.
+  uniform ranks where there are no other controls: exact when the run injected seeded random option
+  orders (`inject.option_order=shuffled`), else uncalibrated; the *basis* column says which.
 - Any other detector (membership-inference scores, the successor test, ...) appears in every table
   and plot by its registered name; its *basis* column names the null it was tested against.
 - **accuracy**: zero-shot accuracy per partition (its style in the basis column); inflation =

@@ -155,6 +155,19 @@ def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str]
     return {**out, **recorded}
 
 
+def first_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(benchmark, partition) -> the first step whose checkpoint has trained on a whole copy
+    of the partition (a copy ending at token e: step ceil(e / tokens per step))."""
+    tps = tokens_per_step(index)
+    if not tps:
+        return {}
+    out: dict[tuple[str, str], int] = {}
+    for c in manifest.copies:
+        key = (c.benchmark, c.partition)
+        out[key] = min(out.get(key, c.end), c.end)
+    return {k: -(-end // tps) for k, end in out.items()}
+
+
 def _recorded_exposures(manifest) -> dict[tuple[str, str], int]:
     """A partition's ``last_exposure_step``, on the partition or in ``manifest.extra``."""
     out = {(p.benchmark, p.name): int(p.last_exposure_step)

@@ -172,6 +172,8 @@ def check_audit(node, a: dict[str, Any]) -> None:
     require(a["poll_s"] > 0, "audit.poll_s", a["poll_s"], "expected a positive number of seconds")
     require(a["watch_idle_s"] > 0, "audit.watch_idle_s", a["watch_idle_s"], "expected a positive number of seconds")
     at_least("audit.limit", a["limit"], 1, optional=True)
+    at_least("audit.null_check.draws", a["null_check"]["draws"], 0)
+    one_of("audit.null_check.checkpoints", a["null_check"]["checkpoints"], ("last", "all"))
 
 
 def check_launcher(lc: dict[str, Any]) -> None:

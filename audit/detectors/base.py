@@ -7,7 +7,7 @@ partition, so a killed audit resumes without rescoring; ``summarize`` is cheap.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from audit.stats import TestResult
 from core.errors import SpikeinError
-from inject.items import Item
+from inject.items import Item, permute_choices
 
 if TYPE_CHECKING:  # the scorer loads torch; composing a config imports the detectors
     from audit.scoring import BaseScorer
@@ -34,6 +34,7 @@ class PartitionData:
     name: str
     count: int | None  # copies injected; 0 = control; None = no plan (a public model)
     items: list[Item] = field(repr=False)
+    option_order: str | None = None  # the run's inject.option_order (shuffled: recorded random orders); None: unknown
 
     @property
     def is_control(self) -> bool:
@@ -80,6 +81,23 @@ class Detector:
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """One dict per partition: ``statistic``, ``p``, ``log10_p`` and detector extras."""
         raise NotImplementedError
+
+    def fresh_draw(self, part: PartitionData, rng) -> PartitionData | None:
+        """``part`` in a fresh random order of what this detector tests (the null check,
+        :mod:`audit.null_check`), or None when its null is not about an order."""
+        return None
+
+
+def fresh_item_order(part: PartitionData, rng) -> PartitionData:
+    """The partition's items in a fresh random order (one the model never saw)."""
+    order = rng.permutation(len(part.items))
+    return replace(part, items=[part.items[int(i)] for i in order])
+
+
+def fresh_option_orders(part: PartitionData, rng) -> PartitionData:
+    """Each item's choices in a fresh random order (the answer follows its text)."""
+    return replace(part, items=[permute_choices(it, [int(i) for i in rng.permutation(len(it.choices))])
+                                for it in part.items])
 
 
 def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):

@@ -7,8 +7,9 @@ with the best counting as highest as in the paper's code; scenario b: the best o
 an IsolationForest outlier, per threshold delta) and a
 p-value for "original orders rank higher than chance": against the benchmark's control
 partitions (Mann-Whitney U on normalised ranks; calibrated), or, with no controls,
-against uniform ranks (uncalibrated: a benchmark's canonical option order need not be
-exchangeable, e.g. sorted numbers or "all of the above" last). So each row also counts
+against uniform ranks: exact in a run that injected seeded random option orders
+(``inject.option_order=shuffled``), else uncalibrated (a benchmark's canonical option
+order need not be exchangeable, e.g. sorted numbers or "all of the above" last). So each row also counts
 the items whose published order is structured (inject.benchmark_checks.option_structure)
 and gives the p-value without them (``p_unstructured``).
 """
@@ -20,7 +21,8 @@ from typing import Any, List, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, register
+from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, fresh_option_orders, p_fields,
+                                  register)
 from audit.sequences import option_group, option_orders, rng_for
 from audit.stats import TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, uniform_rank_test
 from inject.benchmark_checks import STRUCTURES, option_structure
@@ -68,6 +70,9 @@ class OptionShuffle(Detector):
             "iforest_max": [isolation_score_of_max(s) for s in scores] if self.isolation_forest else None,
         }
 
+    def fresh_draw(self, part: PartitionData, rng) -> PartitionData:
+        return fresh_option_orders(part, rng)
+
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         norm = [_normalised(raw) for raw in raws]
         plain = [_unstructured(part) for part in parts]
@@ -75,10 +80,12 @@ class OptionShuffle(Detector):
         for i, raw in enumerate(raws):
             ctrl = controls_for(parts, i)
             rank = np.asarray(raw["rank"])
+            exact = not ctrl and recorded_random_orders(parts[i])
             rows.append({
                 **p_fields(_test(raw, norm, ctrl, i)),
                 "null": "controls" if ctrl else "uniform",
-                "calibrated": bool(ctrl),
+                "calibrated": bool(ctrl) or exact,
+                "null_exact": exact,
                 "rate_a": _rate_a(raw),
                 "rate_b": self._rate_b(raw),
                 "mean_rank": float(rank.mean()) if len(rank) else None,
@@ -102,6 +109,13 @@ def _test(raw: dict[str, Any], norm: Sequence[np.ndarray], ctrl: list[int], i: i
     if ctrl:
         return mann_whitney_less(norm[i][mask(i)], np.concatenate([norm[j][mask(j)] for j in ctrl]))
     return uniform_rank_test(np.asarray(raw["rank"])[mask(i)], np.asarray(raw["n_orders"])[mask(i)])
+
+
+def recorded_random_orders(part: PartitionData) -> bool:
+    """The run injected (or, for a control, recorded) each item's options in a seeded random
+    order (``inject.option_order=shuffled``): the tested order is a uniform draw, so its rank
+    among all orders is exactly uniform unless the model learned that order."""
+    return part.count is not None and part.option_order == "shuffled"
 
 
 def _rate_a(raw: dict[str, Any]) -> float | None:

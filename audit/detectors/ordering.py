@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, finite, p_fields, register
+from audit.detectors.base import AuditContext, Detector, PartitionData, finite, fresh_item_order, p_fields, register
 from audit.requests import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
 from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
@@ -85,6 +85,9 @@ class Ordering(Detector):
         scores = ctx.scorer.score(requests)
         r = len(canonical)
         return {"canonical": scores[:r].tolist(), "shuffled": scores[r:].reshape(r, self.permutations).tolist()}
+
+    def fresh_draw(self, part: PartitionData, rng) -> PartitionData:
+        return fresh_item_order(part, rng)
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self._row(raw) for raw in raws]

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, finite, p_fields, register
+from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, finite, fresh_item_order,
+                                  p_fields, register)
 from audit.requests import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
 from audit.stats import LN10, TestResult, column_ranks, mann_whitney_less, successor_test
@@ -79,6 +80,9 @@ class Successor(Detector):
                 s[x, np.arange(m) != x] = next(scores)
             matrices.append(s.tolist())
         return {"S": matrices}
+
+    def fresh_draw(self, part: PartitionData, rng) -> PartitionData:
+        return fresh_item_order(part, rng)
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ranks = [[column_ranks(np.asarray(s)) for s in raw["S"]] for raw in raws]

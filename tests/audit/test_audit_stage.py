@@ -29,6 +29,7 @@ FAST = [
     "audit.ordering.shards=3", "audit.ordering.permutations=4", "audit.option_shuffle.isolation_forest=false",
     "audit.context=256", "audit.stride=128", "audit.progress=false", "experiment_name=t", "logger.mode=disabled",
     "audit.detectors=[ordering,option_shuffle,accuracy]",  # the demo recipe (the default experiment) runs all eight
+    "audit.null_check.draws=0",  # the demo's null check has its own tests (tests/audit/test_null_check.py)
 ]
 
 

@@ -124,7 +124,10 @@ def test_rows_scored_with_other_settings_are_never_mixed(tmp_path):
     main = md.split("## Rows scored with other settings")[0]
     assert main.count("| b | x16 | 16 | 16 | accuracy |") == 1
     assert "| b | x16 | 16 | 16 | accuracy | letter style | 0.65 |" in main
-    assert "b/x16 (16 copies): detected by ordering from step 20 (final p = 0.0001); accuracy 0.65 (+0.40 vs controls)" in md
+    # p < alpha from step 20, before the copies landed (step 39): never called a detection (issue 22)
+    assert ("b/x16 (16 copies): not detected; p < 0.01 already before exposure, not counted as a detection (the "
+            "partition stood out where no copy had been trained on; first copy trained on by step 39): ordering from "
+            "step 20 (final p = 0.0001); accuracy 0.65 (+0.40 vs controls)") in md
     other = md.split("## Rows scored with other settings")[1]
     assert "accuracy with style=text (reported: letter)" in other and "| b | x16 | 16 | 16 | accuracy | text style | 0.45 |" in other
     assert "- accuracy: context=2048, precision=fp32, renderer=mcq, stride=1024, style=letter" in md

@@ -1,0 +1,60 @@
+"""Issue 22's table over any number of finished runs, from their audit rows alone (no model):
+the z of each partition's mean option-shuffle rank at step 0, at the middle checkpoint and
+(controls only) at the last step, and the controls' false-positive rates with Wilson intervals.
+
+    PYTHONPATH=. python bench/option_shuffle_z_table.py RUN_DIR [RUN_DIR ...]
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from launch.rates import fmt_rate, wilson
+from launch.results import audit_rows
+
+
+def z_of(row) -> float:
+    n_orders = 24  # 4 options, all orders (the demo's benchmarks)
+    sd = math.sqrt((n_orders**2 - 1) / 12 / row["n_items"])
+    return (row["mean_rank"] - (n_orders + 1) / 2) / sd
+
+
+def main(run_dirs: list[str]) -> int:
+    first, middle, last = ("first audited checkpoint (the demo: step 0), all partitions",
+                            "middle checkpoint (the demo: 215-216, before any copy), all partitions",
+                            "last step, the control partitions only")
+    cells: dict[str, list[float]] = {first: [], middle: [], last: []}
+    last_p: list[float] = []
+    for d in run_dirs:
+        rows = [r for r in audit_rows(Path(d)) if r["detector"] == "option_shuffle" and r.get("mean_rank") is not None]
+        steps = sorted({r["step"] for r in rows})
+        if len(steps) < 2:
+            print(f"{d}: fewer than 2 audited steps, skipped", file=sys.stderr)
+            continue
+        mid = steps[len(steps) // 2] if len(steps) > 2 else None
+        for r in rows:
+            if r["step"] == steps[0]:
+                cells[first].append(z_of(r))
+            elif r["step"] == mid:
+                cells[middle].append(z_of(r))
+            elif r["step"] == steps[-1] and r["count"] == 0:
+                cells[last].append(z_of(r))
+                last_p.append(r["p"])
+    print(f"{len(run_dirs)} run(s)\n\n| per-partition z of the mean rank | partitions | mean z | s.d. of z (null: 1) |")
+    print("|---|---|---|---|")
+    for name, zs in cells.items():
+        if zs:
+            sd = f"{np.std(zs, ddof=1):.2f}" if len(zs) > 1 else "-"
+            print(f"| {name} | {len(zs)} | {np.mean(zs):.2f} | {sd} |")
+    for alpha in (0.05, 0.01):
+        k = sum(p < alpha for p in last_p)
+        print(f"\ncontrols' option-shuffle FPR at {alpha}: {fmt_rate(wilson(k, len(last_p)))}", end="")
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
