@@ -167,6 +167,9 @@ def check_audit(node, a: dict[str, Any]) -> None:
     require(a["poll_s"] > 0, "audit.poll_s", a["poll_s"], "expected a positive number of seconds")
     require(a["watch_idle_s"] > 0, "audit.watch_idle_s", a["watch_idle_s"], "expected a positive number of seconds")
     at_least("audit.limit", a["limit"], 1, optional=True)
+    ref = a.get("reference_model")
+    require(ref is None or not (str(ref).startswith("step_") and a["model"]), "audit.reference_model", ref,
+            "a step_<N> reference is a checkpoint of a run; with audit.model give a hub id or model directory")
 
 
 def check_launcher(lc: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from audit.stats import TestResult
+from audit.stats import PairedResult, TestResult
 from core.errors import SpikeinError
 from inject.items import Item
 
@@ -81,6 +81,13 @@ class Detector:
         """One dict per partition: ``statistic``, ``p``, ``log10_p`` and detector extras."""
         raise NotImplementedError
 
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One dict per partition: the paired test of this model's scores (``raws``) against the
+        reference model's on the same items and orders (``reference``; ``audit.reference_model``),
+        as :func:`paired_fields`; empty dicts for a detector without one."""
+        return [{} for _ in parts]
+
 
 def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):
     """``cfg`` (partial; a node of the composed tree resolves against it) as a ``cls`` instance."""
@@ -109,3 +116,12 @@ def p_fields(result: TestResult | None) -> dict[str, float | None]:
 def controls_for(parts: Sequence[PartitionData], i: int) -> list[int]:
     """The benchmark's control partitions other than ``i`` itself."""
     return [j for j, p in enumerate(parts) if p.is_control and j != i]
+
+
+def paired_fields(result: PairedResult | None, test: str, **extra: Any) -> dict[str, Any]:
+    """A row's paired target-vs-reference test: ``paired_test`` names it (the report's label)."""
+    if result is None:
+        return {"paired_test": test, "paired_statistic": None, "paired_p": None, "paired_log10_p": None, **extra}
+    f = p_fields(result.as_test())
+    return {"paired_test": test, "paired_statistic": f["statistic"], "paired_p": f["p"],
+            "paired_log10_p": f["log10_p"], "paired_method": result.method, "paired_n": result.n, **extra}

@@ -1,0 +1,145 @@
+"""Issue 23's "Must show": paired target-vs-reference tests on SmolLM2-135M-Instruct (the tests'
+real model, tests/real_model.py) and the first N MMLU test items (abstract algebra).
+
+1. ``self``: SmolLM2 audited with itself as ``audit.reference_model``: every paired p must be > 0.05.
+2. ``tuned``: SmolLM2 continually pretrained on those N items (``--copies`` copies of the items
+   joined in their published order, as a document-mode injection writes one copy: BOS, items
+   rendered ``mcq``, separated by a blank line), audited with the original SmolLM2 as reference:
+   the paired option-shuffle test should flag it.
+
+    PYTHONPATH=. python bench/reference_bench.py --out /tmp/ref_bench     # ~30-60 min on 2 shared cores
+    PYTHONPATH=. python bench/reference_bench.py --items 20 --copies 3    # smaller
+
+Prints one line per (model, detector) with the paired and the uniform-null p, and writes
+``<out>/summary.json``. The audits are ordinary ``spikein audit`` commands (printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+MMLU = ROOT.parent / "shared" / "data" / "benchmarks" / "mmlu" / "test"
+DETECTORS = "[option_shuffle,ordering,successor,accuracy,loss,zlib,min_k,min_k_pp]"
+
+
+def first_items(n: int, mmlu: Path):
+    from inject.benchmarks import load_benchmark
+
+    return load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(mmlu)})[:n]
+
+
+def finetune(model_dir: Path, out: Path, n_items: int, copies: int, lr: float, seq_len: int, batch: int, mmlu: Path) -> dict:
+    """``copies`` passes over one document of the first ``n_items`` items in published order."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inject.render import encode_items, encode_text, join_token_lists
+    from inject.tokenizer import special_ids
+
+    if (out / "config.json").is_file():
+        return json.loads((out / "finetune.json").read_text())
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    doc = join_token_lists(encode_items(tok, first_items(n_items, mmlu), "mcq"), encode_text(tok, "\n\n"),
+                           special_ids(tok).bos)
+    windows = [doc[i:i + seq_len] for i in range(0, len(doc), seq_len)]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses, t0, steps = [], time.perf_counter(), 0
+    for copy in range(copies):
+        for lo in range(0, len(windows), batch):
+            chunk = windows[lo:lo + batch]
+            width = max(len(w) for w in chunk)
+            ids = torch.tensor([w + [tok.pad_token_id or 0] * (width - len(w)) for w in chunk])
+            labels = torch.tensor([w + [-100] * (width - len(w)) for w in chunk])
+            loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            steps += 1
+            losses.append(round(float(loss), 4))
+            print(f"finetune: copy {copy + 1}/{copies} step {steps} loss {losses[-1]:.3f}", flush=True)
+    info = {"items": n_items, "copies": copies, "lr": lr, "seq_len": seq_len, "batch": batch, "steps": steps,
+            "doc_tokens": len(doc), "losses": losses, "wall_s": round(time.perf_counter() - t0, 1)}
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "finetune.json").write_text(json.dumps(info, indent=1))
+    tmp.rename(out)
+    return info
+
+
+def audit(target: Path, reference: Path, run_dir: Path, n_items: int, mmlu: Path) -> tuple[list[dict], float]:
+    args = [sys.executable, "-m", "launch.cli", "audit", f"model={target}", f"audit.reference_model={reference}",
+            "benchmarks=mmlu_local", "benchmark=mmlu", f"benchmarks.mmlu.path={mmlu}", f"audit.limit={n_items}",
+            f"audit.detectors={DETECTORS}", "audit.progress=false", "logger.mode=disabled", f"run_dir={run_dir}"]
+    if n_items < 40:
+        args.append(f"audit.successor.block={n_items}")
+    print("$ " + " ".join(args[2:]), flush=True)
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    r = subprocess.run(args, cwd=ROOT, env=env, text=True, stderr=subprocess.PIPE)
+    if r.returncode:
+        sys.exit(f"audit failed:\n{r.stderr[-4000:]}")
+    subprocess.run([sys.executable, "-m", "launch.cli", "report", f"run_dir={run_dir}", "logger.mode=disabled"],
+                   cwd=ROOT, env=env, check=True)
+    rows = [json.loads(line) for line in (run_dir / "audit" / "results.jsonl").read_text().splitlines() if line]
+    return rows, time.perf_counter() - t0
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    keep = ("detector", "paired_test", "paired_statistic", "paired_p", "paired_log10_p", "log10_p",
+            "log10_p_unstructured", "log10_p_untemplated", "templated_items", "structured_items", "mean_rank")
+    return [{k: r.get(k) for k in keep if k in r} for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/spikein_reference_bench"))
+    ap.add_argument("--items", type=int, default=40)
+    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--mmlu", type=Path, default=MMLU)
+    ap.add_argument("--only", choices=["self", "tuned", "finetune"], default=None)
+    args = ap.parse_args()
+    from real_model import smollm2_dir
+
+    base = smollm2_dir()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"model": str(base), "items": args.items}
+    path = args.out / "summary.json"
+    if path.exists():
+        result = {**json.loads(path.read_text()), **result}
+    if args.only in (None, "self"):
+        rows, wall = audit(base, base, args.out / "self", args.items, args.mmlu)
+        result["self"] = {"wall_s": round(wall, 1), "rows": summary(rows)}
+        path.write_text(json.dumps(result, indent=1))
+    if args.only in (None, "tuned", "finetune"):
+        tuned = args.out / f"tuned_{args.items}x{args.copies}"
+        result["finetune"] = finetune(base, tuned, args.items, args.copies, args.lr, args.seq_len, args.batch, args.mmlu)
+        path.write_text(json.dumps(result, indent=1))
+        if args.only != "finetune":
+            rows, wall = audit(tuned, base, args.out / "tuned", args.items, args.mmlu)
+            result["tuned"] = {"wall_s": round(wall, 1), "rows": summary(rows)}
+            path.write_text(json.dumps(result, indent=1))
+    for name in ("self", "tuned"):
+        for r in (result.get(name) or {}).get("rows", []):
+            print(f"{name:5s} {r['detector']:14s} paired log10 p {r.get('paired_log10_p')}  "
+                  f"uniform-null log10 p {r.get('log10_p')}  ({r.get('paired_test')})")
+    print(f"summary: {path}")
+
+
+if __name__ == "__main__":
+    main()
