@@ -12,6 +12,7 @@ from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
 from launch import plots
+from launch.paired_report import paired_section, write_public_report
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
 from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
                             last_exposure_steps, settings_key, smallest_count, split_by_settings, sustained_detection)
@@ -61,6 +62,9 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     if not all_rows:
         raise SpikeinError(f"no audit results in {RunDir(run_dir).results}: run `spikein audit` first")
     rows, other = split_by_settings(all_rows, current)
+    if not RunDir(run_dir).manifest.exists():  # a public model's audit: nothing was injected here
+        return write_public_report(run_dir, rows, name, [
+            structure_section(rows), descriptive_rates_section(rows), settings_section(rows)])
     manifest = load_manifest(run_dir)
     out = RunDir(run_dir).report
     last = final_rows(rows)
@@ -76,6 +80,7 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     md = "\n".join([
         f"# spikein report: {name}\n",
         setup_section(run_dir, manifest, rows),
+        paired_section(last),
         settings_section(rows),
         verdict_section(rows, manifest, alpha),
         comparison_section(rows, alpha),
