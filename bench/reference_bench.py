@@ -97,8 +97,19 @@ def audit(target: Path, reference: Path, run_dir: Path, n_items: int, mmlu: Path
     return rows, time.perf_counter() - t0
 
 
+def seed_reference_cache(scored: Path, run_dir: Path) -> None:
+    """The original model's raw scores from the self audit (same items, orders and settings: the
+    score cache keys them by model and settings, not by run), so the reference is scored once."""
+    import shutil
+
+    src, dst = scored / "audit" / "raw", run_dir / "audit" / "raw"
+    if src.is_dir() and not dst.exists():
+        shutil.copytree(src, dst)
+
+
 def summary(rows: list[dict]) -> list[dict]:
-    keep = ("detector", "paired_test", "paired_statistic", "paired_p", "paired_log10_p", "log10_p",
+    keep = ("detector", "paired_test", "paired_statistic", "paired_p", "paired_log10_p", "paired_method", "paired_n",
+            "paired_mean_ratio", "statistic", "log10_p", "wall_s",
             "log10_p_unstructured", "log10_p_untemplated", "templated_items", "structured_items", "mean_rank")
     return [{k: r.get(k) for k in keep if k in r} for r in rows]
 
@@ -131,6 +142,7 @@ def main() -> None:
         result["finetune"] = finetune(base, tuned, args.items, args.copies, args.lr, args.seq_len, args.batch, args.mmlu)
         path.write_text(json.dumps(result, indent=1))
         if args.only != "finetune":
+            seed_reference_cache(args.out / "self", args.out / "tuned")
             rows, wall = audit(tuned, base, args.out / "tuned", args.items, args.mmlu)
             result["tuned"] = {"wall_s": round(wall, 1), "rows": summary(rows)}
             path.write_text(json.dumps(result, indent=1))
