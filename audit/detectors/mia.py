@@ -95,7 +95,9 @@ class MembershipInference(Detector):
         for i in range(len(raws)):
             ctrl = controls_for(parts, i)
             mean = float(ratios[i].mean()) if len(ratios[i]) else None
-            if ctrl:
+            if not ctrl and any(p.is_control for p in parts):  # the benchmark's only control: nothing to compare with
+                out.append(paired_fields(None, PAIRED_VS_CONTROLS, paired_mean_ratio=mean))
+            elif ctrl:
                 f = membership_fields(ratios[i], np.concatenate([ratios[j] for j in ctrl]))
                 out.append({"paired_test": PAIRED_VS_CONTROLS, "paired_statistic": f["statistic"], "paired_p": f["p"],
                             "paired_log10_p": f["log10_p"], "paired_method": "normal_approx",

@@ -151,8 +151,9 @@ def test_membership_paired_without_and_with_controls():
     parts = [PartitionData("b", "x4", 4, make_items(30, seed=0)), PartitionData("b", "x0", 0, make_items(30, seed=1))]
     ctl_ref = {"score": rng.normal(-2, 0.3, 30).tolist()}
     ctl_all_better = {"score": (np.asarray(ctl_ref["score"]) + 0.2 + rng.normal(0, 0.05, 30)).tolist()}
-    found, _ = get_detector("loss", {}).paired(parts, [hot, ctl_all_better], [ref, ctl_ref])
+    found, ctl = get_detector("loss", {}).paired(parts, [hot, ctl_all_better], [ref, ctl_ref])
     assert "controls" in found["paired_test"] and found["paired_p"] > 0.01
+    assert ctl["paired_p"] is None  # the only control has no other control to be compared with
 
 
 def test_accuracy_paired():
@@ -198,6 +199,9 @@ def test_step_0_reference_adds_paired_tests_and_step_0_against_itself_is_clean(r
     assert len(rows) == 2 * 2 * 5
     for r in rows:
         assert r["reference"] == "step_0" and r["settings"]["reference"] == "step_0"
+        if r["detector"] == "loss" and r["count"] == 0:  # the only control: no control to compare it with
+            assert r["paired_p"] is None
+            continue
         assert r["paired_test"] and r["paired_p"] is not None, r
         if r["step"] == 0:  # the reference against itself: identical scores
             neutral = 0.5 if "controls" in r["paired_test"] else 0  # AUROC of the reference-ratio vs the controls
