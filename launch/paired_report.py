@@ -82,6 +82,7 @@ def write_public_report(run_dir: Path, rows: list[dict[str, Any]], name: str, ex
     """report.md for a model nobody trained here: what the p-values mean, then the paired tests
     (when there is a reference), the uniform-null table, and ``extra_sections``."""
     models = ", ".join(sorted({str(r["model"]) for r in rows}))
+    name = next((str(r["experiment"]) for r in rows if r.get("experiment")), name)  # audit-<model>, as audited
     md = "\n".join([f"# spikein report: {name}\n", public_caveat(rows),
                     f"Audited model: {models}; no manifest (nothing injected here): each benchmark is one partition.\n",
                     paired_section(rows, public=True), uncalibrated_table(rows), *extra_sections])
