@@ -12,6 +12,12 @@ real model, tests/real_model.py) and the first N MMLU test items (abstract algeb
 
 Prints one line per (model, detector) with the paired and the uniform-null p, and writes
 ``<out>/summary.json``. The audits are ordinary ``spikein audit`` commands (printed).
+
+    PYTHONPATH=. python bench/reference_bench.py --demo <copy of a demo run> --reference step_216
+
+A controlled run instead (``--demo``): its last checkpoint audited against its own pre-exposure
+checkpoint (every score already cached by the run's audit: no model runs), per partition the
+detector's own log10 p beside the paired one.
 """
 from __future__ import annotations
 
@@ -115,6 +121,26 @@ def summary(rows: list[dict]) -> list[dict]:
     return [{k: r.get(k) for k in keep if k in r} for r in rows]
 
 
+def demo_table(run_dir: Path, reference: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    args = [sys.executable, "-m", "launch.cli", "audit", f"run_dir={run_dir}", "experiment=demo",
+            f"audit.reference_model={reference}", "audit.checkpoints=last", "audit.progress=false",
+            "logger.mode=disabled"]
+    print("$ " + " ".join(args[2:]), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(args, cwd=ROOT, env=env, check=True)
+    print(f"audit: {time.perf_counter() - t0:.1f} s")
+    rows = [json.loads(line) for line in (run_dir / "audit" / "results.jsonl").read_text().splitlines() if line]
+    rows = [r for r in rows if r.get("reference") == reference]
+    print("| benchmark | copies | detector | log10 p | paired log10 p | paired test |\n|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["benchmark"], r["count"], r["detector"])):
+        if r.get("log10_p") is None and r.get("paired_log10_p") is None:
+            continue
+        own = "-" if r.get("log10_p") is None else f"{r['log10_p']:.2f}"
+        paired = "-" if r.get("paired_log10_p") is None else f"{r['paired_log10_p']:.2f}"
+        print(f"| {r['benchmark']} | {r['count']} | {r['detector']} | {own} | {paired} | {r.get('paired_test')} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/spikein_reference_bench"))
@@ -125,8 +151,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--mmlu", type=Path, default=MMLU)
     ap.add_argument("--only", choices=["self", "tuned", "finetune"], default=None)
+    ap.add_argument("--demo", type=Path, default=None, help="a controlled run dir (a copy: rows are appended)")
+    ap.add_argument("--reference", default="step_0", help="with --demo: audit.reference_model")
     ap.add_argument("--detectors", default=DETECTORS, help="audit.detectors (default: %(default)s)")
     args = ap.parse_args()
+    if args.demo:
+        return demo_table(args.demo, args.reference)
     from real_model import smollm2_dir
 
     base = smollm2_dir()
