@@ -63,7 +63,7 @@ def paired_section(rows: list[dict[str, Any]], public: bool = False) -> str:
 
 def uncalibrated_table(rows: list[dict[str, Any]]) -> str:
     """A public model's detector rows against the uniform null, marked uncalibrated."""
-    rs = [r for r in rows if r["detector"] != "accuracy"]
+    rs = [r for r in rows if r["detector"] != "accuracy" and r.get("p") is not None]  # MIA: no null without controls
     acc = [r for r in rows if r["detector"] == "accuracy"]
     lines = ["## Uniform-null results (uncalibrated)\n",
              "| benchmark | detector | statistic | p (uncalibrated) | p without structured items (uncalibrated) "

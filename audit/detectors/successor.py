@@ -99,8 +99,8 @@ class Successor(Detector):
             rng = rng_for(self.seed, part.benchmark, part.name, self.name, "paired")
             result = successor_test(diff, self.permutations, rng)
             # low T is evidence: the statistic is reported as is, the p is P(T(random) <= T)
-            out.append(paired_fields(PairedResult(result.statistic, result.log_p, result.method, len(part.items)),
-                                     PAIRED_TEST))
+            differ = int(sum((np.abs(np.diag(d, 1)) > 1e-12).sum() for d in diff))  # injected neighbours whose rank moved
+            out.append(paired_fields(PairedResult(result.statistic, result.log_p, result.method, differ), PAIRED_TEST))
         return out
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
