@@ -134,7 +134,7 @@ def ensure_scored(cfg, setup, todo: Sequence[tuple[Any, Any]], store) -> None:
         gc.collect()
 
 
-def paired_fields(cfg, store, bench, det, raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def paired_tests(cfg, store, bench, det, raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per partition: the detector's paired test against the reference's cached scores
     (``reference`` names it), or {} per partition without a reference."""
     ref = resolve(cfg)

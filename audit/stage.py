@@ -178,7 +178,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
 def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, ctx: AuditContext) -> list[dict]:
     settings = row_settings(cfg, bench, det)
     raws = [_scored(store, target, bench, det, part, ctx, reference.raw_settings(settings)) for part in bench.partitions]
-    paired = reference.paired_fields(cfg, store, bench, det, raws)
+    paired = reference.paired_tests(cfg, store, bench, det, raws)
     added = []
     for part, raw, stats, pair in zip(bench.partitions, raws, det.summarize(bench.partitions, raws), paired):
         row = {**base_row(cfg, setup, target, part, det, settings), **stats, **pair, **raw["_meta"]}

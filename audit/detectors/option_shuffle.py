@@ -9,8 +9,10 @@ p-value for "original orders rank higher than chance": against the benchmark's c
 partitions (Mann-Whitney U on normalised ranks; calibrated), or, with no controls,
 against uniform ranks (uncalibrated: a benchmark's canonical option order need not be
 exchangeable, e.g. sorted numbers or "all of the above" last). So each row also counts
-the items whose published order is structured (inject.benchmark_checks.option_structure)
-and gives the p-value without them (``p_unstructured``).
+the items whose published order is structured (inject.benchmark_checks.option_structures:
+sorted, "above" options, and templates recurring across items) and gives the p-value without
+them (``p_unstructured``) and without the templated ones only (``p_untemplated``). With
+``audit.reference_model``: the paired signed-rank test of the two models' ranks (``paired_*``).
 """
 from __future__ import annotations
 
