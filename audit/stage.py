@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import torch
 
-from audit import null_check, wandb_plots
+from audit import null_check, reference, wandb_plots
 from audit.detectors import AuditContext, Detector, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
@@ -61,6 +61,7 @@ def audit_stage(cfg) -> int:
         for part in bench.partitions:
             for det in detectors:
                 det.check(part)
+    reference.check(cfg, setup.tokenizer)  # an unusable reference is refused before any scoring
     rd = RunDir(cfg.run_dir)
     if cfg.dry_run:
         _print_plan(cfg, setup, detectors)
@@ -128,7 +129,7 @@ def _steps(spec) -> list[int]:
 def row_settings(cfg, bench: BenchmarkData, det: Detector) -> dict[str, Any]:
     a = cfg.audit
     return {**det.settings(), "renderer": bench.renderer, "context": int(a.context),
-            "stride": int(a.stride), "precision": str(a.precision)}
+            "stride": int(a.stride), "precision": str(a.precision), **reference.row_setting(cfg)}
 
 
 def base_row(cfg, setup: AuditSetup, target: Target, part: PartitionData, det: Detector, settings) -> dict:
@@ -162,6 +163,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
     if not todo:
         log(f"{target.tag}: all rows cached")
         return []
+    reference.ensure_scored(cfg, setup, todo, store)  # the reference model's scores, before this model loads
     log(f"{target.tag}: loading {target.path}")
     model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
     settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
@@ -182,10 +184,11 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
 
 def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, ctx: AuditContext) -> list[dict]:
     settings = row_settings(cfg, bench, det)
-    raws = [_scored(store, target, bench, det, part, ctx, settings) for part in bench.partitions]
+    raws = [_scored(store, target, bench, det, part, ctx, reference.raw_settings(settings)) for part in bench.partitions]
+    paired = reference.paired_tests(cfg, store, bench, det, raws)
     added = []
-    for part, raw, stats in zip(bench.partitions, raws, det.summarize(bench.partitions, raws)):
-        row = {**base_row(cfg, setup, target, part, det, settings), **stats, **raw["_meta"]}
+    for part, raw, stats, pair in zip(bench.partitions, raws, det.summarize(bench.partitions, raws), paired):
+        row = {**base_row(cfg, setup, target, part, det, settings), **stats, **pair, **raw["_meta"]}
         row = {**{k: row.get(k) for k in ROW_FIELDS}, **row}
         if store.add(row):
             added.append(row)

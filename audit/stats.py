@@ -247,3 +247,78 @@ def successor_test(ranks: list[np.ndarray], permutations: int, rng: np.random.Ge
     if hits == 0 and log_normal < log_mc:  # at the floor: the approximation says how far below
         return SuccessorResult(t, log_normal, "normal_approx", log_mc, log_normal, permutations, mean, sd)
     return SuccessorResult(t, log_mc, "monte_carlo", log_mc, log_normal, permutations, mean, sd)
+
+
+# --- paired target-vs-reference tests (audit.reference_model) ------------------------------
+
+SIGNED_RANK_EXACT_MAX = 400  # non-zero pairs up to which the signed-rank null is enumerated (DP)
+_DECIMALS = 12  # |d| equal to this many decimals are ties (differences of equal sums differ in the last bits)
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    statistic: float  # W+ - E[W+] (signed rank), b - c (McNemar), t (paired t): 0 when nothing differs
+    log_p: float  # one-sided: the target's scores exceed the reference's
+    method: str  # exact | normal_approx
+    n: int  # pairs that differ (the ones the test uses)
+
+    @property
+    def log10_p(self) -> float:
+        return self.log_p / LN10
+
+    def as_test(self) -> TestResult:
+        return TestResult(self.statistic, self.log_p)
+
+
+def signed_rank_test(d: np.ndarray) -> PairedResult:
+    """Wilcoxon signed-rank test for "the differences d tend to be positive" (one-sided).
+
+    Zero differences are dropped (Wilcoxon's rule), tied |d| share their mid-rank. The null:
+    each pair's two values are exchangeable, so every sign of the non-zero d is equally
+    likely given |d|; W+ (the summed ranks of the positive d) is enumerated exactly over the
+    2^n signs by dynamic programming on doubled (integer) mid-ranks up to
+    ``SIGNED_RANK_EXACT_MAX`` pairs, beyond that the tie-corrected normal approximation with
+    continuity correction. Identical scores (every d = 0): statistic 0, p = 1.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    d = d[np.round(np.abs(d), _DECIMALS) > 0]
+    n = len(d)
+    if n == 0:
+        return PairedResult(0.0, 0.0, "exact", 0)
+    ranks = stats.rankdata(np.round(np.abs(d), _DECIMALS))
+    w = float(ranks[d > 0].sum())
+    mean = n * (n + 1) / 4.0
+    if n <= SIGNED_RANK_EXACT_MAX:
+        return PairedResult(w - mean, _signed_rank_exact_log_sf(ranks, w), "exact", n)
+    _, ties = np.unique(ranks, return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24.0 - (ties**3 - ties).sum() / 48.0
+    z = (w - mean - 0.5) / math.sqrt(var) if var > 0 else 0.0
+    return PairedResult(w - mean, float(stats.norm.logsf(z)), "normal_approx", n)
+
+
+def _signed_rank_exact_log_sf(ranks: np.ndarray, w: float) -> float:
+    """ln P(W+ >= w) when each rank joins W+ with probability 1/2, independently."""
+    doubled = np.rint(2 * np.asarray(ranks)).astype(np.int64)  # mid-ranks are multiples of 1/2
+    dist = np.zeros(int(doubled.sum()) + 1)
+    dist[0] = 1.0
+    top = 0
+    for r in doubled:
+        shifted = np.zeros_like(dist)
+        shifted[r:top + r + 1] = dist[:top + 1]
+        dist = 0.5 * (dist + shifted)
+        top += r
+    tail = float(dist[int(round(2 * w)):].sum())
+    return min(0.0, math.log(tail)) if tail > 0 else float("-inf")
+
+
+def mcnemar_greater(target_correct: np.ndarray, reference_correct: np.ndarray) -> PairedResult:
+    """Exact one-sided McNemar test: does the target answer correctly more items than the
+    reference, on the same items? b = target right / reference wrong, c = the reverse;
+    under the null each discordant item is b or c with probability 1/2. statistic = b - c."""
+    t = np.asarray(target_correct, dtype=bool)
+    r = np.asarray(reference_correct, dtype=bool)
+    b, c = int((t & ~r).sum()), int((~t & r).sum())
+    if b + c == 0:
+        return PairedResult(0.0, 0.0, "exact", 0)
+    return PairedResult(float(b - c), min(0.0, float(stats.binom.logsf(b - 1, b + c, 0.5))), "exact", b + c)

@@ -36,6 +36,8 @@ def log_checkpoint(run, rows: Iterable[dict[str, Any]]) -> None:
             data[f"{base}/log10_p"] = r["log10_p"]
         if r.get("statistic") is not None:
             data[f"{base}/statistic"] = r["statistic"]
+        if r.get("paired_log10_p") is not None:  # audit.reference_model's paired test
+            data[f"{base}/paired_log10_p"] = r["paired_log10_p"]
     if data:
         run.log({**data, "audit/step": rows[0].get("step") or 0})
 

@@ -196,6 +196,7 @@ class AuditBase:
     context: int = 2048  # sliding windows beyond this many tokens (capped at the model's)
     stride: int = 1024  # later windows count only their last `stride` tokens
     null_check: NullCheckConfig = field(default_factory=NullCheckConfig)  # controls vs fresh random orders
+    reference_model: Optional[str] = None  # hub id, local dir, or step_<N> of this run (step_0): paired tests against it
 
 
 @dataclass

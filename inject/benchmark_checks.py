@@ -8,11 +8,17 @@
 - :func:`option_structure`: an item whose options are listed in an order a model can
   prefer without having seen it (sorted by length or by value, "all/none of the above"),
   which breaks the option-shuffle test's uniform null.
+- :func:`option_structures`: the same per item of a set of items, plus templates, which only
+  show across items: an option set recurring verbatim in several items (MMLU abstract
+  algebra's "True, True / False, False / True, False / False, True"), True/False options,
+  and "Statement 1 | ... Statement 2 | ..." questions. A templated order is the benchmark's,
+  not the item's: any model that has seen such questions prefers it.
 """
 from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,7 +28,11 @@ from inject.items import LETTERS, Item
 
 MIN_ITEMS = 10  # fewer items: no claim about a position bias
 MAX_P = 1e-3  # binomial p of the top position's count against chance
-STRUCTURES = ("length_sorted", "numbers_sorted", "above_option")
+TEMPLATES = ("template", "true_false", "statements")  # structures that recur across items
+STRUCTURES = ("length_sorted", "numbers_sorted", "above_option", *TEMPLATES)
+MIN_TEMPLATE_ITEMS = 3  # an option set in this many items (same strings, same order) is a template
+_TRUE_FALSE = re.compile(r"^\s*(true|false)(\s*[,/|]?\s*(true|false))*\s*\.?\s*$", re.IGNORECASE)
+_STATEMENTS = re.compile(r"\bstatement\s*1\s*[|:].*\bstatement\s*2\s*[|:]", re.IGNORECASE | re.DOTALL)
 # a leading number ("12", "-3.5", "$1,000", "40 kg", "25%"); "0,1" or "2x" are not numbers
 _NUMBER = re.compile(r"^\s*([-+]?)\$?((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)(?=\s|%|$)")
 _ABOVE = re.compile(r"\b(all|none|both|neither) of (the )?(above|these|those|them)\b|\bboth [a-e] and [a-e]\b",
@@ -85,3 +95,28 @@ def _monotone(values: list) -> bool:
 def _number(choice: str) -> float | None:
     match = _NUMBER.match(choice)
     return float(match.group(1) + match.group(2).replace(",", "")) if match else None
+
+
+def option_structures(items: Sequence[Item]) -> list[list[str]]:
+    """Per item, the kinds of structure (of :data:`STRUCTURES`) of its published option order,
+    templates (:data:`TEMPLATES`) judged across ``items``."""
+    recurring = Counter(_option_set(it.choices) for it in items)
+    out = []
+    for it in items:
+        kinds = option_structure(it.choices)
+        if len(it.choices) > 1 and recurring[_option_set(it.choices)] >= MIN_TEMPLATE_ITEMS:
+            kinds.append("template")
+        if all(_TRUE_FALSE.match(c) for c in it.choices):
+            kinds.append("true_false")
+        if _STATEMENTS.search(it.question):
+            kinds.append("statements")
+        out.append(kinds)
+    return out
+
+
+def is_templated(kinds: Sequence[str]) -> bool:
+    return any(k in TEMPLATES for k in kinds)
+
+
+def _option_set(choices: Sequence[str]) -> tuple[str, ...]:
+    return tuple(" ".join(c.split()) for c in choices)

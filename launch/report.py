@@ -15,6 +15,7 @@ from audit.null_check import read_null_rows
 from launch import plots
 from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
 from launch.null_check_report import null_check_section
+from launch.paired_report import paired_section, write_public_report
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
 from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
                             first_exposure_steps, last_exposure_steps, settings_key, smallest_count, split_by_settings,
@@ -65,6 +66,9 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     if not all_rows:
         raise SpikeinError(f"no audit results in {RunDir(run_dir).results}: run `spikein audit` first")
     rows, other = split_by_settings(all_rows, current)
+    if not RunDir(run_dir).manifest.exists():  # a public model's audit: nothing was injected here
+        return write_public_report(run_dir, rows, name, [
+            structure_section(rows), descriptive_rates_section(rows), settings_section(rows)])
     manifest = load_manifest(run_dir)
     out = RunDir(run_dir).report
     last = final_rows(rows)
@@ -82,6 +86,7 @@ def write_report(run_dir: Path, alpha: float, name: str, current: dict[tuple[str
     md = "\n".join([
         f"# spikein report: {name}\n",
         setup_section(run_dir, manifest, rows),
+        paired_section(last),
         corpus_scan_section(scan),
         settings_section(rows),
         flag_verdicts(verdict_section(rows, manifest, alpha, first_exposure_steps(manifest, checkpoint_index(run_dir))),

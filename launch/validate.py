@@ -174,6 +174,9 @@ def check_audit(node, a: dict[str, Any]) -> None:
     at_least("audit.limit", a["limit"], 1, optional=True)
     at_least("audit.null_check.draws", a["null_check"]["draws"], 0)
     one_of("audit.null_check.checkpoints", a["null_check"]["checkpoints"], ("last", "all"))
+    ref = a.get("reference_model")
+    require(ref is None or not (str(ref).startswith("step_") and a["model"]), "audit.reference_model", ref,
+            "a step_<N> reference is a checkpoint of a run; with audit.model give a hub id or model directory")
 
 
 def check_launcher(lc: dict[str, Any]) -> None:

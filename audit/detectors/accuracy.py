@@ -17,9 +17,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, register
+from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, paired_fields, register
 from audit.sequences import answer_group
-from audit.stats import fisher_greater
+from audit.stats import fisher_greater, mcnemar_greater
 from core.errors import SpikeinError
 
 # style -> the rendering scored, and each choice's length the log-likelihood is divided by
@@ -71,6 +71,14 @@ class Accuracy(Detector):
         pred = [predict(s, it.choices, self.style) for s, it in zip(scores, part.items)]
         return {"pred": pred, "correct": [int(p == it.answer) for p, it in zip(pred, part.items)],
                 "ll": [[float(x) for x in s] for s in scores]}
+
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Exact McNemar test on the same items: does the target get more of them right than the reference?"""
+        label = "exact McNemar, per-item correct, target vs reference"
+        return [paired_fields(mcnemar_greater(raw["correct"], ref["correct"]), label)
+                if len(raw["correct"]) == len(ref["correct"]) else paired_fields(None, label)
+                for raw, ref in zip(raws, reference)]
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []

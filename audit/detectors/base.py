@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from audit.stats import TestResult
+from audit.stats import PairedResult, TestResult
 from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 
@@ -98,6 +98,12 @@ def fresh_option_orders(part: PartitionData, rng) -> PartitionData:
     """Each item's choices in a fresh random order (the answer follows its text)."""
     return replace(part, items=[permute_choices(it, [int(i) for i in rng.permutation(len(it.choices))])
                                 for it in part.items])
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One dict per partition: the paired test of this model's scores (``raws``) against the
+        reference model's on the same items and orders (``reference``; ``audit.reference_model``),
+        as :func:`paired_fields`; empty dicts for a detector without one."""
+        return [{} for _ in parts]
 
 
 def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):
@@ -127,3 +133,12 @@ def p_fields(result: TestResult | None) -> dict[str, float | None]:
 def controls_for(parts: Sequence[PartitionData], i: int) -> list[int]:
     """The benchmark's control partitions other than ``i`` itself."""
     return [j for j, p in enumerate(parts) if p.is_control and j != i]
+
+
+def paired_fields(result: PairedResult | None, test: str, **extra: Any) -> dict[str, Any]:
+    """A row's paired target-vs-reference test: ``paired_test`` names it (the report's label)."""
+    if result is None:
+        return {"paired_test": test, "paired_statistic": None, "paired_p": None, "paired_log10_p": None, **extra}
+    f = p_fields(result.as_test())
+    return {"paired_test": test, "paired_statistic": f["statistic"], "paired_p": f["p"],
+            "paired_log10_p": f["log10_p"], "paired_method": result.method, "paired_n": result.n, **extra}

@@ -24,14 +24,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, finite, p_fields, register
+from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, finite, p_fields, paired_fields,
+                                  register)
 from audit.requests import Request, TokenStats
 from audit.sequences import partition_tokens
-from audit.stats import mann_whitney_less
+from audit.stats import mann_whitney_less, signed_rank_test
 from core.errors import SpikeinError
 from inject.render import get_renderer
 
 FPR = 0.05  # the TPR column's false-positive rate
+PAIRED_SIGNED_RANK = "Wilcoxon signed-rank, per-item score target minus reference"
+PAIRED_VS_CONTROLS = "reference-ratio score (target minus reference, Carlini et al.), partition vs controls, Mann-Whitney"
 _STATS: "weakref.WeakKeyDictionary[Any, dict[str, list[TokenStats]]]" = weakref.WeakKeyDictionary()
 
 
@@ -81,6 +84,28 @@ class MembershipInference(Detector):
     def item_score(self, stats: TokenStats, text: str) -> float:
         raise NotImplementedError
 
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The reference-ratio score per item. With controls: partition vs controls on that score
+        (calibrated: a target better than its reference on all text moves both alike); without:
+        the signed-rank test of "the target scores these items higher than the reference", whose
+        null also assumes the two models are equally good on text neither has seen."""
+        ratios = [_paired_scores(raw, ref) for raw, ref in zip(raws, reference)]
+        out = []
+        for i in range(len(raws)):
+            ctrl = controls_for(parts, i)
+            mean = float(ratios[i].mean()) if len(ratios[i]) else None
+            if not ctrl and any(p.is_control for p in parts):  # the benchmark's only control: nothing to compare with
+                out.append(paired_fields(None, PAIRED_VS_CONTROLS, paired_mean_ratio=mean))
+            elif ctrl:
+                f = membership_fields(ratios[i], np.concatenate([ratios[j] for j in ctrl]))
+                out.append({"paired_test": PAIRED_VS_CONTROLS, "paired_statistic": f["statistic"], "paired_p": f["p"],
+                            "paired_log10_p": f["log10_p"], "paired_method": "normal_approx",
+                            "paired_n": len(ratios[i]), "paired_mean_ratio": mean})
+            else:
+                out.append(paired_fields(signed_rank_test(ratios[i]), PAIRED_SIGNED_RANK, paired_mean_ratio=mean))
+        return out
+
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         scores = [_finite(raw["score"]) for raw in raws]
         rows = []
@@ -90,6 +115,14 @@ class MembershipInference(Detector):
             rows.append({**membership_fields(scores[i], ref), "null": "controls" if len(ref) else None,
                          "calibrated": bool(len(ref))})
         return rows
+
+
+def _paired_scores(raw: dict[str, Any], ref: dict[str, Any]) -> np.ndarray:
+    """Per item: the target's score minus the reference's (Carlini et al.'s reference-model
+    ratio, in log space; MIMIR's ``ref`` attack); items either model could not score are dropped."""
+    if len(raw["score"]) != len(ref["score"]):
+        return np.zeros(0)
+    return _finite([None if a is None or b is None else a - b for a, b in zip(raw["score"], ref["score"])])
 
 
 def _finite(values: Sequence[float | None]) -> np.ndarray:

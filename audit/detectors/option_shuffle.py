@@ -10,8 +10,10 @@ partitions (Mann-Whitney U on normalised ranks; calibrated), or, with no control
 against uniform ranks: exact in a run that injected seeded random option orders
 (``inject.option_order=shuffled``), else uncalibrated (a benchmark's canonical option
 order need not be exchangeable, e.g. sorted numbers or "all of the above" last). So each row also counts
-the items whose published order is structured (inject.benchmark_checks.option_structure)
-and gives the p-value without them (``p_unstructured``).
+the items whose published order is structured (inject.benchmark_checks.option_structures:
+sorted, "above" options, and templates recurring across items) and gives the p-value without
+them (``p_unstructured``) and without the templated ones only (``p_untemplated``). With
+``audit.reference_model``: the paired signed-rank test of the two models' ranks (``paired_*``).
 """
 from __future__ import annotations
 
@@ -22,12 +24,15 @@ import numpy as np
 from omegaconf import II
 
 from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, fresh_option_orders, p_fields,
+                                  paired_fields, register)
                                   register)
 from audit.sequences import option_group, option_orders, rng_for
-from audit.stats import TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, uniform_rank_test
-from inject.benchmark_checks import STRUCTURES, option_structure
+from audit.stats import (TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, signed_rank_test,
+                         uniform_rank_test)
+from inject.benchmark_checks import STRUCTURES, is_templated, option_structures
 
 DELTAS = (-0.2, -0.17, -0.15)
+PAIRED_TEST = "Wilcoxon signed-rank, per-item normalised rank of the original order, target vs reference"
 
 
 @dataclass
@@ -76,6 +81,7 @@ class OptionShuffle(Detector):
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         norm = [_normalised(raw) for raw in raws]
         plain = [_unstructured(part) for part in parts]
+        untemplated = [_untemplated(part) for part in parts]
         rows = []
         for i, raw in enumerate(raws):
             ctrl = controls_for(parts, i)
@@ -90,9 +96,18 @@ class OptionShuffle(Detector):
                 "rate_b": self._rate_b(raw),
                 "mean_rank": float(rank.mean()) if len(rank) else None,
                 "chance_rate_a": float(np.mean(1.0 / np.asarray(raw["n_orders"]))) if len(rank) else None,
-                **_structure_fields(parts[i], raw, norm, ctrl, i, plain),
+                **_structure_fields(parts[i], raw, norm, ctrl, i, plain, untemplated),
             })
         return rows
+
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per item: the reference's normalised rank of the original order minus the target's
+        (same items, same orders); Wilcoxon signed-rank for "the target ranks it higher". The
+        reference carries the benchmark's formatting preferences, so they cancel in the pairs."""
+        return [paired_fields(signed_rank_test(_normalised(ref) - _normalised(raw)), PAIRED_TEST)
+                if len(ref["rank"]) == len(raw["rank"]) else paired_fields(None, PAIRED_TEST)
+                for raw, ref in zip(raws, reference)]
 
     def _rate_b(self, raw: dict[str, Any]) -> dict[str, float] | None:
         scores = raw.get("iforest_max")
@@ -127,22 +142,35 @@ def _rate_a(raw: dict[str, Any]) -> float | None:
 
 
 def _unstructured(part: PartitionData) -> np.ndarray:
-    """Per item: True when its published option order has none of the known structures."""
-    return np.array([not option_structure(item.choices) for item in part.items], dtype=bool)
+    """Per item: True when its published option order has none of the known structures
+    (templates included: they are judged across the partition's items)."""
+    return np.array([not kinds for kinds in option_structures(part.items)], dtype=bool)
+
+
+def _untemplated(part: PartitionData) -> np.ndarray:
+    """Per item: True when its option order is no template (:data:`inject.benchmark_checks.TEMPLATES`)."""
+    return np.array([not is_templated(kinds) for kinds in option_structures(part.items)], dtype=bool)
 
 
 def _structure_fields(part: PartitionData, raw: dict[str, Any], norm: Sequence[np.ndarray], ctrl: list[int],
-                      i: int, plain: Sequence[np.ndarray]) -> dict[str, Any]:
-    """How many items have a structured option order, and the test without them."""
+                      i: int, plain: Sequence[np.ndarray], untemplated: Sequence[np.ndarray]) -> dict[str, Any]:
+    """How many items have a structured (or templated) option order, and the test without them."""
     counts = {kind: 0 for kind in STRUCTURES}
-    for item in part.items:
-        for kind in option_structure(item.choices):
+    for kinds in option_structures(part.items):
+        for kind in kinds:
             counts[kind] += 1
-    n_plain = int(plain[i].sum())
-    test = _test(raw, norm, ctrl, i, plain) if n_plain and len(plain[i]) == len(raw["rank"]) else None
-    fields = p_fields(test)
-    return {"structured_items": len(part.items) - n_plain, "structure": counts,
-            "p_unstructured": fields["p"], "log10_p_unstructured": fields["log10_p"]}
+    return {"structured_items": len(part.items) - int(plain[i].sum()), "structure": counts,
+            **_without(raw, norm, ctrl, i, plain, "unstructured"),
+            "templated_items": len(part.items) - int(untemplated[i].sum()),
+            **_without(raw, norm, ctrl, i, untemplated, "untemplated")}
+
+
+def _without(raw: dict[str, Any], norm: Sequence[np.ndarray], ctrl: list[int], i: int,
+             keep: Sequence[np.ndarray], suffix: str) -> dict[str, Any]:
+    """The test on the items ``keep`` marks (None when none is left)."""
+    ok = bool(keep[i].sum()) and len(keep[i]) == len(raw["rank"])
+    fields = p_fields(_test(raw, norm, ctrl, i, keep) if ok else None)
+    return {f"p_{suffix}": fields["p"], f"log10_p_{suffix}": fields["log10_p"]}
 
 
 def _normalised(raw: dict[str, Any]) -> np.ndarray:

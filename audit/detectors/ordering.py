@@ -17,13 +17,17 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import AuditContext, Detector, PartitionData, finite, fresh_item_order, p_fields, register
+from audit.detectors.base import (AuditContext, Detector, PartitionData, finite, fresh_item_order, p_fields,
+                                  paired_fields, register)
 from audit.requests import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
-from audit.stats import LN10, TestResult, permutation_p, sharded_t_test
+from audit.stats import LN10, PairedResult, TestResult, permutation_p, sharded_t_test, signed_rank_test
 from core.errors import SpikeinError
 
 TESTS = ("sharded", "permutation")
+PAIRED_TESTS = {"sharded": "paired t-test over shards, canonical-minus-shuffled log-likelihood, target vs reference",
+                "permutation": "Wilcoxon signed-rank over shards, canonical-minus-shuffled log-likelihood, "
+                               "target vs reference"}
 MIN_SHARD_ITEMS = 2  # a shard of one item has no order to test
 
 
@@ -92,6 +96,24 @@ class Ordering(Detector):
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self._row(raw) for raw in raws]
 
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per shard: the target's canonical-minus-shuffled difference d minus the reference's
+        (same shards, same shuffles); one-sided over shards, as the detector's own test (a
+        t-test for ``sharded``, the exact signed-rank test for ``permutation``)."""
+        return [self._paired(raw, ref) for raw, ref in zip(raws, reference)]
+
+    def _paired(self, raw: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+        d_target, d_ref = _shard_differences(raw), _shard_differences(ref)
+        label = PAIRED_TESTS[self.test]
+        if d_target.shape != d_ref.shape:
+            return paired_fields(None, label)
+        if self.test == "permutation":
+            return paired_fields(signed_rank_test(d_target - d_ref), label)
+        t, e = sharded_t_test(d_target, d_ref[:, None])
+        differs = int((np.abs(e) > 0).sum())
+        return paired_fields(PairedResult(t.statistic, t.log_p, "t", differs) if len(e) > 1 else None, label)
+
     def _row(self, raw: dict[str, Any]) -> dict[str, Any]:
         canonical, shuffled = np.asarray(raw["canonical"]), np.asarray(raw["shuffled"])
         sharded, d = sharded_t_test(canonical, shuffled)
@@ -107,3 +129,8 @@ class Ordering(Detector):
             "mean_diff": float(d.mean()),
             "sd_diff": finite(float(d.std(ddof=1))) if len(d) > 1 else None,
         }
+
+
+def _shard_differences(raw: dict[str, Any]) -> np.ndarray:
+    """Per shard: log p(canonical) - mean log p(shuffles)."""
+    return np.asarray(raw["canonical"], dtype=np.float64) - np.asarray(raw["shuffled"], dtype=np.float64).mean(axis=1)

@@ -19,11 +19,14 @@ import numpy as np
 from omegaconf import II
 
 from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, finite, fresh_item_order,
-                                  p_fields, register)
+                                  p_fields, paired_fields, register)
 from audit.requests import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
-from audit.stats import LN10, TestResult, column_ranks, mann_whitney_less, successor_test
+from audit.stats import LN10, PairedResult, TestResult, column_ranks, mann_whitney_less, successor_test
 from core.errors import SpikeinError
+
+
+PAIRED_TEST = "successor test on the target-minus-reference rank matrices (exact permutation null)"
 
 
 @dataclass
@@ -83,6 +86,25 @@ class Successor(Detector):
 
     def fresh_draw(self, part: PartitionData, rng) -> PartitionData:
         return fresh_item_order(part, rng)
+
+    def paired(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]],
+               reference: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The successor test on the difference of the two models' rank matrices (target minus
+        reference, per block): T = the injected order's summed rank difference, against random
+        within-block orders on the same matrices (exact as the detector's own null; a
+        predecessor preference both models share cancels)."""
+        out = []
+        for part, raw, ref in zip(parts, raws, reference):
+            if [len(s) for s in raw["S"]] != [len(s) for s in ref["S"]]:
+                out.append(paired_fields(None, PAIRED_TEST))
+                continue
+            diff = [column_ranks(np.asarray(t)) - column_ranks(np.asarray(r)) for t, r in zip(raw["S"], ref["S"])]
+            rng = rng_for(self.seed, part.benchmark, part.name, self.name, "paired")
+            result = successor_test(diff, self.permutations, rng)
+            # low T is evidence: the statistic is reported as is, the p is P(T(random) <= T)
+            differ = int(sum((np.abs(np.diag(d, 1)) > 1e-12).sum() for d in diff))  # injected neighbours whose rank moved
+            out.append(paired_fields(PairedResult(result.statistic, result.log_p, result.method, differ), PAIRED_TEST))
+        return out
 
     def summarize(self, parts: Sequence[PartitionData], raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ranks = [[column_ranks(np.asarray(s)) for s in raw["S"]] for raw in raws]

@@ -11,7 +11,7 @@ import pytest
 
 from audit.detectors import PartitionData, get_detector
 from audit.stats import uniform_rank_test
-from inject.benchmark_checks import answer_position_warning, option_structure
+from inject.benchmark_checks import answer_position_warning, is_templated, option_structure, option_structures
 from core.errors import SpikeinError
 from inject.items import Item
 
@@ -19,6 +19,7 @@ from audit_fixtures import make_items, make_run_dir  # noqa: E402
 from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 
 ARC_EASY = SHARED_DATA / "benchmarks" / "arc_easy" / "ARC-Easy-Test.jsonl"
+MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"
 
 
 def answered(answers, k: int = 4) -> list[Item]:
@@ -153,7 +154,10 @@ def test_structured_items_are_counted_and_the_p_value_is_given_without_them():
     part, raw = structured_partition(n_plain=160, n_sorted=40)
     (row,) = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize([part], [raw])
     assert row["structured_items"] == 40
-    assert row["structure"] == {"length_sorted": 40, "numbers_sorted": 0, "above_option": 0}
+    # the 40 sorted items share one option set: a template too
+    assert row["structure"] == {"length_sorted": 40, "numbers_sorted": 0, "above_option": 0, "template": 40,
+                                "true_false": 0, "statements": 0}
+    assert row["templated_items"] == 40 and row["p_untemplated"] == row["p_unstructured"]
     assert row["p"] < 1e-3 and row["p_unstructured"] > 0.01
     expected = uniform_rank_test(np.asarray(raw["rank"][:160]), np.asarray(raw["n_orders"][:160]))
     assert row["p_unstructured"] == pytest.approx(expected.p, rel=1e-12)
@@ -180,3 +184,45 @@ def test_arc_easy_option_orders_are_often_length_sorted():
     (row,) = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize(
         [PartitionData("arc_easy", "all", None, items)], [raw])
     assert row["structured_items"] == 87 and row["structure"]["length_sorted"] == 86
+
+
+# ---- templates: option sets that recur across items ----------------------------------------
+
+
+def test_template_kinds():
+    tf = ("True, True", "False, False", "True, False", "False, True")
+    items = [Item(id=str(i), question=f"Statement 1 | claim {i}. Statement 2 | other {i}.", choices=tf, answer=0)
+             for i in range(3)]
+    items += [Item(id="p", question="Is it?", choices=("True", "False"), answer=1),
+              Item(id="x", question="Pick.", choices=("blue", "red", "green"), answer=0),
+              Item(id="y", question="Pick.", choices=("blue", "red", "green"), answer=1)]  # twice: not yet a template
+    kinds = option_structures(items)
+    assert kinds[0] == ["template", "true_false", "statements"] and kinds[3] == ["length_sorted", "true_false"]
+    assert kinds[4] == kinds[5] == []
+    assert option_structures(items + [Item(id="z", question="Pick!", choices=("blue", "red", "green"), answer=2)])[4] \
+        == ["template"]
+
+
+@shared_data(MMLU)  # skipped without ../shared/data; under $CI a failure
+def test_mmlu_abstract_algebra_template_is_detected_and_p_given_without_it():
+    from inject.benchmarks import load_benchmark
+
+    items = load_benchmark("mmlu", {"source": "mmlu_dir", "path": str(MMLU)})[:40]
+    kinds = option_structures(items)
+    statements = [i for i, it in enumerate(items) if it.question.startswith("Statement 1")]
+    # 17 "Statement 1 | ... Statement 2 | ..." items, all listing True, True / False, False / True, False /
+    # False, True; and three field-extension items listing 0, 4, 2, 6
+    assert len(statements) == 17
+    assert all(kinds[i][-3:] == ["template", "true_false", "statements"] for i in statements)
+    assert sum("template" in k for k in kinds) == 20
+    # a model that merely prefers the template's order: original order first on templated items only
+    rng = np.random.default_rng(0)
+    templated = np.array([is_templated(k) for k in kinds])
+    ranks = np.where(templated, 1.0, rng.integers(1, 25, 40)).tolist()
+    raw = {"rank": ranks, "n_orders": [24] * 40, "n_above": [0] * 40, "iforest_max": None}
+    (row,) = get_detector("option_shuffle", {"isolation_forest": False, "seed": 0}).summarize(
+        [PartitionData("mmlu", "all", None, items)], [raw])
+    assert row["templated_items"] == 20 and row["structure"]["statements"] == 17
+    assert row["log10_p"] < -5 and row["p_untemplated"] > 0.01
+    expected = uniform_rank_test(np.asarray(ranks)[~templated], np.full(20, 24))
+    assert row["p_untemplated"] == pytest.approx(expected.p, rel=1e-12)
