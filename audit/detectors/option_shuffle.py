@@ -25,7 +25,6 @@ from omegaconf import II
 
 from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, fresh_option_orders, p_fields,
                                   paired_fields, register)
-                                  register)
 from audit.sequences import option_group, option_orders, rng_for
 from audit.stats import (TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, signed_rank_test,
                          uniform_rank_test)
