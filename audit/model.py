@@ -25,16 +25,26 @@ def check_source(source: str, key: str = "audit.model") -> str:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: this rank's GPU when there is one, else the CPU."""
+    """``auto``: this rank's GPU when there is one, else the CPU; ``cuda``: this rank's GPU
+    (LOCAL_RANK modulo the visible devices, as :func:`collective.maybe_init` set it);
+    ``cuda:<i>``: that GPU (one process)."""
+    from core.workers.collective import local_device_index
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise EnvironmentProblem("audit.device=cuda but no GPU is visible")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if name != "cpu":
-        raise EnvironmentProblem(f"audit.device={name!r}: choose auto, cpu or cuda")
-    return torch.device("cpu")
+            raise EnvironmentProblem(f"audit.device={name} but no GPU is visible")
+        if name == "cuda":
+            return torch.device("cuda", local_device_index())
+        index = name.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise EnvironmentProblem(f"audit.device={name}: {torch.cuda.device_count()} GPU(s) visible "
+                                     f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return torch.device("cuda", int(index))
+    raise EnvironmentProblem(f"audit.device={name!r}: choose auto, cpu, cuda or cuda:<index>")
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -158,7 +158,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
     log(f"{target.tag}: loading {target.path}")
     model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
     settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
-                              bool(a.progress))
+                              bool(a.progress), chunk_tokens=int(a.chunk_tokens))
     scorer = Engine(model, settings)
     added: list[dict] = []
     try:
@@ -190,8 +190,19 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
     return added
 
 
+def raw_key(settings: dict, scorer) -> dict:
+    """The raw cache's key: the row's settings plus what can still move a float (batch
+    shapes, chunks, the device kind); never the number of ranks (audit/scoring.py)."""
+    s = scorer.settings if hasattr(scorer, "settings") else None
+    scoring = {"device": scorer.device.type, "chunk_tokens": scorer.chunk_tokens}
+    if s is not None:
+        scoring.update(token_budget=s.token_budget, prefix_reuse=s.prefix_reuse)
+    return {**settings, "scoring": scoring}
+
+
 def _scored(store, target, bench, det, part, ctx, settings) -> dict:
     """A partition's raw scores: from the cache, or scored now and cached."""
+    settings = raw_key(settings, ctx.scorer)
     on_main = store.get_raw(target.tag, bench.name, det.name, part.name, settings) if collective.is_main() else None
     cached = collective.broadcast(on_main)
     if cached is not None:

@@ -173,6 +173,7 @@ class AuditBase:
     progress: bool = True  # progress bars
     context: int = 2048  # sliding windows beyond this many tokens (capped at the model's)
     stride: int = 1024  # later windows count only their last `stride` tokens
+    chunk_tokens: int = 32768  # inputs per independently scored chunk: ranks score whole chunks (rank-free scores)
 
 
 @dataclass
