@@ -117,8 +117,11 @@ class TrainConfig:
     keep_last: int = 2  # DeepSpeed states kept (resume needs the newest)
     keep_hf: str = "all"  # all | last: HF exports kept for the audit
     log_every: int = 10  # steps per metrics row (loss averaged over them)
-    peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12, "cuda": 989.0e12})  # MFU
+    peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12})  # MFU; cuda: from the GPU's name
     seed: int = II("seed")  # weight init and data order
+    activation_checkpointing: bool = False  # HF gradient checkpointing: recompute each layer in backward
+    loss_chunk_tokens: Optional[int] = None  # chunked fp32 loss (train/loss.py), positions per chunk; null: HF's
+    gpu_memory_gb: Optional[float] = None  # dry run: refuse a plan whose estimated peak per GPU exceeds this
 
 
 @dataclass

@@ -136,6 +136,9 @@ def check_train(t: dict[str, Any]) -> None:
     require(t["eps"] > 0, "train.eps", t["eps"], "expected a positive number")
     one_of("train.precision", t["precision"], PRECISIONS)
     one_of("train.keep_hf", t["keep_hf"], ("all", "last"))
+    at_least("train.loss_chunk_tokens", t["loss_chunk_tokens"], 1, optional=True)
+    require(t["gpu_memory_gb"] is None or (_number(t["gpu_memory_gb"]) and t["gpu_memory_gb"] > 0),
+            "train.gpu_memory_gb", t["gpu_memory_gb"], "expected a positive number of GiB or null")
 
 
 def check_deepspeed(ds: dict[str, Any]) -> None:

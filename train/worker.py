@@ -72,7 +72,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     stream = open_stream(run_dir, manifest)
     seed_everything(s.seed)
     config = model_config(s.model, manifest)
-    engine = build_engine(s, build_model(s.model, config, s.seed), build_ds_config(s, world))
+    engine = build_engine(s, build_model(s.model, config, s.seed, s.train), build_ds_config(s, world))
     batches = StreamBatches(stream, seq_len=s.seq_len, global_batch=s.global_batch, micro_batch=s.micro_batch,
                             rank=rank, world_size=world, vocab_size=int(config.get_text_config().vocab_size))
     if rank == 0:
