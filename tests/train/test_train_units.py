@@ -278,3 +278,15 @@ def test_gpu_config_with_a_cpu_backend_is_refused(precision, backend, fused, cud
     else:
         with pytest.raises(SpikeinError, match=match):
             check_backend(precision, backend, fused, cuda, accel)
+
+
+def test_mfu_peak_from_the_gpu_name_and_precision():
+    from train.metrics import peak_flops
+
+    assert peak_flops({}, "cuda", "NVIDIA H200", "bf16") == 989e12
+    assert peak_flops({}, "cuda", "NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops({}, "cuda", "NVIDIA H100 80GB HBM3", "fp32") == 67e12
+    assert peak_flops({}, "cuda", "NVIDIA A100-SXM4-80GB", "bf16") == 312e12
+    assert peak_flops({"cuda": 5e14}, "cuda", "NVIDIA H200", "bf16") == 5e14  # the config overrides
+    assert peak_flops({"cpu": 1e12}, "cpu", "", "fp32") == 1e12
+    assert peak_flops({}, "cuda", "Some Future GPU", "bf16") == 0.0  # unknown: no MFU rather than a wrong one
