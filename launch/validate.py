@@ -163,7 +163,9 @@ def check_audit(node, a: dict[str, Any]) -> None:
     steps = spec if isinstance(spec, list) else [spec]
     ok = spec in ("all", "last") or all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps)
     require(ok, "audit.checkpoints", spec, "expected all, last, a step or a list of steps")
-    one_of("audit.precision", a["precision"], PRECISIONS)
+    from audit.model import PRECISIONS as AUDIT_PRECISIONS
+
+    one_of("audit.precision", a["precision"], AUDIT_PRECISIONS)
     require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(a["device"])) is not None, "audit.device", a["device"],
             "choose one of: auto, cpu, cuda (or cuda:<index>)")
     for key in ("token_budget", "context", "stride", "chunk_tokens"):
