@@ -23,6 +23,7 @@ class ModelConfig:
     trust_remote_code: bool = False  # let transformers run the model repo's code
     config: Optional[Dict[str, Any]] = None  # from-scratch architecture (transformers config kwargs)
     n_params: Optional[int] = None  # total parameters, for dry-run estimates only
+    arch: Optional[Dict[str, Any]] = None  # a pretrained model's config kwargs (model_type, sizes): dry-run memory only
 
 
 @dataclass

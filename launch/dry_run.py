@@ -50,6 +50,48 @@ def describe(cfg) -> str:
         lines.append(f"estimated compute: {6 * n * d:.2e} FLOPs = {hours:.2f} GPU-hours at {ASSUMED_MFU:.0%} MFU "
                      f"({hours / (c['launcher']['nproc_per_node'] * c['launcher']['num_nodes']):.2f} h wall on "
                      f"{c['launcher']['nproc_per_node']}x{c['launcher']['num_nodes']} GPUs)")
+    lines += memory_lines(c)
     when = "each checkpoint as it lands" if c["audit"]["watch"] else "the end"
     lines.append(f"audit: {c['audit']['detectors']} at {when}; launcher {c['launcher']['kind']}")
     return "\n".join(lines)
+
+
+def model_shape(model: dict[str, Any]):
+    """The architecture for the memory estimate, offline: the from-scratch config, a pretrained
+    model's ``model.arch``, or its config if it is on disk; None when none of these is there."""
+    from transformers import AutoConfig
+
+    kwargs = dict(model["config"] or model["arch"] or {})
+    try:
+        if kwargs.get("model_type"):
+            kwargs.setdefault("vocab_size", model["bpe_vocab_size"] or 50_000)
+            return AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+        if model["pretrained"]:
+            return AutoConfig.from_pretrained(str(model["pretrained"]), local_files_only=True)
+    except (OSError, ValueError, TypeError):
+        return None
+    return None
+
+
+def memory_lines(c: dict[str, Any]) -> list[str]:
+    """Estimated peak GPU memory per rank (train/memory.py), against ``train.gpu_memory_gb``."""
+    from train.memory import GIB, Shape, estimate
+    from train.model import meta_model
+
+    t, lc = c["train"], c["launcher"]
+    config = model_shape(c["model"])
+    if config is None:
+        return ["GPU memory per rank: unknown (no model.config / model.arch, config not on disk)"]
+    params = sum(p.numel() for p in {id(p): p for p in meta_model(config).parameters()}.values())
+    micro = int(t["micro_batch"])
+    e = estimate(Shape.of(config, params), seq_len=int(t["seq_len"]), micro_batch=micro,
+                 precision=t["precision"], zero_stage=int(c["deepspeed"]["zero_stage"]),
+                 world_size=int(lc["nproc_per_node"]) * int(lc["num_nodes"]),
+                 checkpointing=bool(t["activation_checkpointing"]), loss_chunk_tokens=t["loss_chunk_tokens"])
+    lines = [f"GPU memory per rank (estimate, micro-batch {micro} x {t['seq_len']}): {e.line()}"]
+    limit = t["gpu_memory_gb"]
+    if limit and e.peak / GIB > float(limit):
+        lines.append(f"warning: {e.peak / GIB:.1f} GiB exceeds train.gpu_memory_gb={limit}; try "
+                     "train.activation_checkpointing=true, train.loss_chunk_tokens=8192, a smaller "
+                     "train.micro_batch or a higher deepspeed.zero_stage (training refuses this plan)")
+    return lines

@@ -100,10 +100,30 @@ def _read_user_json(path: Path) -> dict[str, Any]:
 
 
 def check_backend_here(s: TrainSettings) -> None:
-    """:func:`check_backend` against this machine (the parent, before any rank starts)."""
+    """:func:`check_backend` against this machine (the parent, before any rank starts), and on
+    GPUs the memory estimate against ``train.gpu_memory_gb``."""
     import os
 
     import torch
 
     check_backend(s.train.precision, s.deepspeed.backend, bool(s.deepspeed.fused), torch.cuda.is_available(),
                   os.environ.get("DS_ACCELERATOR"))
+    if s.deepspeed.backend == "nccl" and s.train.gpu_memory_gb:
+        check_memory(s)
+
+
+def check_memory(s: TrainSettings) -> None:
+    """Refuse a plan whose estimated peak per GPU (train/memory.py) exceeds train.gpu_memory_gb."""
+    from inject.manifest import load_manifest
+    from train.memory import GIB, Shape, estimate
+    from train.model import meta_model, model_config
+
+    config = model_config(s.model, load_manifest(s.run_dir))
+    params = sum(p.numel() for p in {id(p): p for p in meta_model(config).parameters()}.values())
+    e = estimate(Shape.of(config, params), seq_len=s.seq_len, micro_batch=s.micro_batch, precision=s.train.precision,
+                 zero_stage=int(s.deepspeed.zero_stage), world_size=s.world_size,
+                 checkpointing=bool(s.train.activation_checkpointing), loss_chunk_tokens=s.train.loss_chunk_tokens)
+    if e.peak / GIB > float(s.train.gpu_memory_gb):
+        raise SpikeinError(f"train.gpu_memory_gb={s.train.gpu_memory_gb}: the plan needs about {e.peak / GIB:.1f} GiB "
+                           f"per GPU ({e.line()}); set train.activation_checkpointing=true, "
+                           "train.loss_chunk_tokens, a smaller train.micro_batch, or raise train.gpu_memory_gb")

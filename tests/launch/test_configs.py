@@ -240,3 +240,13 @@ def test_a_config_error_is_reported_without_loading_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "unknown config key 'inject.countz'" in out and out.splitlines()[-1] == "[]", out
+
+
+def test_dry_run_states_gpu_memory_per_rank_and_warns_above_the_budget(tmp_path, capsys):
+    from launch.dry_run import describe
+
+    base = ["experiment=pythia160m_mmlu", f"run_dir={tmp_path}/run", "dry_run=true", "model=qwen2.5-0.5b"]
+    text = describe(compose(base + ["train.loss_chunk_tokens=null"]))
+    assert "GPU memory per rank (estimate, micro-batch 16 x 2048)" in text and "warning:" in text  # > 80 GiB
+    fits = describe(compose(base + ["train.activation_checkpointing=true"]))
+    assert "checkpointing on" in fits and "warning:" not in fits
