@@ -13,6 +13,7 @@ Two sources:
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import sys
 import time
@@ -43,11 +44,36 @@ def log(msg: str) -> None:
 
 
 def run_audit(cfg) -> int:
-    """The audit stage of one process (or the parent of data-parallel workers)."""
+    """The audit stage of one process, or the parent of data-parallel workers when the
+    launcher gives several ranks (`spikein audit launcher=torchrun launcher.nproc_per_node=8`);
+    a watching audit stays one process beside training."""
+    from core.workers.launch import launch_workers, world_size
+
     if cfg.dry_run:
         return audit_stage(cfg)
     with stage_lock(cfg.run_dir, "audit"):  # one auditor per run dir
+        if world_size(cfg.launcher) > 1 and not cfg.audit.watch and "WORLD_SIZE" not in os.environ:
+            from audit.worker import save_worker_config
+
+            save_worker_config(cfg)
+            launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
+            return 0
         return audit_stage(cfg)
+
+
+def audit_device(cfg) -> str:
+    """``audit.device``, except that a watching audit on ``auto`` never takes a GPU training
+    uses: the first GPU past training's ranks on this node, else the CPU."""
+    a = cfg.audit
+    if str(a.device) != "auto" or not a.watch or not torch.cuda.is_available():
+        return str(a.device)
+    training = int(cfg.launcher.nproc_per_node) if str(cfg.deepspeed.backend) == "nccl" else 0
+    if training == 0:
+        return "auto"
+    if torch.cuda.device_count() > training:
+        return f"cuda:{training}"
+    log(f"watching on the CPU: training holds all {torch.cuda.device_count()} GPU(s) (audit.device=cuda to share)")
+    return "cpu"
 
 
 def audit_stage(cfg) -> int:
@@ -156,7 +182,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
         log(f"{target.tag}: all rows cached")
         return []
     log(f"{target.tag}: loading {target.path}")
-    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
+    model = load_model(target.path, str(a.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
     settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
                               bool(a.progress), chunk_tokens=int(a.chunk_tokens))
     scorer = Engine(model, settings)

@@ -7,6 +7,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 import audit.stage as stage
 from conftest import SHARED_DATA, make_tokenizer, shared_data
@@ -322,3 +323,28 @@ def test_checkpoints_whose_hf_export_was_dropped_are_not_targets(tmp_path):
     assert [t.step for t in found] == [20] and found[0].path == str(tmp_path / "checkpoints" / "step_20" / "hf")
     with pytest.raises(SpikeinError, match=r"no checkpoint at step 10; have: 20"):
         targets.select(found, [10])
+
+
+@pytest.mark.parametrize("visible, device, watch, want", [
+    (8, "auto", True, "cpu"),  # 8 training ranks on 8 GPUs: the watcher keeps off them
+    (9, "auto", True, "cuda:8"),  # a spare GPU
+    (8, "cuda", True, "cuda"),  # asked to share
+    (8, "auto", False, "auto"),  # after training: every GPU is free
+])
+def test_watching_audit_never_shares_a_training_gpu_unless_asked(monkeypatch, tmp_path, visible, device, watch, want):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    cfg = compose([f"run_dir={tmp_path}", "experiment=pythia160m_mmlu", f"audit.device={device}",
+                   f"audit.watch={str(watch).lower()}"])
+    assert stage.audit_device(cfg) == want
+
+
+def test_standalone_audit_starts_a_worker_per_rank_the_launcher_gives(run, monkeypatch):
+    import core.workers.launch as launch
+
+    started = []
+    monkeypatch.setattr(launch, "launch_workers", lambda module, run_dir, lc, **kw: started.append((module, lc)))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert stage.run_audit(cfg_for(run, "launcher=torchrun", "launcher.nproc_per_node=2")) == 0
+    assert [(m, int(lc.nproc_per_node)) for m, lc in started] == [("audit.worker", 2)]
+    assert RunDir(run).audit_worker_config.exists()
