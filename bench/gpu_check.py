@@ -209,8 +209,7 @@ def audit_section(table: Table, args, work: Path, shared: dict) -> None:
     table.add("audit", "rows per audit", len(cpu))
     device = "cpu" if args.cpu else "cuda"
     # world size 1, in this process (no process group: maybe_init leaves one rank alone)
-    dev = audit_rows(run, work / "a_dev", f"audit.device={device}", "audit.precision=fp32",
-                     *(["audit.chunk_tokens=2048"] if args.cpu else []))  # --cpu: other chunks, same scores?
+    dev = audit_rows(run, work / "a_dev", f"audit.device={device}", "audit.precision=fp32")
     max_diff(table, f"audit {device} fp32 vs cpu fp32", dev, cpu)
 
 
