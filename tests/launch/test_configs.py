@@ -250,3 +250,5 @@ def test_dry_run_states_gpu_memory_per_rank_and_warns_above_the_budget(tmp_path,
     assert "GPU memory per rank (estimate, micro-batch 16 x 2048)" in text and "warning:" in text  # > 80 GiB
     fits = describe(compose(base + ["train.activation_checkpointing=true"]))
     assert "checkpointing on" in fits and "warning:" not in fits
+    # the audit's cost next to training's: 7 counts x 2 benchmarks x 100 items, 2 checkpoints
+    assert "audit cost: ~1,400 items x" in fits and "x 2 checkpoints" in fits and "; training: " in fits
