@@ -72,7 +72,6 @@ def train_run(table: Table, name: str, run: Path, overrides: list[str], steps: i
     sys.path.insert(0, str(REPO / "bench"))
     from gpu_train_bench import write_random_run
     from launch.config import compose
-    from launch.dry_run import memory_lines  # noqa: F401 - the dry run's estimate, as printed
     from train.memory import GIB, Shape, estimate
     from train.metrics import read_metrics
     from train.model import meta_model, model_config
