@@ -1,6 +1,6 @@
 """How far audit precision moves p-values: bf16 and mixed against fp32 on a run's checkpoints (CPU).
 
-Copies the run dir (the original is only read), audits every checkpoint with all eight detectors
+Copies the run dir (the original is only read), audits its last checkpoint (``--checkpoints``) with all eight detectors
 at each precision on the CPU (which runs bf16 too) and prints, per detector, the largest
 |log10 p| difference from fp32 over checkpoints and partitions (accuracy: its fraction).
 
@@ -19,12 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 DETECTORS = ["ordering", "successor", "option_shuffle", "accuracy", "loss", "zlib", "min_k", "min_k_pp"]
 
 
-def audit(run: Path, dest: Path, precision: str) -> dict:
+def audit(run: Path, dest: Path, precision: str, checkpoints: str) -> dict:
     from audit.stage import run_audit
     from launch.config import compose
 
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("audit", "report", "wandb", "ds", ".lock.*"))
-    cfg = compose([f"run_dir={dest}", "experiment=demo", "logger.mode=disabled", "audit.checkpoints=all",
+    cfg = compose([f"run_dir={dest}", "experiment=demo", "logger.mode=disabled", f"audit.checkpoints={checkpoints}",
                    f"audit.detectors=[{','.join(DETECTORS)}]", "audit.device=cpu", f"audit.precision={precision}",
                    "audit.progress=false"])
     run_audit(cfg)
@@ -38,10 +38,11 @@ def main() -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--scratch", type=Path)
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "mixed"])
+    p.add_argument("--checkpoints", default="last", help="audit.checkpoints: last, all or [steps]")
     args = p.parse_args()
     sys.path.insert(0, str(REPO))
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="precision_bench_"))
-    res = {prec: audit(args.run_dir, scratch / prec, prec) for prec in args.precisions}
+    res = {prec: audit(args.run_dir, scratch / prec, prec, args.checkpoints) for prec in args.precisions}
     ref = res["fp32"]
     others = [q for q in args.precisions if q != "fp32"]
     print("| detector | " + " | ".join(f"max abs diff {q} vs fp32" for q in others) + " | rows | largest fp32 log10 p moved |")
