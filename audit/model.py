@@ -9,8 +9,10 @@ import torch
 
 from core.errors import EnvironmentProblem, SpikeinError
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "mixed": torch.bfloat16}
-PRECISIONS = tuple(DTYPES)  # mixed: bf16 body, fp32 final norm + output head (+ fp32 log-softmax, always)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "mixed": torch.bfloat16, "amp": torch.float32}
+# mixed: bf16 body, fp32 final norm + output head; amp: fp32 weights and residual stream, bf16
+# matmuls under autocast, fp32 output head (+ fp32 log-softmax, always)
+PRECISIONS = tuple(DTYPES)
 FINAL_NORMS = ("norm", "final_layer_norm", "ln_f", "final_layernorm")  # Llama/Qwen, NeoX/OPT, GPT-2, Phi
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "org/name"
 
@@ -78,7 +80,29 @@ def load_model(
         raise EnvironmentProblem(f"cannot load checkpoint {path}: {first}") from None
     if precision == "mixed":
         model = to_mixed(model)
-    return model.to(dev).eval()
+    model = model.to(dev).eval()
+    if precision == "amp":
+        with_autocast(model, dev.type)
+    return model
+
+
+def with_autocast(model, device_type: str) -> None:
+    """Every forward under bf16 autocast (matmuls in bf16 with fp32 accumulation; norms,
+    softmax and the residual stream stay fp32), except the output head: fp32 logits."""
+    import torch.nn.functional as F
+
+    forward, head = model.forward, model.get_output_embeddings()
+
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return forward(*args, **kwargs)
+
+    def fp32_head(x):
+        with torch.autocast(device_type, enabled=False):
+            return F.linear(x.float(), head.weight, head.bias)
+
+    model.forward = autocast_forward
+    head.forward = fp32_head
 
 
 def to_mixed(model):

@@ -8,7 +8,7 @@ Sections (each catches its own failure and reports it as a row, so one failure l
   audit        a tiny synthetic-world run trained here on the CPU, audited by all eight detectors on the
                CPU and on the GPU (launcher torchrun, world size 1: the audit's process group on CUDA):
                max |log10 p| difference per detector
-  precision    the same checkpoint on the GPU at bf16 and mixed against fp32: max |log10 p| difference
+  precision    the same checkpoint on the GPU at amp, mixed and bf16 against fp32: max |log10 p| difference
                per detector
 `--cpu`: the same sections with tiny sizes on the CPU (what the slow test runs), so the script is
 known to work before a GPU is lent. Writes the table to $OUT/gpu_check.md when $OUT is set.
@@ -217,7 +217,7 @@ def precision_section(table: Table, args, work: Path, shared: dict) -> None:
         raise RuntimeError("needs the audit section's run and CPU rows")
     device = "cpu" if args.cpu else "cuda"
     fp32 = audit_rows(shared["run"], work / "p_fp32", f"audit.device={device}", "audit.precision=fp32")
-    for precision in ("bf16", "mixed"):
+    for precision in ("amp", "mixed", "bf16"):
         rows = audit_rows(shared["run"], work / f"p_{precision}", f"audit.device={device}",
                           f"audit.precision={precision}")
         max_diff(table, f"precision {device} {precision} vs fp32", rows, fp32)

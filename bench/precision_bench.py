@@ -23,7 +23,8 @@ def audit(run: Path, dest: Path, precision: str, checkpoints: str) -> dict:
     from audit.stage import run_audit
     from launch.config import compose
 
-    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("audit", "report", "wandb", "ds", ".lock.*"))
+    if not dest.exists():  # an earlier, interrupted call's copy keeps its finished rows (the audit resumes)
+        shutil.copytree(run, dest, ignore=shutil.ignore_patterns("audit", "report", "wandb", "ds", ".lock.*"))
     cfg = compose([f"run_dir={dest}", "experiment=demo", "logger.mode=disabled", f"audit.checkpoints={checkpoints}",
                    f"audit.detectors=[{','.join(DETECTORS)}]", "audit.device=cpu", f"audit.precision={precision}",
                    "audit.progress=false"])
@@ -37,7 +38,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--scratch", type=Path)
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "mixed"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "amp", "mixed", "bf16"])
     p.add_argument("--checkpoints", default="last", help="audit.checkpoints: last, all or [steps]")
     args = p.parse_args()
     sys.path.insert(0, str(REPO))

@@ -27,4 +27,5 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     # the device audit (here the CPU again, other chunks) gives the CPU audit's p-values, every detector
     same = [r for r in rows if r[0].startswith("| audit cpu fp32 vs cpu fp32")]
     assert len(same) == 8 and all(float(r[2].strip(" |")) < 1e-6 for r in same), same
+    assert sum(r[0].startswith("| precision cpu amp vs fp32") for r in rows) == 8
     assert "train_05b | plan | seq 64 x micro 4, fp32, ZeRO-2, checkpointing True, loss chunk 128" in table
