@@ -1,6 +1,7 @@
 """Loading a model to score with: a run's checkpoint export or any HF model (hub id or dir)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -93,6 +94,7 @@ def with_autocast(model, device_type: str) -> None:
 
     forward, head = model.forward, model.get_output_embeddings()
 
+    @functools.wraps(forward)  # keeps the signature: cache_kwarg() reads it
     def autocast_forward(*args, **kwargs):
         with torch.autocast(device_type, dtype=torch.bfloat16):
             return forward(*args, **kwargs)
