@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 DETECTORS = ["ordering", "successor", "option_shuffle", "accuracy", "loss", "zlib", "min_k", "min_k_pp"]
 
 
-def audit(run: Path, dest: Path, precision: str, checkpoints: str) -> dict:
+def audit(run: Path, dest: Path, precision: str, checkpoints: str, table_only: bool = False) -> dict:
     from audit.stage import run_audit
     from launch.config import compose
 
@@ -28,7 +28,8 @@ def audit(run: Path, dest: Path, precision: str, checkpoints: str) -> dict:
     cfg = compose([f"run_dir={dest}", "experiment=demo", "logger.mode=disabled", f"audit.checkpoints={checkpoints}",
                    f"audit.detectors=[{','.join(DETECTORS)}]", "audit.device=cpu", f"audit.precision={precision}",
                    "audit.progress=false"])
-    run_audit(cfg)
+    if not table_only:
+        run_audit(cfg)
     rows = [json.loads(x) for x in (dest / "audit" / "results.jsonl").read_text().splitlines() if x.strip()]
     return {(r["detector"], r["step"], r["benchmark"], r["partition"]):
             r["statistic"] if r["detector"] == "accuracy" else r["log10_p"] for r in rows}
@@ -40,10 +41,12 @@ def main() -> None:
     p.add_argument("--scratch", type=Path)
     p.add_argument("--precisions", nargs="+", default=["fp32", "amp", "mixed", "bf16"])
     p.add_argument("--checkpoints", default="last", help="audit.checkpoints: last, all or [steps]")
+    p.add_argument("--table-only", action="store_true", help="the table from the rows --scratch already holds")
     args = p.parse_args()
     sys.path.insert(0, str(REPO))
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="precision_bench_"))
-    res = {prec: audit(args.run_dir, scratch / prec, prec, args.checkpoints) for prec in args.precisions}
+    res = {prec: audit(args.run_dir, scratch / prec, prec, args.checkpoints, args.table_only)
+           for prec in args.precisions}
     ref = res["fp32"]
     others = [q for q in args.precisions if q != "fp32"]
     print("| detector | " + " | ".join(f"max abs diff {q} vs fp32" for q in others) + " | rows | largest fp32 log10 p moved |")
