@@ -14,7 +14,8 @@
   and batched under the same budget.
 
 Batch invariance: padding is masked and positions are explicit, so a sequence's score does
-not depend on its neighbours beyond floating-point reduction order (fp32: well under 1e-4).
+not depend on its neighbours beyond floating-point reduction order (fp32: well under 1e-4);
+the neighbours themselves do not depend on the number of ranks (chunks: audit/scoring.py).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class EngineSettings:
     min_fill: float | None = None  # prefix-tree buckets: shortest node vs longest (None: by device)
     min_tokens: int | None = None  # ... once a bucket holds this many real tokens (None: by device)
     min_node: int | None = None  # shared pieces shorter than this are rerun per continuation (None: by device)
+    chunk_tokens: int = 32768  # inputs per independently scored chunk (audit/scoring.py: rank-free scores)
 
 
 def pack(costs: Sequence[int], widths: Sequence[int], budget: int) -> list[list[int]]:
@@ -76,7 +78,7 @@ def pad(seqs: Sequence[Sequence[int]], width: int | None = None) -> tuple[torch.
 
 class Engine(BaseScorer):
     def __init__(self, model, settings: EngineSettings = EngineSettings()):
-        super().__init__(model, settings.context, settings.stride, settings.progress)
+        super().__init__(model, settings.context, settings.stride, settings.progress, settings.chunk_tokens)
         self.settings = settings
         self.cache_kw = cache_kwarg(model)
         # CPU time goes with padded tokens; a GPU pays per pass: pad more, run fewer passes there

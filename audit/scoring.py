@@ -7,6 +7,13 @@ plain data in :mod:`audit.requests`.
 Two counters: ``tokens_scored`` counts targets whose log-prob a caller asked for (each
 continuation's, each request's span); ``tokens_run`` counts tokens fed through the model
 (after prefix reuse, padding excluded), so tokens_run / seconds is the engine's throughput.
+
+Data parallel without rank-dependent scores: every call cuts its inputs into the same
+chunks whatever the number of ranks (consecutive inputs up to ``chunk_tokens`` tokens,
+:func:`chunks`), and ranks score whole chunks, each as if it were the only one. A
+score therefore sees the same batch shapes and neighbours on 1 rank or 8, and is
+bit-identical between them on the same device; only ``chunk_tokens`` (part of the raw
+cache key) can change it.
 """
 from __future__ import annotations
 
@@ -28,8 +35,10 @@ class BaseScorer:
     share of work this process got.
     """
 
-    def __init__(self, model, context: int = 2048, stride: int = 1024, progress: bool = True):
+    def __init__(self, model, context: int = 2048, stride: int = 1024, progress: bool = True,
+                 chunk_tokens: int = 32768):
         self.model = model
+        self.chunk_tokens = int(chunk_tokens)
         self.device = next(model.parameters()).device
         check_context(context, stride)
         limit = max_positions(model)  # a longer context than the model has: cap both, keep the overlap ratio
@@ -52,31 +61,37 @@ class BaseScorer:
     @torch.inference_mode()
     def score(self, requests: Sequence[Request]) -> np.ndarray:
         """Summed log-probs (float64), in input order."""
-        mine = collective.my_share([len(r.tokens) for r in requests])
-        local = self._score([requests[i] for i in mine]) if mine else []
+        local = self._dispatch(requests, [len(r.tokens) for r in requests], self._score)
         self.tokens_scored += sum(r.count() for r in requests)
-        self._count_run()
-        return np.asarray(collective.gather_in_order(len(requests), mine, list(local)), dtype=np.float64)
+        return np.asarray(local, dtype=np.float64)
 
     @torch.inference_mode()
     def score_groups(self, groups: Sequence[Group]) -> list[np.ndarray]:
         """log p(continuation | prefix) for every continuation of every group, in input order."""
         sizes = [len(g.prefix) * len(g.continuations) + sum(map(len, g.continuations)) for g in groups]
-        mine = collective.my_share(sizes)
-        local = self._score_groups([groups[i] for i in mine]) if mine else []
+        out = self._dispatch(groups, sizes, self._score_groups)
         self.tokens_scored += sum(sum(map(len, g.continuations)) for g in groups)
-        self._count_run()
-        out = collective.gather_in_order(len(groups), mine, list(local))
         return [np.asarray(o, dtype=np.float64) for o in out]
 
     @torch.inference_mode()
     def token_stats(self, requests: Sequence[Request]) -> list[TokenStats]:
         """Per-target log-probs and next-token log-prob mean/std of every request, in input order."""
-        mine = collective.my_share([len(r.tokens) for r in requests])
-        local = self._token_stats([requests[i] for i in mine]) if mine else []
+        out = self._dispatch(requests, [len(r.tokens) for r in requests], self._token_stats)
         self.tokens_scored += sum(r.count() for r in requests)
+        return out
+
+    def _dispatch(self, items: Sequence, sizes: Sequence[int], run) -> list:
+        """``run`` on this rank's chunks (the same chunks on any number of ranks), every
+        rank's answers gathered back into input order."""
+        units = chunks(sizes, self.chunk_tokens)
+        mine = collective.my_share([sum(sizes[i] for i in u) for u in units])
+        local = [list(run([items[i] for i in units[u]])) for u in mine]
         self._count_run()
-        return collective.gather_in_order(len(requests), mine, list(local))
+        out: list = [None] * len(items)
+        for unit, answers in zip(units, collective.gather_in_order(len(units), mine, local)):
+            for i, a in zip(unit, answers):
+                out[i] = a
+        return out
 
     def _ran(self, n_tokens: int) -> None:
         """Called once per forward pass with the real (unpadded) tokens it fed."""
@@ -101,6 +116,21 @@ class BaseScorer:
             out.append(scores[at : at + len(g.continuations)])
             at += len(g.continuations)
         return out
+
+
+def chunks(sizes: Sequence[int], limit: int) -> list[list[int]]:
+    """Consecutive runs of indices whose sizes sum to at most ``limit`` (an item larger than
+    ``limit`` alone); consecutive, so neighbours that share prefixes stay together."""
+    out: list[list[int]] = []
+    total = 0
+    for i, size in enumerate(sizes):
+        if out and total + size <= limit:
+            out[-1].append(i)
+            total += size
+        else:
+            out.append([i])
+            total = size
+    return out
 
 
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

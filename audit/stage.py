@@ -13,6 +13,7 @@ Two sources:
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import sys
 import time
@@ -43,11 +44,36 @@ def log(msg: str) -> None:
 
 
 def run_audit(cfg) -> int:
-    """The audit stage of one process (or the parent of data-parallel workers)."""
+    """The audit stage of one process, or the parent of data-parallel workers when the
+    launcher gives several ranks (`spikein audit launcher=torchrun launcher.nproc_per_node=8`);
+    a watching audit stays one process beside training."""
+    from core.workers.launch import launch_workers, world_size
+
     if cfg.dry_run:
         return audit_stage(cfg)
     with stage_lock(cfg.run_dir, "audit"):  # one auditor per run dir
+        if world_size(cfg.launcher) > 1 and not cfg.audit.watch and "WORLD_SIZE" not in os.environ:
+            from audit.worker import save_worker_config
+
+            save_worker_config(cfg)
+            launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
+            return 0
         return audit_stage(cfg)
+
+
+def audit_device(cfg) -> str:
+    """``audit.device``, except that a watching audit on ``auto`` never takes a GPU training
+    uses: the first GPU past training's ranks on this node, else the CPU."""
+    a = cfg.audit
+    if str(a.device) != "auto" or not a.watch or not torch.cuda.is_available():
+        return str(a.device)
+    training = int(cfg.launcher.nproc_per_node) if str(cfg.deepspeed.backend) == "nccl" else 0
+    if training == 0:
+        return "auto"
+    if torch.cuda.device_count() > training:
+        return f"cuda:{training}"
+    log(f"watching on the CPU: training holds all {torch.cuda.device_count()} GPU(s) (audit.device=cuda to share)")
+    return "cpu"
 
 
 def audit_stage(cfg) -> int:
@@ -165,9 +191,9 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
         return []
     reference.ensure_scored(cfg, setup, todo, store)  # the reference model's scores, before this model loads
     log(f"{target.tag}: loading {target.path}")
-    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
+    model = load_model(target.path, str(a.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
     settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
-                              bool(a.progress))
+                              bool(a.progress), chunk_tokens=int(a.chunk_tokens))
     scorer = Engine(model, settings)
     added: list[dict] = []
     try:
@@ -201,8 +227,19 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
     return added
 
 
+def raw_key(settings: dict, scorer) -> dict:
+    """The raw cache's key: the row's settings plus what can still move a float (batch
+    shapes, chunks, the device kind); never the number of ranks (audit/scoring.py)."""
+    s = scorer.settings if hasattr(scorer, "settings") else None
+    scoring = {"device": scorer.device.type, "chunk_tokens": scorer.chunk_tokens}
+    if s is not None:
+        scoring.update(token_budget=s.token_budget, prefix_reuse=s.prefix_reuse)
+    return {**settings, "scoring": scoring}
+
+
 def _scored(store, target, bench, det, part, ctx, settings) -> dict:
     """A partition's raw scores: from the cache, or scored now and cached."""
+    settings = raw_key(settings, ctx.scorer)
     on_main = store.get_raw(target.tag, bench.name, det.name, part.name, settings) if collective.is_main() else None
     cached = collective.broadcast(on_main)
     if cached is not None:

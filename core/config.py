@@ -23,6 +23,7 @@ class ModelConfig:
     trust_remote_code: bool = False  # let transformers run the model repo's code
     config: Optional[Dict[str, Any]] = None  # from-scratch architecture (transformers config kwargs)
     n_params: Optional[int] = None  # total parameters, for dry-run estimates only
+    arch: Optional[Dict[str, Any]] = None  # a pretrained model's config kwargs (model_type, sizes): dry-run memory only
 
 
 @dataclass
@@ -128,8 +129,11 @@ class TrainConfig:
     keep_last: int = 2  # DeepSpeed states kept (resume needs the newest)
     keep_hf: str = "all"  # all | last: HF exports kept for the audit
     log_every: int = 10  # steps per metrics row (loss averaged over them)
-    peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12, "cuda": 989.0e12})  # MFU
+    peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12})  # MFU; cuda: from the GPU's name
     seed: int = II("seed")  # weight init and data order
+    activation_checkpointing: bool = False  # HF gradient checkpointing: recompute each layer in backward
+    loss_chunk_tokens: Optional[int] = None  # chunked fp32 loss (train/loss.py), positions per chunk; null: HF's
+    gpu_memory_gb: Optional[float] = None  # dry run: refuse a plan whose estimated peak per GPU exceeds this
 
 
 @dataclass
@@ -197,6 +201,7 @@ class AuditBase:
     stride: int = 1024  # later windows count only their last `stride` tokens
     null_check: NullCheckConfig = field(default_factory=NullCheckConfig)  # controls vs fresh random orders
     reference_model: Optional[str] = None  # hub id, local dir, or step_<N> of this run (step_0): paired tests against it
+    chunk_tokens: int = 32768  # inputs per independently scored chunk: ranks score whole chunks (rank-free scores)
 
 
 @dataclass

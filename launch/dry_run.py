@@ -50,6 +50,80 @@ def describe(cfg) -> str:
         lines.append(f"estimated compute: {6 * n * d:.2e} FLOPs = {hours:.2f} GPU-hours at {ASSUMED_MFU:.0%} MFU "
                      f"({hours / (c['launcher']['nproc_per_node'] * c['launcher']['num_nodes']):.2f} h wall on "
                      f"{c['launcher']['nproc_per_node']}x{c['launcher']['num_nodes']} GPUs)")
+    lines += memory_lines(c)
+    if n:
+        lines.append(audit_cost_line(c, n, d))
     when = "each checkpoint as it lands" if c["audit"]["watch"] else "the end"
     lines.append(f"audit: {c['audit']['detectors']} at {when}; launcher {c['launcher']['kind']}")
     return "\n".join(lines)
+
+
+def model_shape(model: dict[str, Any]):
+    """The architecture for the memory estimate, offline: the from-scratch config, a pretrained
+    model's ``model.arch``, or its config if it is on disk; None when none of these is there."""
+    from transformers import AutoConfig
+
+    kwargs = dict(model["config"] or model["arch"] or {})
+    try:
+        if kwargs.get("model_type"):
+            kwargs.setdefault("vocab_size", model["bpe_vocab_size"] or 50_000)
+            return AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+        if model["pretrained"]:
+            return AutoConfig.from_pretrained(str(model["pretrained"]), local_files_only=True)
+    except (OSError, ValueError, TypeError):
+        return None
+    return None
+
+
+def memory_lines(c: dict[str, Any]) -> list[str]:
+    """Estimated peak GPU memory per rank (train/memory.py), against ``train.gpu_memory_gb``."""
+    from train.memory import GIB, Shape, estimate
+    from train.model import meta_model
+
+    t, lc = c["train"], c["launcher"]
+    config = model_shape(c["model"])
+    if config is None:
+        return ["GPU memory per rank: unknown (no model.config / model.arch, config not on disk)"]
+    params = sum(p.numel() for p in {id(p): p for p in meta_model(config).parameters()}.values())
+    micro = int(t["micro_batch"])
+    e = estimate(Shape.of(config, params), seq_len=int(t["seq_len"]), micro_batch=micro,
+                 precision=t["precision"], zero_stage=int(c["deepspeed"]["zero_stage"]),
+                 world_size=int(lc["nproc_per_node"]) * int(lc["num_nodes"]),
+                 checkpointing=bool(t["activation_checkpointing"]), loss_chunk_tokens=t["loss_chunk_tokens"])
+    lines = [f"GPU memory per rank (estimate, micro-batch {micro} x {t['seq_len']}): {e.line()}"]
+    limit = t["gpu_memory_gb"]
+    if limit and e.peak / GIB > float(limit):
+        lines.append(f"warning: {e.peak / GIB:.1f} GiB exceeds train.gpu_memory_gb={limit}; try "
+                     "train.activation_checkpointing=true, train.loss_chunk_tokens=8192, a smaller "
+                     "train.micro_batch or a higher deepspeed.zero_stage (training refuses this plan)")
+    return lines
+
+
+# Forward passes per audited item, as measured on a synthetic-world run (bench/gpu_check.py's
+# tiny run, tokens_run / n_items / tokens per item; prefix reuse included): the order tests
+# grow with their permutations and blocks, the four membership-inference detectors share one.
+PASSES_PER_ITEM = {"successor": 10.0, "option_shuffle": 8.0, "accuracy": 1.1, "mia": 1.0}
+TOKENS_PER_ITEM = 100  # an assumption for a 4-option MCQ item (the synthetic world's: 58)
+
+
+def audit_cost_line(c: dict[str, Any], n_params: int, train_tokens_: int | None) -> str:
+    """The audit's forward FLOPs (2N per token run) next to training's (6N per token)."""
+    a, t, inj = c["audit"], c["train"], c["inject"]
+    parts = len(inj["counts"]) * max(len(c["benchmarks"]), 1)
+    items = parts * int(inj["partition_size"] or 100)
+    mia = {"loss", "zlib", "min_k", "min_k_pp"}
+    passes = PASSES_PER_ITEM["mia"] if mia & set(a["detectors"]) else 0.0  # one pass serves all four
+    for det in a["detectors"]:
+        if det == "ordering":
+            passes += 0.4 * (int(a["ordering"]["permutations"]) + 1)  # shuffles share their first items
+        elif det not in mia:
+            passes += PASSES_PER_ITEM.get(det, 1.0)
+    steps = (train_tokens_ // (int(t["global_batch"]) * int(t["seq_len"]))) if train_tokens_ else None
+    every = t["checkpoint_every"]
+    n_ckpt = (steps // every + 1 + int(bool(t["save_initial"]))) if steps and every else None
+    tokens = items * passes * TOKENS_PER_ITEM
+    flops = 2.0 * n_params * tokens
+    ratio = f"; training: {6.0 * n_params * train_tokens_:.2e} FLOPs" if train_tokens_ else ""
+    many = f" x {n_ckpt} checkpoints = {flops * n_ckpt:.2e} FLOPs in all" if n_ckpt else ""
+    return (f"audit cost: ~{items:,} items x {passes:.0f} forward passes x ~{TOKENS_PER_ITEM} tokens = "
+            f"{tokens:.2e} tokens, {flops:.2e} FLOPs per checkpoint{many}{ratio}")

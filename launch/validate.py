@@ -6,6 +6,7 @@ SpikeinError naming the key and its value.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -140,6 +141,9 @@ def check_train(t: dict[str, Any]) -> None:
     require(t["eps"] > 0, "train.eps", t["eps"], "expected a positive number")
     one_of("train.precision", t["precision"], PRECISIONS)
     one_of("train.keep_hf", t["keep_hf"], ("all", "last"))
+    at_least("train.loss_chunk_tokens", t["loss_chunk_tokens"], 1, optional=True)
+    require(t["gpu_memory_gb"] is None or (_number(t["gpu_memory_gb"]) and t["gpu_memory_gb"] > 0),
+            "train.gpu_memory_gb", t["gpu_memory_gb"], "expected a positive number of GiB or null")
 
 
 def check_deepspeed(ds: dict[str, Any]) -> None:
@@ -164,10 +168,12 @@ def check_audit(node, a: dict[str, Any]) -> None:
     steps = spec if isinstance(spec, list) else [spec]
     ok = spec in ("all", "last") or all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps)
     require(ok, "audit.checkpoints", spec, "expected all, last, a step or a list of steps")
-    one_of("audit.precision", a["precision"], PRECISIONS)
-    require(a["device"] in ("auto", "cpu") or str(a["device"]).startswith("cuda"), "audit.device", a["device"],
+    from audit.model import PRECISIONS as AUDIT_PRECISIONS
+
+    one_of("audit.precision", a["precision"], AUDIT_PRECISIONS)
+    require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(a["device"])) is not None, "audit.device", a["device"],
             "choose one of: auto, cpu, cuda (or cuda:<index>)")
-    for key in ("token_budget", "context", "stride"):
+    for key in ("token_budget", "context", "stride", "chunk_tokens"):
         at_least(f"audit.{key}", a[key], 1)
     require(a["poll_s"] > 0, "audit.poll_s", a["poll_s"], "expected a positive number of seconds")
     require(a["watch_idle_s"] > 0, "audit.watch_idle_s", a["watch_idle_s"], "expected a positive number of seconds")

@@ -33,7 +33,37 @@ def generated_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
         "steps_per_print": 1 << 30,  # we log ourselves; DeepSpeed's own lines stay out
         "wall_clock_breakdown": False,
     }
+    config.update(reduced_in_fp32(t.precision, int(ds.zero_stage)))
     return deep_merge(config, dict(ds.extra))
+
+
+def reduced_in_fp32(precision: str, zero_stage: int) -> dict[str, Any]:
+    """bf16 training with gradients all-reduced and accumulated in fp32.
+
+    DeepSpeed's defaults follow the weights: bf16 reductions across ranks and bf16 sums over
+    accumulation steps (each add rounds to 8 bits of mantissa). ZeRO 1-3 take fp32 for both;
+    ZeRO-0 has no fp32 accumulation for bf16 weights (DeepSpeed raises), so there only the
+    reduction is fp32 and :func:`check_backend`'s callers note it."""
+    if precision != "bf16":
+        return {}
+    out: dict[str, Any] = {"communication_data_type": "fp32"}
+    if zero_stage >= 1:
+        out["data_types"] = {"grad_accum_dtype": "fp32"}
+    return out
+
+
+def check_backend(precision: str, backend: str, fused: bool, cuda_visible: bool, ds_accelerator: str | None) -> None:
+    """Refuse a plan that would silently train on the wrong device: a GPU-only optimizer kernel
+    or bf16 on gloo while CUDA is visible (gloo sets DS_ACCELERATOR=cpu: bf16 on the CPUs),
+    or NCCL without a GPU. ``DS_ACCELERATOR=cpu`` in the environment asks for the CPUs."""
+    if backend == "gloo" and fused:
+        raise SpikeinError("deepspeed.fused=true is a GPU kernel but deepspeed.backend=gloo trains on the CPUs; "
+                           "use deepspeed=zero2_gpu (nccl) or deepspeed.fused=false")
+    if backend == "gloo" and precision == "bf16" and cuda_visible and ds_accelerator != "cpu":
+        raise SpikeinError("train.precision=bf16 with deepspeed.backend=gloo would train on the CPUs although a GPU "
+                           "is visible; use deepspeed=zero2_gpu (nccl), or set DS_ACCELERATOR=cpu to mean it")
+    if backend == "nccl" and not cuda_visible:
+        raise SpikeinError("deepspeed.backend=nccl needs a GPU and none is visible; use deepspeed=zero0_cpu (gloo)")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -67,3 +97,33 @@ def _read_user_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpikeinError(f"deepspeed.user_json {path}: expected a JSON object")
     return data
+
+
+def check_backend_here(s: TrainSettings) -> None:
+    """:func:`check_backend` against this machine (the parent, before any rank starts), and on
+    GPUs the memory estimate against ``train.gpu_memory_gb``."""
+    import os
+
+    import torch
+
+    check_backend(s.train.precision, s.deepspeed.backend, bool(s.deepspeed.fused), torch.cuda.is_available(),
+                  os.environ.get("DS_ACCELERATOR"))
+    if s.deepspeed.backend == "nccl" and s.train.gpu_memory_gb:
+        check_memory(s)
+
+
+def check_memory(s: TrainSettings) -> None:
+    """Refuse a plan whose estimated peak per GPU (train/memory.py) exceeds train.gpu_memory_gb."""
+    from inject.manifest import load_manifest
+    from train.memory import GIB, Shape, estimate
+    from train.model import meta_model, model_config
+
+    config = model_config(s.model, load_manifest(s.run_dir))
+    params = sum(p.numel() for p in {id(p): p for p in meta_model(config).parameters()}.values())
+    e = estimate(Shape.of(config, params), seq_len=s.seq_len, micro_batch=s.micro_batch, precision=s.train.precision,
+                 zero_stage=int(s.deepspeed.zero_stage), world_size=s.world_size,
+                 checkpointing=bool(s.train.activation_checkpointing), loss_chunk_tokens=s.train.loss_chunk_tokens)
+    if e.peak / GIB > float(s.train.gpu_memory_gb):
+        raise SpikeinError(f"train.gpu_memory_gb={s.train.gpu_memory_gb}: the plan needs about {e.peak / GIB:.1f} GiB "
+                           f"per GPU ({e.line()}); set train.activation_checkpointing=true, "
+                           "train.loss_chunk_tokens, a smaller train.micro_batch, or raise train.gpu_memory_gb")

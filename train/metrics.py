@@ -50,6 +50,38 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float, world_si
     return tokens_per_s * flops_per_token / (peak_flops * world_size) if peak_flops > 0 else 0.0
 
 
+# Dense peak FLOP/s per GPU (vendor datasheets, no sparsity): (name fragment, fp32 non-tensor, bf16 tensor).
+# fp32 training on these GPUs runs at the fp32 figure (TF32 off, torch's default for matmuls).
+GPU_PEAKS = (
+    ("H200", 67e12, 989e12), ("H100 PCIe", 51e12, 756e12), ("H100", 67e12, 989e12),  # H100 SXM / HBM3
+    ("A100", 19.5e12, 312e12), ("L40S", 91.6e12, 362e12), ("A10G", 31.2e12, 70e12),
+)
+
+
+def peak_flops(configured: Mapping[str, float], device_type: str, device_name: str, precision: str) -> float:
+    """The peak MFU divides by: ``train.peak_flops[<device type>]`` when set, else the GPU's own
+    from its name and the training precision; 0 (no MFU) for an unknown GPU."""
+    if device_type in configured:
+        return float(configured[device_type])
+    if device_type != "cuda":
+        return 0.0
+    for fragment, fp32, bf16 in GPU_PEAKS:
+        if fragment.lower() in device_name.lower():
+            return bf16 if precision == "bf16" else fp32
+    return 0.0
+
+
+def memory_stats(device) -> dict[str, float]:
+    """Peak memory allocated on this rank's GPU since the last row (GiB), then reset."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda" or not torch.cuda.is_available():
+        return {}
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    torch.cuda.reset_peak_memory_stats(device)
+    return {"max_memory_allocated_gb": round(peak, 3)}
+
+
 NOT_LOGGED = ("copies_seen", "copies_seen_by_epoch", "last_exposure_step", "step", "time")  # not W&B scalars
 
 
@@ -57,12 +89,13 @@ class MetricsLogger:
     """Writes one row per logged step; rank 0 only (other ranks get ``enabled=False``)."""
 
     def __init__(self, run_dir: Path, manifest: Manifest, *, enabled: bool, flops_per_token: float,
-                 peak_flops: float, world_size: int, tokens_per_step: int, wandb_run=None) -> None:
+                 peak_flops: float, world_size: int, tokens_per_step: int, wandb_run=None, device=None) -> None:
         from core.wandb_log import NullRun
 
         self.run_dir, self.manifest, self.enabled = run_dir, manifest, enabled
         self.flops_per_token, self.peak_flops, self.world_size = flops_per_token, peak_flops, world_size
         self.tokens_per_step = tokens_per_step
+        self.device = device  # max_memory_allocated per row on a GPU
         self.wandb_run = wandb_run or NullRun()
         self._t0, self._step0 = time.perf_counter(), None
 
@@ -84,7 +117,8 @@ class MetricsLogger:
                 "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
                 "mfu": mfu(tps, self.flops_per_token, self.peak_flops, self.world_size),
                 "copies_seen": copies_seen(self.manifest, tokens),
-                **exposures(self.manifest, tokens, self.tokens_per_step), "time": time.time()}
+                **exposures(self.manifest, tokens, self.tokens_per_step), **memory_stats(self.device),
+                "time": time.time()}
 
     def write(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:

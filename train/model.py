@@ -86,8 +86,10 @@ def check_seq_len(config, seq_len: int) -> None:
         raise SpikeinError(f"train.seq_len={seq_len} exceeds the model's maximum of {limit} positions")
 
 
-def build_model(model_cfg: ModelConfig, config, seed: int) -> torch.nn.Module:
-    """fp32 weights (DeepSpeed keeps fp32 masters under bf16); seeded when fresh."""
+def build_model(model_cfg: ModelConfig, config, seed: int, train_cfg=None) -> torch.nn.Module:
+    """fp32 weights (DeepSpeed keeps fp32 masters under bf16); seeded when fresh; in train
+    mode (``from_pretrained`` leaves a model in eval mode: dropout off), with activation
+    checkpointing and the chunked loss as ``train_cfg`` asks."""
     from transformers import AutoModelForCausalLM
 
     remote = bool(model_cfg.trust_remote_code)
@@ -100,7 +102,23 @@ def build_model(model_cfg: ModelConfig, config, seed: int) -> torch.nn.Module:
                 str(model_cfg.pretrained), config=config, dtype=torch.float32, trust_remote_code=remote)
         except (OSError, ValueError) as e:
             raise SpikeinError(f"cannot load model '{model_cfg.pretrained}': {_first_line(e)}") from None
+    model.train()
+    if train_cfg is not None:
+        prepare_for_training(model, train_cfg)
     return model
+
+
+def prepare_for_training(model: torch.nn.Module, train_cfg) -> None:
+    """``train.activation_checkpointing``: HF gradient checkpointing (each decoder layer's
+    activations recomputed in backward); ``train.loss_chunk_tokens``: :mod:`train.loss`."""
+    from train.loss import use_chunked_loss
+
+    if getattr(train_cfg, "activation_checkpointing", False):
+        model.config.use_cache = False
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    chunk = getattr(train_cfg, "loss_chunk_tokens", None)
+    if chunk:
+        use_chunked_loss(model, int(chunk))
 
 
 def meta_model(config) -> torch.nn.Module:

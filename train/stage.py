@@ -25,6 +25,7 @@ from core.run_lock import stage_lock
 from train import checkpoint as ckpt
 from core.budget import Budget, resolve_budget
 from core.workers.launch import launch_workers, world_size
+from train.ds_config import check_backend_here
 from train.metrics import read_metrics
 from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
                          non_embedding_params)
@@ -174,6 +175,7 @@ def _train(cfg, settings: TrainSettings) -> int:
     if check_previous_run(settings, bool(cfg.overwrite)):
         print(f"train: {rd.checkpoints} already hold the finished run (step {settings.max_steps})")
         return 0
+    check_backend_here(settings)
     save_settings(settings)
     cpu = settings.deepspeed.backend == "gloo" and "DS_ACCELERATOR" not in os.environ
     launch_workers("train.worker", rd.root, _container(cfg.launcher), log_dir=rd.train_logs,

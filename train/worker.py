@@ -73,7 +73,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     seed_everything(s.seed)
     config = model_config(s.model, manifest)
     ds_config, universal = _resume_config(build_ds_config(s, world), run_dir, rank, world)
-    engine = build_engine(s, build_model(s.model, config, s.seed), ds_config)
+    engine = build_engine(s, build_model(s.model, config, s.seed, s.train), ds_config)
     batches = StreamBatches(stream, seq_len=s.seq_len, global_batch=s.global_batch, micro_batch=s.micro_batch,
                             rank=rank, world_size=world, vocab_size=int(config.get_text_config().vocab_size))
     if rank == 0:
@@ -113,13 +113,19 @@ def _device_type(engine) -> str:
     return engine.device.type if hasattr(engine.device, "type") else str(engine.device).split(":")[0]
 
 
+def _device_name(engine) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(engine.device) if _device_type(engine) == "cuda" else ""
+
+
 def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world: int):
     """metrics.jsonl + W&B on rank 0 (a disabled logger elsewhere)."""
     from core.wandb_log import NullRun, init_wandb
-    from train.metrics import MetricsLogger
+    from train.metrics import MetricsLogger, peak_flops
     from train.model import flops_per_token
 
-    peak = float(s.train.peak_flops.get(_device_type(engine), 0.0))  # no peak known: no MFU
+    peak = peak_flops(s.train.peak_flops, _device_type(engine), _device_name(engine), s.train.precision)
     wandb_run = NullRun()
     if rank == 0:
         wandb_run = init_wandb(s.logger, run_dir=str(run_dir), job_type="train", config=s.config,
@@ -127,7 +133,7 @@ def _metrics_logger(s, run_dir: Path, manifest, config, engine, rank: int, world
     return MetricsLogger(run_dir, manifest, enabled=rank == 0,
                          flops_per_token=flops_per_token(config, s.n_params, s.seq_len),
                          peak_flops=peak, world_size=world, tokens_per_step=s.tokens_per_step,
-                         wandb_run=wandb_run)
+                         wandb_run=wandb_run, device=engine.device)
 
 
 def _resume_config(ds_config: dict, run_dir: Path, rank: int, world: int) -> tuple[dict, bool]:

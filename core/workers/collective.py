@@ -20,14 +20,34 @@ def is_main() -> bool:
     return rank_world()[0] == 0
 
 
+# The audit's collectives carry Python objects (scores, cache hits, index files) only:
+# gloo moves them through host memory, so no rank's collective ever touches a GPU that
+# another rank's model lives on (NCCL would run them on the current device: cuda:0 on
+# every rank unless each set its own first).
+AUDIT_BACKEND = "gloo"
+
+
+def local_device_index() -> int:
+    """This rank's GPU: LOCAL_RANK modulo the visible devices (a launcher that gives each
+    task one GPU through CUDA_VISIBLE_DEVICES leaves one device visible at index 0)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    return int(os.environ.get("LOCAL_RANK", "0")) % max(count, 1)
+
+
 def maybe_init(backend: str | None = None) -> bool:
-    """Join the process group a launcher (torchrun, deepspeed) described in the environment."""
+    """Join the process group a launcher (torchrun, deepspeed) described in the environment.
+
+    With CUDA visible, the rank's own GPU becomes the current device before the group
+    exists, so nothing a library allocates on "the current device" lands on cuda:0."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
         return False
     import torch
 
-    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-    dist.init_process_group(backend=backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_device_index())
+    dist.init_process_group(backend=backend or AUDIT_BACKEND)
     return True
 
 

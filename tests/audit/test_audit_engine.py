@@ -140,3 +140,28 @@ def test_data_parallel_gathers_in_order(tmp_path):
     for a, b in zip(got["groups"], engine.score_groups(groups)):
         assert np.abs(np.array(a) - b).max() < 1e-4
     assert got["tokens"] == engine.tokens_scored
+
+
+def test_mixed_and_amp_keep_fp32_logits_and_land_closer_to_fp32_than_bf16(tmp_path):
+    """audit.precision=mixed: bf16 body, fp32 final norm and (untied copy of the) head; amp:
+    fp32 weights and residual stream, bf16 matmuls, fp32 head. Both sit closer to fp32's
+    log-probs than plain bf16 (amp by far: its rounding never accumulates in the stream)."""
+    from audit.model import load_model
+
+    big = tiny_model(V, seed=2)
+    with torch.no_grad():  # logits of magnitude ~20, where a bf16 step is 0.125
+        big.lm_head.weight.mul_(40.0)
+    big.save_pretrained(tmp_path)
+    reqs = random_requests(8, seed=9)
+    scores = {}
+    for precision in ("fp32", "bf16", "mixed", "amp"):
+        model = load_model(str(tmp_path), precision, "cpu")
+        scores[precision] = Engine(model, EngineSettings(context=64, stride=32, progress=False)).score(reqs)
+        if precision == "mixed":
+            assert model.lm_head.weight.dtype == torch.float32 and model.model.embed_tokens.weight.dtype == torch.bfloat16
+            assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+            assert model(input_ids=torch.tensor([[1, 2, 3]])).logits.dtype == torch.float32
+        if precision == "amp":
+            assert model(input_ids=torch.tensor([[1, 2, 3]])).logits.dtype == torch.float32
+    err = {p: np.abs(scores[p] - scores["fp32"]).max() for p in ("bf16", "mixed", "amp")}
+    assert err["amp"] < err["mixed"] / 10 < err["bf16"] / 20, err

@@ -109,6 +109,10 @@ def test_resolved_configs_equal_those_before_the_schema():
             old["inject"]["option_order"] = "shuffled"  # deliberate: the option-shuffle null exact by construction
         if old["launcher"]["master_addr"] == "127.0.0.1":  # deliberate: unset, so several nodes must name it (issue 17)
             old["launcher"]["master_addr"] = None
+        old["train"]["peak_flops"].pop("cuda", None)  # deliberate: MFU's GPU peak from the device's name (issue 18)
+        if old["experiment_name"] in ("pythia160m_mmlu", "llama_125m_oren"):  # deliberate (issue 18): fp32, all eight
+            old["audit"]["precision"] = "fp32"
+            old["audit"]["detectors"] = compose(FROZEN[name]).audit.detectors
         assert only_keys_of(old, to_container(compose(FROZEN[name]))) == old, name
 
 
@@ -242,3 +246,15 @@ def test_a_config_error_is_reported_without_loading_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "unknown config key 'inject.countz'" in out and out.splitlines()[-1] == "[]", out
+
+
+def test_dry_run_states_gpu_memory_per_rank_and_warns_above_the_budget(tmp_path, capsys):
+    from launch.dry_run import describe
+
+    base = ["experiment=pythia160m_mmlu", f"run_dir={tmp_path}/run", "dry_run=true", "model=qwen2.5-0.5b"]
+    text = describe(compose(base + ["train.loss_chunk_tokens=null"]))
+    assert "GPU memory per rank (estimate, micro-batch 16 x 2048)" in text and "warning:" in text  # > 80 GiB
+    fits = describe(compose(base + ["train.activation_checkpointing=true"]))
+    assert "checkpointing on" in fits and "warning:" not in fits
+    # the audit's cost next to training's: 7 counts x 2 benchmarks x 100 items, 2 checkpoints
+    assert "audit cost: ~1,400 items x" in fits and "x 2 checkpoints" in fits and "; training: " in fits

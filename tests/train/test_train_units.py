@@ -247,3 +247,46 @@ def test_failure_without_marker_names_the_signal(tmp_path):
     assert msg.startswith("train.worker rank 1 was killed by signal 9; last log lines: step 3 | step 4")
     tail = [b"...Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"]
     assert "rank 1 exited with code 1" in failure_message(tmp_path, "train.worker", (None, 1), tail)
+
+
+def test_bf16_gradients_reduced_and_accumulated_in_fp32(tmp_path):
+    def bf16(stage):
+        s = _settings(tmp_path, zero_stage=stage)
+        s.train.precision = "bf16"
+        return build_ds_config(s, world_size=2)
+
+    for stage in (1, 2, 3):
+        cfg = bf16(stage)
+        assert cfg["communication_data_type"] == "fp32" and cfg["data_types"] == {"grad_accum_dtype": "fp32"}
+    assert bf16(0)["communication_data_type"] == "fp32" and "data_types" not in bf16(0)  # DeepSpeed: no fp32 accum at ZeRO-0
+    assert "communication_data_type" not in build_ds_config(_settings(tmp_path), 2)  # fp32 training: nothing to say
+
+
+@pytest.mark.parametrize("precision, backend, fused, cuda, accel, match", [
+    ("bf16", "gloo", False, True, None, "would train on the CPUs although a GPU is visible"),
+    ("fp32", "gloo", True, True, None, "deepspeed.fused=true is a GPU kernel"),
+    ("bf16", "nccl", True, False, None, "deepspeed.backend=nccl needs a GPU"),
+    ("bf16", "gloo", False, True, "cpu", None),  # DS_ACCELERATOR=cpu: the CPUs on purpose
+    ("bf16", "gloo", False, False, None, None),  # no GPU: bf16 on the CPUs is all there is
+    ("bf16", "nccl", True, True, None, None),
+])
+def test_gpu_config_with_a_cpu_backend_is_refused(precision, backend, fused, cuda, accel, match):
+    from train.ds_config import check_backend
+
+    if match is None:
+        check_backend(precision, backend, fused, cuda, accel)
+    else:
+        with pytest.raises(SpikeinError, match=match):
+            check_backend(precision, backend, fused, cuda, accel)
+
+
+def test_mfu_peak_from_the_gpu_name_and_precision():
+    from train.metrics import peak_flops
+
+    assert peak_flops({}, "cuda", "NVIDIA H200", "bf16") == 989e12
+    assert peak_flops({}, "cuda", "NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops({}, "cuda", "NVIDIA H100 80GB HBM3", "fp32") == 67e12
+    assert peak_flops({}, "cuda", "NVIDIA A100-SXM4-80GB", "bf16") == 312e12
+    assert peak_flops({"cuda": 5e14}, "cuda", "NVIDIA H200", "bf16") == 5e14  # the config overrides
+    assert peak_flops({"cpu": 1e12}, "cpu", "", "fp32") == 1e12
+    assert peak_flops({}, "cuda", "Some Future GPU", "bf16") == 0.0  # unknown: no MFU rather than a wrong one
