@@ -28,12 +28,10 @@ AUDIT_BACKEND = "gloo"
 
 
 def local_device_index() -> int:
-    """This rank's GPU: LOCAL_RANK modulo the visible devices (a launcher that gives each
-    task one GPU through CUDA_VISIBLE_DEVICES leaves one device visible at index 0)."""
-    import torch
+    """This rank's GPU (:func:`core.workers.env.device_index`: LOCAL_RANK modulo the visible devices)."""
+    from core.workers.env import device_index
 
-    count = torch.cuda.device_count()
-    return int(os.environ.get("LOCAL_RANK", "0")) % max(count, 1)
+    return device_index()
 
 
 def maybe_init(backend: str | None = None) -> bool:
