@@ -53,7 +53,9 @@ class TrainSettings:
         """What decides the sequence of weights: a checkpoint is only resumed under the same."""
         t = {k: v for k, v in asdict(self.train).items() if k not in NOT_TRAJECTORY}
         ds = {k: v for k, v in asdict(self.deepspeed).items() if k not in ("backend",)}
-        model = {k: v for k, v in asdict(self.model).items() if k not in ("name", "n_params")}  # n_params: an estimate
+        model = {k: v for k, v in asdict(self.model).items() if k not in ("name", "n_params", "arch")}  # estimates only
+        if t.get("loss_chunk_tokens") is None:  # HF's own loss, as before the key existed: old runs keep their hash
+            t.pop("loss_chunk_tokens", None)
         return {"model": model, "train": t, "deepspeed": ds, "seed": self.seed,
                 "seq_len": self.seq_len, "global_batch": self.global_batch,
                 "max_steps": self.max_steps, "lr": self.lr, "warmup_steps": self.warmup_steps,

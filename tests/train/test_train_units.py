@@ -290,3 +290,16 @@ def test_mfu_peak_from_the_gpu_name_and_precision():
     assert peak_flops({"cuda": 5e14}, "cuda", "NVIDIA H200", "bf16") == 5e14  # the config overrides
     assert peak_flops({"cpu": 1e12}, "cpu", "", "fp32") == 1e12
     assert peak_flops({}, "cuda", "Some Future GPU", "bf16") == 0.0  # unknown: no MFU rather than a wrong one
+
+
+def test_keys_added_at_their_defaults_keep_old_trajectory_hashes(tmp_path):
+    """Run dirs trained before train.loss_chunk_tokens / model.arch existed stay resumable:
+    at their defaults those keys are not part of the trajectory; a chunk size is."""
+    a = _settings(tmp_path)
+    t = a.trajectory()
+    assert "loss_chunk_tokens" not in t["train"] and "arch" not in t["model"]
+    b = _settings(tmp_path)
+    b.model = dataclasses.replace(b.model, arch={"hidden_size": 64})
+    assert a.trajectory_hash() == b.trajectory_hash()
+    b.train = dataclasses.replace(b.train, loss_chunk_tokens=128)
+    assert a.trajectory_hash() != b.trajectory_hash()
