@@ -21,6 +21,7 @@ import gc
 import re
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from audit.targets import Target, targets_of
@@ -115,7 +116,7 @@ def ensure_scored(cfg, setup, todo: Sequence[tuple[Any, Any]], store) -> None:
     if ref is None:
         return
     missing = [(bench, det) for bench, det in todo
-               if any(_cached(store, ref, bench, det, part, row_settings(cfg, bench, det)) is None
+               if any(_cached(store, ref, bench, det, part, row_settings(cfg, bench, det), cfg) is None
                       for part in bench.partitions)]
     if not missing:
         return
@@ -143,28 +144,40 @@ def paired_tests(cfg, store, bench, det, raws: Sequence[dict[str, Any]]) -> list
     from audit.stage import row_settings
 
     settings = row_settings(cfg, bench, det)
-    reference = [_cached(store, ref, bench, det, part, settings) for part in bench.partitions]
+    reference = [_cached(store, ref, bench, det, part, settings, cfg) for part in bench.partitions]
     if any(r is None for r in reference):
         raise SpikeinError(f"reference {ref.name}: scores of {bench.name}/{det.name} missing from the cache "
                            f"({store.raw_dir}); rerun the audit")
     return [{KEY: ref.name, **fields} for fields in det.paired(bench.partitions, raws, reference)]
 
 
-def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any]) -> dict | None:
-    """The reference's cached scores of one partition (read on rank 0, broadcast)."""
-    mine = store.get_raw(ref.target.tag, bench.name, det.name, part.name, raw_settings(settings)) \
-        if collective.is_main() else None
+def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], cfg) -> dict | None:
+    """The reference's cached scores of one partition (read on rank 0, broadcast), under the
+    key :func:`audit.stage._scored` wrote them with (the engine settings and device kind)."""
+    from audit.stage import raw_key
+
+    key = raw_key(raw_settings(settings), _key_scorer(cfg))
+    mine = store.get_raw(ref.target.tag, bench.name, det.name, part.name, key) if collective.is_main() else None
     return collective.broadcast(mine)
 
 
 def _load_scorer(cfg, path: str):
-    from audit.engine import Engine, EngineSettings
+    """The reference's engine: the audited model's settings, precision and device."""
+    from audit.engine import Engine
     from audit.model import load_model
+    from audit.stage import audit_device, engine_settings
 
-    a = cfg.audit
-    model = load_model(path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
-    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse), bool(a.progress))
-    return Engine(model, settings), model
+    model = load_model(path, str(cfg.audit.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
+    return Engine(model, engine_settings(cfg.audit)), model
+
+
+def _key_scorer(cfg) -> SimpleNamespace:
+    """What the raw cache key reads off an engine (device kind, chunks, settings), without a model."""
+    from audit.model import resolve_device
+    from audit.stage import audit_device, engine_settings
+
+    s = engine_settings(cfg.audit)
+    return SimpleNamespace(device=resolve_device(audit_device(cfg)), chunk_tokens=s.chunk_tokens, settings=s)
 
 
 def _log(msg: str) -> None:

@@ -192,9 +192,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
     reference.ensure_scored(cfg, setup, todo, store)  # the reference model's scores, before this model loads
     log(f"{target.tag}: loading {target.path}")
     model = load_model(target.path, str(a.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
-    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
-                              bool(a.progress), chunk_tokens=int(a.chunk_tokens))
-    scorer = Engine(model, settings)
+    scorer = Engine(model, engine_settings(a))
     added: list[dict] = []
     try:
         for bench, det in todo:
@@ -225,6 +223,12 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
         log(f"warning: {bench.name} has no control partitions: option_shuffle p-values use the uniform null "
             "(uncalibrated: canonical option order need not be exchangeable)")
     return added
+
+
+def engine_settings(a) -> EngineSettings:
+    """The scoring engine's settings from ``cfg.audit`` (the audited model's and the reference's)."""
+    return EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
+                          bool(a.progress), chunk_tokens=int(a.chunk_tokens))
 
 
 def raw_key(settings: dict, scorer) -> dict:
