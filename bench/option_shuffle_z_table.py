@@ -22,9 +22,16 @@ def z_of(row) -> float:
     return (row["mean_rank"] - (n_orders + 1) / 2) / sd
 
 
+def _before_exposure(rows, steps: list[int]) -> int | None:
+    """The last audited step after the first at which no partition had seen a copy (the demo: 216),
+    else None (a run with more checkpoints has several after exposure: never the middle index)."""
+    clean = [s for s in steps[1:-1] if all(not r.get("copies_seen") for r in rows if r["step"] == s)]
+    return clean[-1] if clean else None
+
+
 def main(run_dirs: list[str]) -> int:
     first, middle, last = ("first audited checkpoint (the demo: step 0), all partitions",
-                            "middle checkpoint (the demo: 215-216, before any copy), all partitions",
+                            "last checkpoint before any copy (the demo: 215-216), all partitions",
                             "last step, the control partitions only")
     cells: dict[str, list[float]] = {first: [], middle: [], last: []}
     last_p: list[float] = []
@@ -34,7 +41,7 @@ def main(run_dirs: list[str]) -> int:
         if len(steps) < 2:
             print(f"{d}: fewer than 2 audited steps, skipped", file=sys.stderr)
             continue
-        mid = steps[len(steps) // 2] if len(steps) > 2 else None
+        mid = _before_exposure(rows, steps)
         for r in rows:
             if r["step"] == steps[0]:
                 cells[first].append(z_of(r))
