@@ -46,6 +46,9 @@ def quiet_libraries() -> None:
 
     for category in (FutureWarning, DeprecationWarning):  # library deprecation notices, once per rank
         warnings.filterwarnings("ignore", category=category)
+    # each rank's GPU is set before the group exists (init_distributed): the barrier's advice to
+    # pass device_id says nothing here (seen on an H200, once per barrier)
+    warnings.filterwarnings("ignore", message=r"barrier\(\): using the device under current context")
     for name in ("DeepSpeed", "deepspeed", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from deepspeed.utils import logger as ds_logger
