@@ -148,8 +148,21 @@ def _deepspeed_command(module: str, run_dir: Path, lc: LauncherConfig, port: int
             cmd.append(f"--num_nodes={int(lc.num_nodes)}")
         run_dir = Path(run_dir).resolve()
     else:
-        cmd.append(f"--num_gpus={int(lc.nproc_per_node)}")
+        cmd.append(_local_gpus(int(lc.nproc_per_node)))
     return cmd + [module, str(run_dir)]
+
+
+def _local_gpus(n: int) -> str:
+    """``--num_gpus=n``, or the first n GPUs of CUDA_VISIBLE_DEVICES as ``--include``: given
+    --num_gpus, DeepSpeed's runner drops that variable and takes GPUs 0..n-1, another job's
+    on a shared node."""
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if not visible or os.environ.get("DS_ACCELERATOR") == "cpu" or not all(d.isdigit() for d in visible):
+        return f"--num_gpus={n}"  # none set, CPU ranks, or UUIDs (which --include cannot name)
+    if n > len(visible):
+        raise SpikeinError(f"launcher.nproc_per_node={n} but CUDA_VISIBLE_DEVICES={','.join(visible)} "
+                           f"lists {len(visible)} GPU(s)")
+    return f"--include=localhost:{','.join(visible[:n])}"
 
 
 # Variables the workers need that DeepSpeed's pdsh runner does not forward to remote nodes

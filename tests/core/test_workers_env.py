@@ -94,3 +94,17 @@ def test_worker_variables_travel_in_the_deepspeed_env_file(tmp_path, monkeypatch
     lines = dict(ln.split("=", 1) for ln in path.read_text().splitlines())
     assert lines == {"SPIKEIN_LOG_DIR": "/shared/run/train/logs", "HF_HOME": "/shared/hf", "WANDB_MODE": "offline",
                      "DS_ACCELERATOR": "cuda"}
+
+
+def test_deepspeed_launcher_keeps_the_gpus_cuda_visible_devices_names(monkeypatch):
+    """--num_gpus makes DeepSpeed's runner drop CUDA_VISIBLE_DEVICES and take GPUs 0..n-1."""
+    lc = LauncherConfig(kind="deepspeed", nproc_per_node=2)
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    cmd = launcher_command("train.worker", Path("run"), lc, "127.0.0.1", 29500)
+    assert "--include=localhost:4,5" in cmd and not any(a.startswith("--num_gpus") for a in cmd)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4")
+    with pytest.raises(SpikeinError, match="lists 1 GPU"):
+        launcher_command("train.worker", Path("run"), lc, "127.0.0.1", 29500)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert "--num_gpus=2" in launcher_command("train.worker", Path("run"), lc, "127.0.0.1", 29500)
