@@ -30,6 +30,7 @@ class LoopContext:
     rank: int
     tokenizer_dir: Path
     trajectory_hash: str
+    label_only_last: bool = False  # rows one token longer than the model's positions (train.model.label_only_last)
 
 
 def deepspeed_reports_norm(engine) -> bool:
@@ -81,6 +82,15 @@ def save(ctx: LoopContext, step: int, with_state: bool = True, with_hf: bool = T
     log.info("checkpoint step_%d (%s tokens, %s)", step, f"{tokens:,}", what)
 
 
+def _loss(engine, x, label_only_last: bool):
+    """Next-token loss of a row: read whole, or, one token past the model's positions, read up
+    to its last token, which is only predicted (``shift_labels``: the same targets)."""
+    if label_only_last:
+        return engine(input_ids=x[:, :-1], labels=x[:, :-1], shift_labels=x[:, 1:].contiguous(),
+                      use_cache=False).loss
+    return engine(input_ids=x, labels=x, use_cache=False).loss
+
+
 def train_step(ctx: LoopContext, step: int, loss_sum: torch.Tensor, norm_from_module: bool) -> float | None:
     """One update (all micro-batches); adds the micro losses to ``loss_sum``.
 
@@ -90,7 +100,7 @@ def train_step(ctx: LoopContext, step: int, loss_sum: torch.Tensor, norm_from_mo
     engine, norm = ctx.engine, None
     for x in ctx.batches.step_batches(step):
         x = x.to(engine.device, non_blocking=True)
-        loss = engine(input_ids=x, labels=x, use_cache=False).loss
+        loss = _loss(engine, x, ctx.label_only_last)
         engine.backward(loss)
         if norm_from_module and engine.is_gradient_accumulation_boundary():
             norm = module_grad_norm(engine)

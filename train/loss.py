@@ -18,10 +18,16 @@ from core.errors import SpikeinError
 IGNORE = -100  # HF's ignore_index
 
 
-def chunked_lm_loss(hidden: torch.Tensor, head: torch.nn.Module, labels: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
-    """Mean next-token cross-entropy of ``head(hidden)`` against ``labels`` shifted by one."""
-    h = hidden[:, :-1].reshape(-1, hidden.shape[-1])
-    y = labels[:, 1:].reshape(-1).to(h.device)
+def chunked_lm_loss(hidden: torch.Tensor, head: torch.nn.Module, labels: torch.Tensor, chunk_tokens: int,
+                    shift_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy of ``head(hidden)`` against ``labels`` shifted by one, or
+    against ``shift_labels`` as given (one per position, as HF's loss takes them)."""
+    if shift_labels is None:
+        h, y = hidden[:, :-1], labels[:, 1:]
+    else:
+        h, y = hidden, shift_labels
+    h = h.reshape(-1, hidden.shape[-1])
+    y = y.reshape(-1).to(h.device)
     total = hidden.new_zeros((), dtype=torch.float32)
     for lo in range(0, h.shape[0], chunk_tokens):
         total = total + checkpoint(_chunk_loss, head, h[lo : lo + chunk_tokens], y[lo : lo + chunk_tokens],
@@ -45,9 +51,9 @@ def use_chunked_loss(model: torch.nn.Module, chunk_tokens: int) -> None:
                                "set train.loss_chunk_tokens=null for the model's own loss")
     base, head = model.base_model, model.get_output_embeddings()
 
-    def forward(input_ids=None, labels=None, attention_mask=None, use_cache=False, **kwargs):
+    def forward(input_ids=None, labels=None, attention_mask=None, use_cache=False, shift_labels=None, **kwargs):
         hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs).last_hidden_state
-        loss = chunked_lm_loss(hidden, head, labels, chunk_tokens) if labels is not None else None
+        loss = chunked_lm_loss(hidden, head, labels, chunk_tokens, shift_labels) if labels is not None else None
         return CausalLMOutputWithPast(loss=loss)
 
     model.forward = forward  # the instance's own: save_pretrained and the class are untouched

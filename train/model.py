@@ -81,9 +81,19 @@ def max_positions(config) -> int | None:
 
 
 def check_seq_len(config, seq_len: int) -> None:
+    """A row may hold one token more than the model's positions: its last token is only a
+    label (Pythia's 2049-token rows train a 2048-position model, :func:`label_only_last`)."""
     limit = max_positions(config)
-    if limit is not None and seq_len > limit:
-        raise SpikeinError(f"train.seq_len={seq_len} exceeds the model's maximum of {limit} positions")
+    if limit is not None and seq_len > limit + 1:
+        raise SpikeinError(f"train.seq_len={seq_len} exceeds the model's maximum of {limit} positions "
+                           f"(+1: a row's last token may be a label only, as in Pythia's {limit + 1}-token rows)")
+
+
+def label_only_last(config, seq_len: int) -> bool:
+    """Rows of positions + 1 tokens: the model reads the first ``seq_len - 1`` and predicts
+    tokens 1..seq_len-1, the same targets the plain loss takes from a row it reads whole."""
+    limit = max_positions(config)
+    return limit is not None and seq_len == limit + 1
 
 
 def build_model(model_cfg: ModelConfig, config, seed: int, train_cfg=None) -> torch.nn.Module:

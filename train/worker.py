@@ -66,7 +66,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     from train.ds_config import build_ds_config
     from train.loop import LoopContext, run_loop, save
     from train.metrics import truncate_metrics
-    from train.model import build_model, model_config
+    from train.model import build_model, label_only_last, model_config
 
     manifest = load_manifest(run_dir)
     stream = open_stream(run_dir, manifest)
@@ -83,7 +83,7 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
     start = _resume(engine, run_dir, trajectory, rank, universal)
     metrics = _metrics_logger(s, run_dir, manifest, config, engine, rank, world)
     ctx = LoopContext(s, manifest, engine, batches, metrics, rank, RunDir(run_dir).data_file(manifest.tokenizer_dir),
-                      trajectory)
+                      trajectory, label_only_last(config, s.seq_len))
     if rank == 0:
         log.info("%s from step %d of %d on %d rank(s), %s, ZeRO-%d, %s", "resuming" if start else "starting",
                  start, s.max_steps, world, _device_type(engine), engine.zero_optimization_stage(),

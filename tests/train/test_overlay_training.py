@@ -125,6 +125,23 @@ def test_a_tiny_run_on_each_format_sees_every_copy(tmp_path, tokenizer_dir, fmt)
     assert row["copies_seen"] == {f"toy/{p.name}": p.count for p in m.partitions}
 
 
+@pytest.mark.slow
+def test_rows_one_token_past_the_positions_train_as_pythias(tmp_path, tokenizer_dir):
+    """Pythia's rows are 2049 tokens for 2048 positions: train.seq_len = positions + 1 trains
+    (the last token a label only) and sees every copy."""
+    from train.stage import run_train
+
+    paths = corpus_for("nanogpt", tmp_path, tokenizer_dir, n_docs=120)
+    cfg = overlay_config(tmp_path, tokenizer_dir, paths, "nanogpt", "inject.mode=document", "inject.partition_size=2",
+                         f"train.seq_len={SEQ + 1}", f"data.sample_length={SEQ + 1}",
+                         f"model.config.max_position_embeddings={SEQ}")
+    run_inject(cfg)
+    assert run_train(cfg) == 0
+    m = load_manifest(cfg.run_dir)
+    row = read_jsonl(Path(cfg.run_dir) / "train" / "metrics.jsonl")[-1]
+    assert row["copies_seen"] == {f"toy/{p.name}": p.count for p in m.partitions}
+
+
 def _kill_after_first_checkpoint(args: list[str], run: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "train", *args], cwd=REPO,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

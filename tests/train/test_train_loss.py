@@ -74,3 +74,24 @@ def test_pretrained_models_train_in_train_mode(tmp_path):
     tiny().save_pretrained(tmp_path)
     model = build_model(ModelConfig(name="m", pretrained=str(tmp_path)), tiny().config, seed=0)
     assert model.training and all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_a_row_one_token_past_the_positions_trains_on_the_same_targets(chunk):
+    """Pythia's 2049-token rows on a 2048-position model: the model reads 2048 tokens and the
+    last token is only a label; the targets (and, causal, the loss) are the plain path's on
+    the whole row."""
+    from train.loop import _loss
+    from train.model import check_seq_len, label_only_last
+
+    model = tiny()
+    positions = model.config.max_position_embeddings
+    check_seq_len(model.config, positions + 1)
+    with pytest.raises(SpikeinError, match=f"exceeds the model's maximum of {positions} positions"):
+        check_seq_len(model.config, positions + 2)
+    assert label_only_last(model.config, positions + 1) and not label_only_last(model.config, positions)
+    x = torch.randint(0, 97, (2, positions + 1))
+    plain = model(input_ids=x, labels=x, use_cache=False).loss  # rope: reading 65 tokens is possible here
+    if chunk:
+        use_chunked_loss(model, chunk)
+    torch.testing.assert_close(_loss(model, x, True), plain, **TOL)
