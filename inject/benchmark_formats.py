@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from core.errors import InputDataError, SpikeinError
+from core.errors import InputDataError
 from inject.items import LETTERS, Item
 
 Row = tuple[str, "Item | str"]  # (where, item) or (where, why it is bad)

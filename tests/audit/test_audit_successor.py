@@ -13,7 +13,7 @@ from scipy import stats
 
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
-from audit.stats import column_ranks, path_sum_moments, path_sums, successor_test
+from audit.stats import column_ranks, path_sum_moments, path_sums
 from core.errors import SpikeinError
 from inject.render import encode_items, encode_text, join_token_lists, render_mcq
 from inject.tokenizer import load_tokenizer

@@ -12,7 +12,7 @@ import pytest
 
 from launch.results import audit_rows
 from tests.launch.cluster_fixtures import fake_srun
-from tests.launch.test_pipeline import final_weights, needs_shared, tiny_run
+from tests.launch.test_pipeline import needs_shared, tiny_run
 
 REPO = Path(__file__).resolve().parents[2]
 
