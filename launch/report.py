@@ -11,7 +11,7 @@ from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
-from audit.null_check import read_null_rows
+from audit.null_check import null_check_path, read_null_rows
 from launch import plots
 from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
 from launch.null_check_report import null_check_section
@@ -47,8 +47,9 @@ def stage_state(cfg) -> StageState:
     rd = RunDir(cfg.run_dir)
     if not rd.report_md.exists():
         return StageState("report", "absent", f"no {rd.report_md}")
-    if rd.results.exists() and rd.results.stat().st_mtime_ns > rd.report_md.stat().st_mtime_ns:
-        return StageState("report", "absent", f"{rd.report_md} is older than {rd.results}")
+    for source in (rd.results, null_check_path(rd.root)):  # the audit's rows and the null check's
+        if source.exists() and source.stat().st_mtime_ns > rd.report_md.stat().st_mtime_ns:
+            return StageState("report", "absent", f"{rd.report_md} is older than {source}")
     return StageState("report", "done", f"{rd.report_md} written from the current audit rows")
 
 

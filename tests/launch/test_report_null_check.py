@@ -78,3 +78,25 @@ def test_detection_plot_gives_each_detector_one_colour_and_each_benchmark_one_li
     colours = {series[f"{d} (synth_people)"].get_color() for d in dets}
     assert len(colours) == len(dets) and "red" not in colours and "C3" not in colours
     assert set(dets) <= set(drawn["legend"]) and {"synth_people", "synth_places"} <= set(drawn["legend"])
+
+
+def test_a_null_check_newer_than_the_report_makes_the_report_stage_run_again(tmp_path):
+    """The null check can add rows after the audit's (watch mode, a later `spikein audit`):
+    the report made before them is stale."""
+    import os
+    from types import SimpleNamespace
+
+    from audit.null_check import null_check_path
+    from core.run_dir import RunDir
+    from launch.report import stage_state
+
+    rd, cfg = RunDir(tmp_path), SimpleNamespace(run_dir=str(tmp_path))
+    for path in (rd.results, rd.report_md, null_check_path(tmp_path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+    os.utime(rd.results, ns=(1_000, 1_000))
+    os.utime(null_check_path(tmp_path), ns=(1_000, 1_000))
+    os.utime(rd.report_md, ns=(2_000, 2_000))
+    assert stage_state(cfg).status == "done"
+    os.utime(null_check_path(tmp_path), ns=(3_000, 3_000))
+    assert stage_state(cfg).status == "absent"
