@@ -14,11 +14,11 @@ import torch
 
 from core.atomic import write_json, write_text
 from inject.items import Item, items_jsonl_lines
-from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
+from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition, load_manifest
 from inject.render import encode_items, encode_text, join_token_lists
 from inject.tokenizer import special_ids, tokenizer_hash
 
-from conftest import WORDS
+from conftest import WORDS, make_tokenizer
 
 
 def make_items(n: int, k: int = 4, seed: int = 0, prefix: str = "q") -> list[Item]:
@@ -149,6 +149,16 @@ def add_checkpoints(run_dir: str | Path, models: dict[int, object], tokenizer_di
     write_json(ckpt / "index.json", {"checkpoints": entries, "finished": finished, "seq_len": seq_len,
                                      "global_batch": global_batch, "tokens_per_step": seq_len * global_batch})
     return ckpt / "index.json"
+
+
+def checkpointed_run(root: Path, parts: dict[str, tuple[int, list[Item]]]) -> Path:
+    """A run dir of ``parts`` (name -> (count, items)) with random-init checkpoints at steps 0 and 10."""
+    tok_dir = root.parent / f"{root.name}_tok"
+    make_tokenizer(tok_dir, [it for _, items in parts.values() for it in items])
+    make_run_dir(root, tok_dir, parts)
+    vocab = load_manifest(root).vocab_size
+    add_checkpoints(root, {0: tiny_model(vocab, seed=0), 10: tiny_model(vocab, seed=1)}, tok_dir)
+    return root
 
 
 def read_results(run_dir: str | Path) -> list[dict]:

@@ -14,6 +14,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_nodes(commands: list[list[str]], cwd: Path, env: dict, timeout: int) -> list[str]:
+    """Start one command per "node" together (they rendezvous over loopback), wait for all;
+    assert every one exited 0, showing each one's last output otherwise; their outputs."""
+    procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd in commands]
+    try:
+        outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * len(procs), "\n---\n".join(o[-2500:] for o in outs)
+    return outs
+
+
 def rank_logs(log_dir: Path) -> str:
     parts = [f"--- {p.relative_to(log_dir)}\n{p.read_text()[-2500:]}" for p in sorted(log_dir.rglob("*.log"))]
     return "\n".join(parts) or "(no rank logs)"

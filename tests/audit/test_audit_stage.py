@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import audit.stage as stage
-from conftest import SHARED_DATA, make_tokenizer, shared_data
+from conftest import SHARED_DATA, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
@@ -20,7 +20,7 @@ from inject.manifest import load_manifest
 from launch.config import compose
 
 from audit_fixtures import (  # noqa: E402,F401
-    add_checkpoints, make_items, make_run_dir, one_thread, read_results, tiny_model,
+    add_checkpoints, checkpointed_run, make_items, make_run_dir, one_thread, read_results, tiny_model,
 )
 from torchrun import torchrun  # noqa: E402
 
@@ -37,15 +37,9 @@ FAST = [
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A run dir with three partitions (one injected) and two random-init checkpoints."""
-    root = tmp_path_factory.mktemp("run")
-    tok_dir = root.parent / f"{root.name}_tok"
     parts = {"hot": (4, make_items(9, seed=1, prefix="h")), "ctl0": (0, make_items(9, seed=2, prefix="a")),
              "ctl1": (0, make_items(9, seed=3, prefix="b"))}
-    make_tokenizer(tok_dir, [it for _, items in parts.values() for it in items])
-    make_run_dir(root, tok_dir, parts)
-    vocab = load_manifest(root).vocab_size
-    add_checkpoints(root, {0: tiny_model(vocab, seed=0), 10: tiny_model(vocab, seed=1)}, tok_dir)
-    return root
+    return checkpointed_run(tmp_path_factory.mktemp("run"), parts)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import audit.stage as stage
 from audit.detectors import PartitionData, get_detector
 from audit.stats import SIGNED_RANK_EXACT_MAX, mcnemar_greater, signed_rank_test
 from core.errors import ConfigError, SpikeinError
-from inject.manifest import load_manifest
 from launch.config import compose
 
-from audit_fixtures import add_checkpoints, make_items, make_run_dir, one_thread, read_results, tiny_model  # noqa: F401
+from audit_fixtures import (add_checkpoints, checkpointed_run, make_items, make_run_dir, one_thread,  # noqa: F401
+                            read_results, tiny_model)
 from conftest import make_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -174,14 +174,8 @@ FAST = ["audit.ordering.shards=3", "audit.ordering.permutations=4", "audit.optio
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    tok_dir = root.parent / f"{root.name}_tok"
     parts = {"hot": (4, make_items(9, seed=1, prefix="h")), "ctl0": (0, make_items(9, seed=2, prefix="a"))}
-    make_tokenizer(tok_dir, [it for _, items in parts.values() for it in items])
-    make_run_dir(root, tok_dir, parts)
-    vocab = load_manifest(root).vocab_size
-    add_checkpoints(root, {0: tiny_model(vocab, seed=0), 10: tiny_model(vocab, seed=1)}, tok_dir)
-    return root
+    return checkpointed_run(tmp_path_factory.mktemp("run"), parts)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from launch.results import audit_rows
 from tests.launch.cluster_fixtures import fake_srun
 from tests.launch.test_pipeline import needs_shared, tiny_run
+from tests.torchrun import run_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,16 +61,8 @@ def test_two_torchrun_nodes_run_the_pipeline_once(tmp_path):
     common = short_run(run_dir, "launcher=torchrun", "launcher.num_nodes=2", "launcher.nproc_per_node=1",
                        "launcher.master_addr=127.0.0.1", f"launcher.master_port={free_port()}")
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "launch.cli", "run", *common, f"launcher.node_rank={k}"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for k in (0, 1)]
-    try:
-        outs = [p.communicate(timeout=600)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2500:] for o in outs)
+    outs = run_nodes([[sys.executable, "-m", "launch.cli", "run", *common, f"launcher.node_rank={k}"] for k in (0, 1)],
+              REPO, env, timeout=600)
     keys = row_keys(audit_rows(run_dir))
     assert keys and set(keys.values()) == {1}
     assert (run_dir / "report" / "report.md").exists()

@@ -15,7 +15,7 @@ from train_fixtures import make_run, read_jsonl, train_overrides, weights_hash
 
 from core.run_dir import RunDir
 from launch.config import compose
-from tests.torchrun import free_port
+from tests.torchrun import free_port, run_nodes
 from train.stage import run_train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,15 +46,7 @@ def test_two_torchrun_nodes_on_one_run_dir_train_once(tmp_path, one_node_two_ran
     port = free_port()
     common = train_overrides(run, *STEPS, "launcher=torchrun", "launcher.num_nodes=2", "launcher.nproc_per_node=1",
                              "launcher.master_addr=127.0.0.1", f"launcher.master_port={port}")
-    procs = [subprocess.Popen(spikein_cmd("train", *common, f"launcher.node_rank={k}"), cwd=REPO, env=cli_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
-    try:
-        outs = [p.communicate(timeout=300)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2000:] for o in outs)
+    outs = run_nodes([spikein_cmd("train", *common, f"launcher.node_rank={k}") for k in (0, 1)], REPO, cli_env(), timeout=300)
     final = lambda r: weights_hash(r / "checkpoints" / "step_24" / "hf")  # noqa: E731
     assert final(run) == final(one_node_two_ranks)
     losses = lambda r: [(x["step"], x["loss"]) for x in read_jsonl(r / "train" / "metrics.jsonl")]  # noqa: E731

@@ -3,9 +3,8 @@ agreement (within 20%) with the memory a training step of a tiny Llama really ta
 from __future__ import annotations
 
 import pytest
-import torch
 
-from train.memory import GIB, Shape, estimate, measure_cpu_peak
+from train.memory import GIB, Shape, estimate
 
 QWEN_05B = Shape(params=494_032_768, hidden=896, layers=24, intermediate=4864, kv_width=2 * 64, vocab=151_936)
 
