@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from audit.model import cache_kwarg
 from audit.prefix_tree import build_tree
-from audit.scoring import BaseScorer, target_logprobs, vocab_stats
 from audit.requests import Group, Request, TokenStats
+from audit.scoring import BaseScorer, target_logprobs, vocab_stats
 from audit.tree_rows import TreeRow, batch_inputs, row_logprobs, tree_row
 from audit.windows import Window
 
@@ -190,7 +190,7 @@ class Engine(BaseScorer):
         self._descend(tree, kids, lp, tree.top(), None)
         return np.array([_path_sum(tree, lp, i, r.targets()) for i, r in enumerate(requests)])
 
-    def _descend(self, tree, kids, lp, nodes: list[int], state: "_Level | None") -> None:
+    def _descend(self, tree, kids, lp, nodes: list[int], state: _Level | None) -> None:
         """Run ``nodes`` in length-sorted buckets, each continuing its parents' KV cache; a bucket
         of nodes with children keeps its cache for them. Depth first: one cache per tree level
         is alive at a time."""
@@ -200,7 +200,7 @@ class Engine(BaseScorer):
             child_state = self._run_nodes(tree, kids, lp, bucket, state, keep=True)
             self._descend(tree, kids, lp, [c for n in bucket for c in kids[n]], child_state)
 
-    def _buckets(self, tree, nodes: list[int], state: "_Level | None") -> list[list[int]]:
+    def _buckets(self, tree, nodes: list[int], state: _Level | None) -> list[list[int]]:
         """Nodes sorted by length, in buckets within the token budget (rows * (history + width)).
         A bucket holding ``min_tokens`` real tokens closes before a node shorter than ``min_fill``
         of its longest: little padding, without many tiny passes."""
@@ -219,7 +219,7 @@ class Engine(BaseScorer):
                 width = real = size
         return out
 
-    def _run_nodes(self, tree, kids, lp, nodes: list[int], state: "_Level | None", keep: bool) -> "_Level | None":
+    def _run_nodes(self, tree, kids, lp, nodes: list[int], state: _Level | None, keep: bool) -> _Level | None:
         """One forward pass over ``nodes`` (continuing their parents' cache): fills in the
         log-probs of their tokens and of their children's first tokens."""
         dev = self.device

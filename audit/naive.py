@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audit.scoring import BaseScorer, target_logprobs, vocab_stats
 from audit.requests import Request, TokenStats
+from audit.scoring import BaseScorer, target_logprobs, vocab_stats
 
 
 class NaiveScorer(BaseScorer):

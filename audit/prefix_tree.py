@@ -46,7 +46,7 @@ class PrefixTree:
     def top(self) -> list[int]:
         return [n for n, p in enumerate(self.parent) if p < 0 and n not in self.dead]
 
-    def merge_short(self, min_len: int) -> "PrefixTree":
+    def merge_short(self, min_len: int) -> PrefixTree:
         """Fold inner nodes shorter than ``min_len`` into their children (their tokens are then
         run once per child): a short shared piece is not worth a pass of its own."""
         if min_len <= 1:

@@ -76,9 +76,8 @@ def run_setup(cfg) -> AuditSetup:
 
 def model_setup(cfg) -> AuditSetup:
     """A model nobody trained here: its own tokenizer, each benchmark whole as one partition."""
-    from inject.benchmarks import load_benchmark
-
     from audit.model import check_source
+    from inject.benchmarks import load_benchmark
 
     check_source(str(cfg.audit.model))
     tokenizer = load_tokenizer(str(cfg.audit.tokenizer or cfg.audit.model), bool(cfg.model.trust_remote_code))

@@ -28,14 +28,14 @@ from audit.model import load_model
 from audit.results import ROW_FIELDS, ResultsStore, read_rows, row_key
 from audit.setup import AuditSetup, BenchmarkData, benchmark_names, configured_renderer, model_setup, run_setup
 from audit.targets import Target, select, targets_of, watch
-from inject.benchmark_checks import warn_answer_position
-from inject.manifest import load_manifest
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
 from core.stage_state import StageState
 from core.wandb_log import NullRun
 from core.workers import collective
+from inject.benchmark_checks import warn_answer_position
+from inject.manifest import load_manifest
 
 
 def log(msg: str) -> None:

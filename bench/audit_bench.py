@@ -29,11 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from audit.detectors import AuditContext, PartitionData, get_detector  # noqa: E402
 from audit.engine import Engine, EngineSettings  # noqa: E402
-from audit.prefix_tree import build_tree  # noqa: E402
 from audit.naive import NaiveScorer  # noqa: E402
+from audit.prefix_tree import build_tree  # noqa: E402
 from inject.items import Item  # noqa: E402
 from inject.render import encode_text, render_mcq  # noqa: E402
 from inject.tokenizer import special_ids  # noqa: E402
+
 
 def load_items(n: int, mmlu: str | None) -> list[Item]:
     """The first ``n`` four-option MMLU test items (or generated ones without the data)."""

@@ -71,12 +71,13 @@ def train_overrides(run: Path, args, model: list[str], extra: list[str]) -> list
 def train_run(table: Table, name: str, run: Path, overrides: list[str], steps: int, vocab: int) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from gpu_train_bench import write_random_run
+
+    from inject.manifest import load_manifest
     from launch.config import compose
     from train.memory import GIB, Shape, estimate
     from train.metrics import read_metrics
     from train.model import meta_model, model_config
     from train.stage import run_train
-    from inject.manifest import load_manifest
 
     cfg = compose(overrides + [f"train.max_steps={steps}"])
     n_tokens = int(cfg.train.seq_len) * int(cfg.train.global_batch) * steps + 1

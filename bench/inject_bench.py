@@ -38,9 +38,9 @@ def corpus_files(gutenberg: Path, megabytes: float) -> list[str]:
 
 def one_build(args) -> None:
     """Child process: build one stream, print a JSON line of measurements."""
-    from launch.config import compose
     from inject.manifest import load_manifest
     from inject.stage import run_inject
+    from launch.config import compose
 
     files = corpus_files(Path(args.shared) / "corpus/gutenberg", args.one)
     arc = Path(args.shared) / "benchmarks/arc_challenge/ARC-Challenge-Test.jsonl"
@@ -67,8 +67,8 @@ def _size(path: Path) -> int:
 
 def sweep(args, tok_dir: Path, tmp: Path) -> None:
     """Three sweep points sharing one corpus and tokenizer, run in this process one after another."""
-    from launch.config import compose
     from inject.stage import run_inject
+    from launch.config import compose
 
     files = corpus_files(Path(args.shared) / "corpus/gutenberg", args.sweep)
     arc = Path(args.shared) / "benchmarks/arc_challenge/ARC-Challenge-Test.jsonl"

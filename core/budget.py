@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import SpikeinError
 from core.config import TrainConfig
+from core.errors import SpikeinError
 
 
 def step_law_lr(n_params: int, n_tokens: int) -> float:

@@ -16,11 +16,21 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from inject.benchmark_formats import (
-    ANSWER_TYPES, BadRow, Row, as_list, csv_dict_records, get_field, json_array_records, jsonl_records,
-    make_item, parquet_records, row, text_lines,
-)
 from core.errors import InputDataError, SpikeinError
+from inject.benchmark_formats import (
+    ANSWER_TYPES,
+    BadRow,
+    Row,
+    as_list,
+    csv_dict_records,
+    get_field,
+    json_array_records,
+    jsonl_records,
+    make_item,
+    parquet_records,
+    row,
+    text_lines,
+)
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 FIELD_KEYS = ("id", "question", "choices", "options", "answer", "answer_type", "context", "subject",
@@ -58,7 +68,7 @@ def generic_rows(name: str, spec: Mapping) -> Iterator[Row]:
         raws.append((where, raw))
     check_answer_base(name, [raw for _, raw in raws if not isinstance(raw, str)])
     for where, raw in raws:
-        yield (where, raw) if isinstance(raw, str) else row(where, lambda: item_of(raw))
+        yield (where, raw) if isinstance(raw, str) else row(where, lambda: item_of(raw))  # noqa: B023
 
 
 def item_of(raw: RawFields) -> Any:

@@ -15,11 +15,20 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.benchmark_formats import (
-    BadRow, Row, arc_item, arc_jsonl_rows, as_list, get_field, jsonable, make_item, mmlu_dir_rows, row,
+    BadRow,
+    Row,
+    arc_item,
+    arc_jsonl_rows,
+    as_list,
+    get_field,
+    jsonable,
+    make_item,
+    mmlu_dir_rows,
+    row,
 )
 from inject.benchmark_generic import generic_rows, unknown_key_message
-from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.duplicates import Duplicates, merge_duplicates
 from inject.items import Item
 from inject.synthetic import benchmark_rows as synthetic_rows
@@ -119,7 +128,7 @@ def hub_rows(spec: Mapping) -> Iterator[Row]:
     records, label = _hub_records(spec)
     per_subject: dict[str, int] = {}
     for i, record in enumerate(records):
-        yield row(f"{label}:row {i + 1}", lambda: HUB_FORMATS[fmt](jsonable(record), per_subject))
+        yield row(f"{label}:row {i + 1}", lambda: HUB_FORMATS[fmt](jsonable(record), per_subject))  # noqa: B023
 
 
 def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:

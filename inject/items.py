@@ -47,7 +47,7 @@ class Item:
         return row
 
     @classmethod
-    def from_json(cls, row: dict[str, Any]) -> "Item":
+    def from_json(cls, row: dict[str, Any]) -> Item:
         return cls(
             id=str(row["id"]),
             question=row["question"],

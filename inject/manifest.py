@@ -104,7 +104,7 @@ class Manifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Manifest":
+    def from_json(cls, d: dict[str, Any]) -> Manifest:
         d = dict(d)
         d["benchmarks"] = [
             BenchmarkPlan(**{**b, "window": tuple(b["window"])}) for b in d["benchmarks"]

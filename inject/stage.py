@@ -17,18 +17,18 @@ from core.atomic import fsync_dir, write_json, write_text
 from core.budget import resolve_budget
 from core.config import TrainConfig
 from core.errors import SpikeinError
-from core.workers.launch import world_size
 from core.run_dir import RunDir
+from core.run_lock import stage_lock
 from core.stage_state import StageState, changed_keys, keys_text
+from core.workers.launch import world_size
+from inject.corpus_scan import write_run_scan
 from inject.items import rows_jsonl_lines
 from inject.manifest import BenchmarkPlan, Manifest, Partition
-from inject.plan import PlanSettings, PlannedCopy, PlannedPartition, make_partitions, seed_for, untrained_copies
+from inject.plan import PlannedCopy, PlannedPartition, PlanSettings, make_partitions, seed_for, untrained_copies
 from inject.render import encode_items, encode_text, join_token_lists
-from core.run_lock import stage_lock
 from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
-from inject.corpus_scan import write_run_scan
 
 # Settings that change the stream's bytes; worker counts and the like do not.
 NOT_HASHED = {"workers", "chunk_documents", "allow_untrained_copies"}

@@ -19,9 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from core.errors import SpikeinError
+from core.progress import show_bars
 from inject.manifest import Copy
 from inject.plan import PlannedCopy, epoch_tokens, place_copies
-from core.progress import show_bars
 from inject.tokenizer import SpecialIds
 
 _TOKENIZER = None  # per worker process

@@ -15,8 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from core.errors import SpikeinError
-from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
 from core.progress import show_bars
+from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
 from inject.render import encode_items, join_token_lists
 
 

@@ -127,7 +127,7 @@ def detection_vs_step(rows: list[dict[str, Any]], detector: str, alpha: float, p
     counts = sorted({c for _, _, c in series}, key=lambda c: (c is None, c or 0))
     colours = {_count_label(c): ("grey" if c == 0 else PALETTE[i % len(PALETTE)]) for i, c in enumerate(counts)}
     styles = benchmark_styles(b for b, _, _ in series)
-    for (bench, part, count), pts in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0)):
+    for (bench, _part, count), pts in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0)):
         pts.sort()
         ax.plot([s for s, _ in pts], [y for _, y in pts], marker=styles[bench][1], markersize=4,
                 color=colours[_count_label(count)], linestyle=styles[bench][0], alpha=0.8)

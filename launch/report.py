@@ -6,20 +6,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from audit.null_check import null_check_path, read_null_rows
 from core.atomic import write_text
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
-from audit.null_check import null_check_path, read_null_rows
 from launch import plots
 from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
 from launch.null_check_report import null_check_section
 from launch.paired_report import paired_section, write_public_report
 from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
-from launch.results import (audit_rows, checkpoint_index, current_settings, detected_since_exposure, final_rows,
-                            first_exposure_steps, last_exposure_steps, settings_key, smallest_count, split_by_settings,
-                            sustained_detection)
+from launch.results import (
+    audit_rows,
+    checkpoint_index,
+    current_settings,
+    detected_since_exposure,
+    final_rows,
+    first_exposure_steps,
+    last_exposure_steps,
+    settings_key,
+    smallest_count,
+    split_by_settings,
+    sustained_detection,
+)
 from train.metrics import read_metrics
 
 

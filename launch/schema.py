@@ -14,8 +14,18 @@ from dataclasses import field, fields, is_dataclass, make_dataclass
 from typing import Any, Dict, Optional
 
 from core.config import (  # noqa: F401  (re-exported: the schema's groups)
-    AuditBase, BenchmarkConfig, DataConfig, DeepSpeedConfig, HubCorpusConfig, InjectConfig, LauncherConfig,
-    LoggerConfig, ModelConfig, ReportConfig, SyntheticWorldConfig, TrainConfig,
+    AuditBase,
+    BenchmarkConfig,
+    DataConfig,
+    DeepSpeedConfig,
+    HubCorpusConfig,
+    InjectConfig,
+    LauncherConfig,
+    LoggerConfig,
+    ModelConfig,
+    ReportConfig,
+    SyntheticWorldConfig,
+    TrainConfig,
 )
 
 SCHEMA_NAME = "spikein_schema"

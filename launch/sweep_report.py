@@ -52,7 +52,6 @@ def _read_yaml(path: Path) -> Any:
     if not path.exists():
         return None
     from omegaconf import OmegaConf
-
     from omegaconf.errors import OmegaConfBaseException
 
     try:

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from core.errors import ConfigError
 from core.config import BenchmarkConfig, InjectConfig
+from core.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
 TOKEN_FORMATS = ("llmc", "nanogpt", "megatron", "numpy", "datatrove", "hf")

@@ -154,7 +154,7 @@ class IndexMapCorpus(TokenCorpus):
 
     @classmethod
     def open(cls, prefix: Path, data_prefix: str, tokens: np.ndarray, length: int, dtype: str,
-             files: list[Path]) -> "IndexMapCorpus":
+             files: list[Path]) -> IndexMapCorpus:
         maps = [Path(f"{prefix}_{name}.npy") for name in ("doc_idx", "sample_idx", "shuffle_idx")]
         for f in maps:
             if not f.is_file():

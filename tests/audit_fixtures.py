@@ -11,14 +11,13 @@ from typing import Sequence
 import numpy as np
 import pytest
 import torch
+from conftest import WORDS, make_tokenizer
 
 from core.atomic import write_json, write_text
 from inject.items import Item, items_jsonl_lines
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition, load_manifest
 from inject.render import encode_items, encode_text, join_token_lists
 from inject.tokenizer import special_ids, tokenizer_hash
-
-from conftest import WORDS, make_tokenizer
 
 
 def make_items(n: int, k: int = 4, seed: int = 0, prefix: str = "q") -> list[Item]:

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 from audit.results import ROW_FIELDS, ResultsStore
 from core.atomic import write_json, write_text
 from core.run_dir import RunDir
+from core.wandb_log import redact
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.plan import partition_names
-from core.wandb_log import redact
 from train.checkpoint import new_index
 
 TOKENS_PER_STEP = 100

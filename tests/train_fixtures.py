@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from conftest import make_tokenizer
 
 from core.atomic import write_json
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.tokenizer import special_ids, tokenizer_hash
-
-from conftest import make_tokenizer
 
 VOCAB = 300  # the hand-built runs' tokenizer size (stream ids are drawn below it)
 

@@ -177,9 +177,9 @@ def universal_dir(run_dir: Path, entry: dict[str, Any]) -> Path:
 def make_universal(run_dir: Path, entry: dict[str, Any]) -> Path:
     """Rank 0: ``ds_to_universal`` of the checkpoint (once; built aside, then renamed), so a
     run partitioned over N ranks resumes on M (DeepSpeed's ``checkpoint.load_universal``)."""
-    from argparse import Namespace
     import contextlib
     import io
+    from argparse import Namespace
 
     from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 

@@ -39,7 +39,7 @@ class Shape:
     vocab: int
 
     @classmethod
-    def of(cls, config, params: int) -> "Shape":
+    def of(cls, config, params: int) -> Shape:
         t = config.get_text_config()
         heads = int(t.num_attention_heads)
         head_dim = int(getattr(t, "head_dim", None) or t.hidden_size // heads)

@@ -5,8 +5,6 @@ the manifest's, a fresh model gets the run tokenizer's vocabulary and special id
 """
 from __future__ import annotations
 
-
-
 import torch
 
 from core.config import ModelConfig

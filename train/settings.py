@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import write_json
+from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
-from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 
 
 @dataclass

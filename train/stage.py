@@ -16,20 +16,27 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from core.budget import Budget, resolve_budget
+from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
+from core.run_lock import stage_lock
 from core.stage_state import StageState, changed_keys, keys_text
+from core.workers.launch import launch_workers, world_size
 from inject.manifest import Manifest, load_manifest, open_stream
 from inject.plan import untrained_copies
-from core.run_lock import stage_lock
 from train import checkpoint as ckpt
-from core.budget import Budget, resolve_budget
-from core.workers.launch import launch_workers, world_size
 from train.ds_config import check_backend_here
 from train.metrics import read_metrics
-from train.model import (check_seq_len, check_tokenizer, check_vocab, is_from_scratch, meta_model, model_config,
-                         non_embedding_params)
-from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
+from train.model import (
+    check_seq_len,
+    check_tokenizer,
+    check_vocab,
+    is_from_scratch,
+    meta_model,
+    model_config,
+    non_embedding_params,
+)
 from train.settings import TrainSettings, save_settings, settings_from_json
 
 

@@ -47,7 +47,7 @@ def predict(lls: Sequence[float], choices: Sequence[str], style: str) -> int:
 
 @dataclass
 class AccuracyConfig:
-    style: str = "letter"  # letter: " A"/" B"...; text: each choice's text; norm / bytes: text per character / UTF-8 byte (lm-eval acc_norm / acc_bytes)
+    style: str = "letter"  # letter: " A"/" B"...; text: choice text; norm / bytes: per char / UTF-8 byte (acc_norm / acc_bytes)
 
 
 @register

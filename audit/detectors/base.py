@@ -20,10 +20,10 @@ from inject.items import Item, permute_choices
 if TYPE_CHECKING:  # the scorer loads torch; composing a config imports the detectors
     from audit.scoring import BaseScorer
 
-REGISTRY: dict[str, type["Detector"]] = {}
+REGISTRY: dict[str, type[Detector]] = {}
 
 
-def register(cls: type["Detector"]) -> type["Detector"]:
+def register(cls: type[Detector]) -> type[Detector]:
     REGISTRY[cls.name] = cls
     return cls
 

@@ -24,8 +24,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, finite, p_fields, paired_fields,
-                                  register)
+from audit.detectors.base import (
+    AuditContext,
+    Detector,
+    PartitionData,
+    controls_for,
+    finite,
+    p_fields,
+    paired_fields,
+    register,
+)
 from audit.requests import Request, TokenStats
 from audit.sequences import partition_tokens
 from audit.stats import mann_whitney_less, signed_rank_test
@@ -35,7 +43,7 @@ from inject.render import get_renderer
 FPR = 0.05  # the TPR column's false-positive rate
 PAIRED_SIGNED_RANK = "Wilcoxon signed-rank, per-item score target minus reference"
 PAIRED_VS_CONTROLS = "reference-ratio score (target minus reference, Carlini et al.), partition vs controls, Mann-Whitney"
-_STATS: "weakref.WeakKeyDictionary[Any, dict[str, list[TokenStats]]]" = weakref.WeakKeyDictionary()
+_STATS: weakref.WeakKeyDictionary[Any, dict[str, list[TokenStats]]] = weakref.WeakKeyDictionary()
 
 
 def item_sequences(ctx: AuditContext, part: PartitionData) -> list[list[int]]:

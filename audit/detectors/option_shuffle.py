@@ -23,11 +23,25 @@ from typing import Any, List, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, fresh_option_orders, p_fields,
-                                  paired_fields, register)
+from audit.detectors.base import (
+    AuditContext,
+    Detector,
+    PartitionData,
+    controls_for,
+    fresh_option_orders,
+    p_fields,
+    paired_fields,
+    register,
+)
 from audit.sequences import option_group, option_orders, rng_for
-from audit.stats import (TestResult, isolation_score_of_max, mann_whitney_less, midrank_of_first, signed_rank_test,
-                         uniform_rank_test)
+from audit.stats import (
+    TestResult,
+    isolation_score_of_max,
+    mann_whitney_less,
+    midrank_of_first,
+    signed_rank_test,
+    uniform_rank_test,
+)
 from inject.benchmark_checks import STRUCTURES, is_templated, option_structures
 
 DELTAS = (-0.2, -0.17, -0.15)

@@ -17,8 +17,16 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import (AuditContext, Detector, PartitionData, finite, fresh_item_order, p_fields,
-                                  paired_fields, register)
+from audit.detectors.base import (
+    AuditContext,
+    Detector,
+    PartitionData,
+    finite,
+    fresh_item_order,
+    p_fields,
+    paired_fields,
+    register,
+)
 from audit.requests import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
 from audit.stats import LN10, PairedResult, TestResult, permutation_p, sharded_t_test, signed_rank_test

@@ -18,13 +18,21 @@ from typing import Any, Sequence
 import numpy as np
 from omegaconf import II
 
-from audit.detectors.base import (AuditContext, Detector, PartitionData, controls_for, finite, fresh_item_order,
-                                  p_fields, paired_fields, register)
+from audit.detectors.base import (
+    AuditContext,
+    Detector,
+    PartitionData,
+    controls_for,
+    finite,
+    fresh_item_order,
+    p_fields,
+    paired_fields,
+    register,
+)
 from audit.requests import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
 from audit.stats import LN10, PairedResult, TestResult, column_ranks, mann_whitney_less, successor_test
 from core.errors import SpikeinError
-
 
 PAIRED_TEST = "successor test on the target-minus-reference rank matrices (exact permutation null)"
 

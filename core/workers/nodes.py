@@ -23,7 +23,7 @@ from core.errors import Preempted, SpikeinError
 
 JOIN_TIMEOUT_S = 1800  # how long a node waits for node 0 to come up (node 0 may be injecting)
 POLL_S = 0.5
-_group: "NodeGroup | None" = None  # node 0's, while its command runs
+_group: NodeGroup | None = None  # node 0's, while its command runs
 
 
 def multi_node_torchrun(lc: LauncherConfig) -> bool:

@@ -327,7 +327,7 @@ def _assign_work(rng: random.Random, people: list[Person], orgs: list[Org]) -> N
     by_prof: dict[str, list[int]] = {}
     for i, p in enumerate(people):
         by_prof.setdefault(p.profession, []).append(i)
-    for i, p in enumerate(people):
+    for p in people:
         if p.founded is not None:
             p.employer = p.founded
         else:

@@ -2,18 +2,16 @@
 p-values; a model trained hard on one partition gives that partition away."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import WORDS, make_tokenizer  # noqa: E402
 from scipy import stats
 
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from inject.render import encode_text
 from inject.tokenizer import load_tokenizer
-
-from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
-from conftest import WORDS, make_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,15 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from audit_fixtures import dp_requests, one_thread, tiny_model  # noqa: E402,F401
+from torchrun import torchrun  # noqa: E402
 
 from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
 from audit.requests import Group, Request
 from audit.windows import windows
 from core.errors import SpikeinError
-
-from audit_fixtures import dp_requests, one_thread, tiny_model  # noqa: E402,F401
-from torchrun import torchrun  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,6 +7,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import make_tokenizer  # noqa: E402
 from scipy import stats
 
 from audit.detectors import AuditContext, PartitionData, get_detector
@@ -18,9 +20,6 @@ from audit.tree_rows import tree_row
 from core.errors import SpikeinError
 from inject.render import encode_text, render_mcq
 from inject.tokenizer import load_tokenizer
-
-from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
-from conftest import make_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,13 +5,12 @@ import random
 
 import numpy as np
 import pytest
+from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 from audit.engine import Engine, EngineSettings
 from audit.naive import NaiveScorer
 from audit.prefix_tree import build_tree
 from audit.requests import Group, Request
-
-from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

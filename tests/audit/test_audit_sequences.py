@@ -1,17 +1,15 @@
 """Audit sequences are the injected tokens: canonical order, option blocks, answers."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from audit_fixtures import make_items, make_run_dir  # noqa: E402
+from conftest import make_tokenizer  # noqa: E402
 
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.sequences import answer_group, option_group, option_orders, ordering_sequences, rng_for, shard_slices
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer, open_stream
 from inject.render import encode_items, encode_text, options_text, question_text, render_mcq
-
-from audit_fixtures import make_items, make_run_dir  # noqa: E402
-from conftest import make_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +77,9 @@ def test_option_group_canonical_order_is_the_mcq_prefix(tok_dir):
 
 
 def test_answer_group_letter_and_text(tok_dir):
-    from inject.tokenizer import load_tokenizer
     from dataclasses import replace
+
+    from inject.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tok_dir))
     item = make_items(1, seed=10)[0]

@@ -8,9 +8,19 @@ import types
 
 import pytest
 import torch
+from audit_fixtures import (  # noqa: E402,F401
+    add_checkpoints,
+    checkpointed_run,
+    make_items,
+    make_run_dir,
+    one_thread,
+    read_results,
+    tiny_model,
+)
+from conftest import SHARED_DATA, shared_data
+from torchrun import torchrun  # noqa: E402
 
 import audit.stage as stage
-from conftest import SHARED_DATA, shared_data
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
@@ -18,11 +28,6 @@ from core.errors import SpikeinError
 from core.run_dir import RunDir
 from inject.manifest import load_manifest
 from launch.config import compose
-
-from audit_fixtures import (  # noqa: E402,F401
-    add_checkpoints, checkpointed_run, make_items, make_run_dir, one_thread, read_results, tiny_model,
-)
-from torchrun import torchrun  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

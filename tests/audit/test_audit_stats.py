@@ -8,8 +8,15 @@ import pytest
 from scipy import stats
 
 from audit.stats import (
-    _log_t_sf_tail, fisher_greater, isolation_score_of_max, log_t_sf, mann_whitney_less, midrank_of_first,
-    permutation_p, sharded_t_test, uniform_rank_test,
+    _log_t_sf_tail,
+    fisher_greater,
+    isolation_score_of_max,
+    log_t_sf,
+    mann_whitney_less,
+    midrank_of_first,
+    permutation_p,
+    sharded_t_test,
+    uniform_rank_test,
 )
 
 

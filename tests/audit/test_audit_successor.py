@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 from scipy import stats
 
 from audit.detectors import AuditContext, PartitionData, get_detector
@@ -17,9 +19,6 @@ from audit.stats import column_ranks, path_sum_moments, path_sums
 from core.errors import SpikeinError
 from inject.render import encode_items, encode_text, join_token_lists, render_mcq
 from inject.tokenizer import load_tokenizer
-
-from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
-from audit_fixtures import copy_tokens, make_items, one_thread, tiny_model, train_on  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,17 +1,15 @@
 """Groups scored as one tree row each: the same numbers as scoring every sequence alone."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 from audit.engine import Engine, EngineSettings, pack
 from audit.naive import NaiveScorer
 from audit.requests import Group
 from audit.tree_rows import batch_inputs, tree_row
-
-from audit_fixtures import one_thread, tiny_model  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,6 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
+from audit_fixtures import add_checkpoints, copy_tokens, make_items, make_run_dir, one_thread, tiny_model, train_on  # noqa: E402,F401
+from conftest import make_tokenizer
 
 import audit.stage as stage
 from audit import null_check
@@ -16,9 +18,6 @@ from inject.manifest import load_manifest
 from inject.render import encode_text
 from inject.tokenizer import load_tokenizer
 from launch.config import compose
-from conftest import make_tokenizer
-
-from audit_fixtures import add_checkpoints, copy_tokens, make_items, make_run_dir, one_thread, tiny_model, train_on  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -141,8 +140,9 @@ def test_rescoring_a_fresh_option_order_ranks_it_as_its_own_score_among_all_orde
 
 @pytest.mark.slow
 def test_null_check_rows_do_not_depend_on_how_many_ranks_computed_them(run, tmp_path):
-    from audit.worker import save_worker_config
     from torchrun import torchrun
+
+    from audit.worker import save_worker_config
 
     single = tmp_path / "single"
     shutil.copytree(run, single)

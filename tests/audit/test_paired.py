@@ -9,6 +9,16 @@ import shutil
 
 import numpy as np
 import pytest
+from audit_fixtures import (  # noqa: F401
+    add_checkpoints,
+    checkpointed_run,
+    make_items,
+    make_run_dir,
+    one_thread,
+    read_results,
+    tiny_model,
+)
+from conftest import make_tokenizer
 from scipy import stats as sps
 
 import audit.stage as stage
@@ -16,10 +26,6 @@ from audit.detectors import PartitionData, get_detector
 from audit.stats import SIGNED_RANK_EXACT_MAX, mcnemar_greater, signed_rank_test
 from core.errors import ConfigError, SpikeinError
 from launch.config import compose
-
-from audit_fixtures import (add_checkpoints, checkpointed_run, make_items, make_run_dir, one_thread,  # noqa: F401
-                            read_results, tiny_model)
-from conftest import make_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, shared_data
 from real_model import smollm2  # noqa: F401  (the session fixture)
 

@@ -17,8 +17,8 @@ import pytest
 from train_fixtures import make_run, train_overrides
 
 from core.errors import SpikeinError
-from launch.config import compose
 from core.workers.launch import free_port, launch_workers
+from launch.config import compose
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

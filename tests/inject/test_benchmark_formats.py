@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from inject.benchmarks import load_benchmark
 from core.errors import SpikeinError
+from inject.benchmarks import load_benchmark
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

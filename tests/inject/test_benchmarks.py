@@ -7,10 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SHARED_DATA, require_shared, shared_data
-from inject.benchmarks import load_benchmark
+
 from core.errors import SpikeinError
+from inject.benchmarks import load_benchmark
 from inject.items import LETTERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +169,7 @@ def test_hub_schemas_on_local_files(tmp_path):
     assert [it.answer for it in items] == [3, 0, 1] and items[2].subject == "virology"
 
     arc_rows = [{"id": "A1", "question": "Why?", "choices": {"text": ["x", "y", "z"], "label": ["A", "B", "C"]}, "answerKey": "C"},
-                {"id": "A2", "question": "How?", "choices": {"text": ["u", "v", "w", "t"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"}]
+                {"id": "A2", "question": "How?", "choices": {"text": ["u", "v", "w", "t"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"}]  # noqa: E501
     arc = write_jsonl(tmp_path / "arc.jsonl", arc_rows)
     items = load_benchmark("arc", {**hub, "format": "arc", "data_files": str(arc)})
     assert [(it.id, it.answer, it.choices[it.answer]) for it in items] == [("A1", 2, "z"), ("A2", 1, "v")]
@@ -246,7 +246,7 @@ def test_skip_bad_rows_counts_and_reports_first(tmp_path, capsys):
     items = load_benchmark("arc", spec, skip_bad_rows=True)
     assert [it.id for it in items] == ["x1", "x2"]
     err = capsys.readouterr().err.strip()
-    assert err == f"benchmark arc: skipped 3 bad rows (first: {path}:2: unparseable JSON line (Expecting property name enclosed in double quotes))"
+    assert err == f"benchmark arc: skipped 3 bad rows (first: {path}:2: unparseable JSON line (Expecting property name enclosed in double quotes))"  # noqa: E501
     # the spec's own setting wins over the caller's
     with pytest.raises(SpikeinError, match=r"arc\.jsonl:2: "):
         load_benchmark("arc", {**spec, "skip_bad_rows": False}, skip_bad_rows=True)

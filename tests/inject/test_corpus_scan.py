@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import WORDS, make_tokenizer
+
 from inject.corpus_scan import (
-    Target, item_target, question_words, scan_corpus, token_bytes_table, windows,
+    Target,
+    item_target,
+    question_words,
+    scan_corpus,
+    token_bytes_table,
+    windows,
 )
 from inject.items import Item
 from inject.render import render_mcq

@@ -77,6 +77,7 @@ def test_exclude_found_run_goes_through_to_the_report(tmp_path):
     import sys
 
     from conftest import require_shared
+
     from launch.config import compose
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "launch"))

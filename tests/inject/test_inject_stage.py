@@ -108,6 +108,7 @@ def test_verify_fails_on_a_changed_byte_naming_the_copy(built, tmp_path):
 
 def test_verify_finds_a_leaked_control_item(built, tmp_path):
     import shutil
+
     from inject.render import encode_items
     _, run = built
     work = tmp_path / "run"

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from sources.text import split_document
 from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 from inject.plan import PlannedCopy, PlanSettings, epoch_tokens, make_partitions, partition_names, place_copies
 from inject.render import join_token_lists, render_cloze, render_mcq, render_mcq_noanswer, render_raw
 from inject.stream import stream_dtype
+from sources.text import split_document
 
 ITEM = Item("i1", "What is 2+2?", ("3", "4", "5"), 1, record={"q": "What is 2+2?"})
 

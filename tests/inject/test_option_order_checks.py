@@ -8,15 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from audit_fixtures import make_items, make_run_dir  # noqa: E402
+from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 
 from audit.detectors import PartitionData, get_detector
 from audit.stats import uniform_rank_test
-from inject.benchmark_checks import answer_position_warning, is_templated, option_structure, option_structures
 from core.errors import SpikeinError
+from inject.benchmark_checks import answer_position_warning, is_templated, option_structure, option_structures
 from inject.items import Item
-
-from audit_fixtures import make_items, make_run_dir  # noqa: E402
-from conftest import SHARED_DATA, make_tokenizer, shared_data  # noqa: E402
 
 ARC_EASY = SHARED_DATA / "benchmarks" / "arc_easy" / "ARC-Easy-Test.jsonl"
 MMLU = SHARED_DATA / "benchmarks" / "mmlu" / "test"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_tokenizer
+
 from core.errors import SpikeinError
 from inject.manifest import load_manifest, open_stream
 from inject.stage import run_inject

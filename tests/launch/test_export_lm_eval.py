@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from audit_fixtures import add_checkpoints, make_items, make_run_dir, one_thread, tiny_model  # noqa: E402,F401
+from conftest import make_tokenizer  # noqa: E402
 
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
@@ -21,9 +23,6 @@ from inject.render import render_cloze, render_mcq
 from inject.tokenizer import EOS_TOKEN, load_tokenizer, special_ids
 from launch.cli import main
 from launch.export_lm_eval import export_lm_eval
-
-from audit_fixtures import add_checkpoints, make_items, make_run_dir, one_thread, tiny_model  # noqa: E402,F401
-from conftest import make_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
+from report_fixtures import write_index, write_manifest, write_rows
+
 from audit.results import ROW_FIELDS, ResultsStore
 from core.run_dir import RunDir
 from launch.report import write_report
-
-from report_fixtures import write_index, write_manifest, write_rows
 
 STEPS = (0, 50, 100)
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, shared_data
+
 from launch.results import audit_rows, checkpoint_index
 
 SHARED = SHARED_DATA

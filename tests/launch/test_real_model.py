@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_DATA, require_shared, shared_data
 from real_model import smollm2  # noqa: F401  (the session fixture)
 

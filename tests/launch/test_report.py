@@ -11,7 +11,7 @@ from launch.sweep_report import write_sweep_report
 def fake_run(run: Path, strong: float) -> None:
     parts = [Partition("b", f"x{c}", c, 10, f"partitions/b/x{c}.jsonl") for c in (0, 4, 16)]
     copies = [Copy("b", f"x{c}", k, 100 * k, 100 * k + 50, "document", "mcq") for c in (4, 16) for k in range(c)]
-    m = Manifest("h", "t", "tokenizer", 100, "uint16", 10_000, 0, None, "\n\n", [1], [BenchmarkPlan("b", "mcq", "document", (0.0, 1.0), 30)],
+    m = Manifest("h", "t", "tokenizer", 100, "uint16", 10_000, 0, None, "\n\n", [1], [BenchmarkPlan("b", "mcq", "document", (0.0, 1.0), 30)],  # noqa: E501
                  parts, copies, n_documents=50, injected_tokens=1000)
     write_json(run / "data/manifest.json", m.to_json())
     write_json(run / "checkpoints/index.json", {"checkpoints": [{"step": s, "tokens_seen": s * 100} for s in (50, 100)], "finished": True})
@@ -30,7 +30,7 @@ def fake_run(run: Path, strong: float) -> None:
 def test_report_verdicts_table_and_plots(tmp_path):
     fake_run(tmp_path, strong=1e-6)
     md = write_report(tmp_path, 0.01, "t").read_text()
-    assert "b/x16 (16 copies): detected by option_shuffle from step 100 (final p = 1e-06); ordering from step 100 (final p = 1e-06); accuracy 0.65 (+0.40 vs controls)" in md
+    assert "b/x16 (16 copies): detected by option_shuffle from step 100 (final p = 1e-06); ordering from step 100 (final p = 1e-06); accuracy 0.65 (+0.40 vs controls)" in md  # noqa: E501
     assert "b/x4 (4 copies): not detected" in md
     assert "b/x0 (control): not flagged, as it should be" in md
     assert "| b | x16 | 16 |" in md

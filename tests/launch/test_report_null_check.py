@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
+from report_fixtures import write_index, write_manifest, write_rows  # noqa: E402
+
 from audit.null_check import null_check_path
 from core.atomic import append_jsonl
 from launch import plots
 from launch.report import write_report
-
-from report_fixtures import write_index, write_manifest, write_rows  # noqa: E402
 
 STEPS = (20, 50, 100)  # copies end by token 4000: the first whole copy by step 39, all by step 40
 

@@ -57,8 +57,8 @@ def test_two_torchrun_nodes_on_one_run_dir_train_once(tmp_path, one_node_two_ran
 
 
 def test_several_torchrun_nodes_need_an_explicit_master_addr(tmp_path):
-    from core.workers.nodes import node_group
     from core.errors import SpikeinError
+    from core.workers.nodes import node_group
 
     cfg = compose(train_overrides(tmp_path / "run", "launcher=torchrun", "launcher.num_nodes=2",
                                   "launcher.master_port=29999"))
@@ -172,7 +172,7 @@ def test_fault_cause_names_the_os_error_in_the_chain(tmp_path):
         try:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/shared/run/checkpoints/x.pt")
         except OSError:
-            raise RuntimeError("PytorchStreamWriter failed writing file")
+            raise RuntimeError("PytorchStreamWriter failed writing file")  # noqa: B904  (the chained cause is the point)
     except RuntimeError as e:
         assert fault_cause(e, tmp_path) == "Read-only file system: /shared/run/checkpoints/x.pt"
     assert fault_cause(ValueError("a bug"), tmp_path) is None  # a healthy filesystem: not a fault

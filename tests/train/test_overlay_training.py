@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from train_fixtures import read_jsonl, weights_hash
 
 from core.errors import SpikeinError
 from core.run_dir import RunDir
@@ -23,7 +24,6 @@ from launch.config import compose
 from tests.inject.test_overlay import FORMATS, corpus_for, overlay_config, overlay_overrides
 from tests.sources_fixtures import write_megatron
 from train.data import StreamBatches
-from train_fixtures import read_jsonl, weights_hash
 
 REPO = Path(__file__).resolve().parents[2]
 SEQ = 128

@@ -14,8 +14,8 @@ from conftest import make_tokenizer
 from train_fixtures import VOCAB, ds_state_dict, make_run, read_jsonl, train_overrides, weights_hash
 
 from core.run_dir import RunDir
-from launch.config import compose
 from inject.stage import run_inject
+from launch.config import compose
 from train.stage import run_train
 
 REPO = Path(__file__).resolve().parents[2]

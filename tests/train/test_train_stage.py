@@ -7,10 +7,10 @@ import pytest
 from conftest import make_tokenizer
 from train_fixtures import make_run, train_overrides
 
+from core.budget import step_law_batch_tokens, step_law_lr
 from core.errors import SpikeinError
 from launch.cli import main as cli_main
 from launch.config import compose
-from core.budget import step_law_batch_tokens, step_law_lr
 from train.settings import save_settings
 from train.stage import check_previous_run, plan_training, run_train
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import SpikeinError
+from core.budget import resolve_budget, step_law_batch_tokens, step_law_lr
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
+from core.errors import SpikeinError
 from core.run_dir import RunDir
+from core.workers.launch import failure_message, launch_workers, launcher_command
 from train import checkpoint as ckpt
 from train.data import StreamBatches, take_tokens
 from train.ds_config import build_ds_config
-from core.workers.launch import failure_message, launch_workers, launcher_command
-from core.budget import resolve_budget, step_law_batch_tokens, step_law_lr
 from train.schedule import lr_factor
 from train.settings import TrainSettings
 
