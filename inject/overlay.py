@@ -6,8 +6,9 @@ over it. A copy overwrites ``EOS + tokens + EOS`` inside one sample, never acros
 copies never overlap, so the composed sample is a pure function of ``s``: resume is exact
 and batches do not depend on the world size. The run's data dir holds only::
 
-    overlay/tokens.bin   every copy's tokens with its EOS wrappers (uint16, or uint32 for a wider
-                         vocabulary: ``corpus.overlay.dtype``), index order
+    overlay/tokens.bin   each distinct copy's tokens with its EOS wrappers, once (copies of the
+                         same text share them; uint16, or uint32 for a wider vocabulary:
+                         ``corpus.overlay.dtype``), in the order of their first index row
     overlay/index.npy    int64 [n, 5]: sample, offset of the leading EOS, length (wrappers
                          included), copy id (its position in manifest.copies), start in tokens.bin
 
@@ -93,11 +94,14 @@ def write_overlay(data_dir: Path, copies: Sequence[PlannedCopy], places: Sequenc
 
     order = sorted(range(len(copies)), key=lambda k: (places[k].sample, places[k].offset))
     rows, chunks, pos = [], [], 0
+    stored: dict[tuple[int, ...], int] = {}  # a copy's tokens -> where they are in tokens.bin
     for k in order:
-        seq = np.asarray((eos, *copies[k].tokens, eos), dtype=dtype)
-        rows.append((places[k].sample, places[k].offset, len(seq), k, pos))
-        chunks.append(seq)
-        pos += len(seq)
+        tokens = tuple(copies[k].tokens)
+        if tokens not in stored:  # 64 copies of an item are one sequence: stored once, indexed 64 times
+            stored[tokens] = pos
+            chunks.append(np.asarray((eos, *tokens, eos), dtype=dtype))
+            pos += len(tokens) + 2
+        rows.append((places[k].sample, places[k].offset, len(tokens) + 2, k, stored[tokens]))
     index = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
     write_bytes(data_dir / OVERLAY_TOKENS, np.concatenate(chunks).tobytes() if chunks else b"")
     buf = io.BytesIO()

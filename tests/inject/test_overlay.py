@@ -163,3 +163,20 @@ def test_training_samples_of_a_written_stream_are_its_seq_len_slices(tmp_path):
     flat = np.fromfile(Path(cfg.run_dir) / "data" / "stream.bin", dtype=m.dtype)
     assert len(samples) == m.epoch_tokens // 64
     np.testing.assert_array_equal(np.concatenate(samples), flat[:len(samples) * 64])
+
+
+def test_copies_of_one_item_share_their_overlay_tokens(tmp_path, tokenizer_dir):
+    """Scattered copies of the same item are stored once in overlay/tokens.bin; each still
+    composes into its own place (verify reads every copy back from the composed samples)."""
+    paths = corpus_for("nanogpt", tmp_path, tokenizer_dir)
+    cfg = overlay_config(tmp_path, tokenizer_dir, paths, "nanogpt", "inject.mode=scattered")
+    run_inject(cfg)
+    m = load_manifest(cfg.run_dir)
+    assert verify_run_data(cfg.run_dir)["copies"] == len(m.copies)
+    stream = open_stream(cfg.run_dir, m)
+    by_item: dict[tuple, set] = {}
+    for c in m.copies:
+        by_item.setdefault((c.benchmark, c.partition, c.item), set()).add(tuple(stream[c.start:c.end]))
+    assert all(len(spans) == 1 for spans in by_item.values())  # the same tokens wherever a copy landed
+    stored = (Path(cfg.run_dir) / "data/overlay/tokens.bin").stat().st_size // np.dtype(m.corpus["overlay"]["dtype"]).itemsize
+    assert stored == sum(len(next(iter(spans))) + 2 for spans in by_item.values()) < sum(c.displaced for c in m.copies)

@@ -100,10 +100,12 @@ def checkpoints(run_dir: Path) -> list[dict]:
 
 def copy_tokens(run_dir: Path) -> list[int]:
     """The tokens of the first injected copy, read back from the stream at the manifest's offsets."""
-    manifest = json.loads((run_dir / "data" / "manifest.json").read_text())
-    stream = np.fromfile(run_dir / "data" / "stream.bin", dtype=manifest["dtype"])
-    c = min((c for c in manifest["copies"] if c["partition"] == "x6"), key=lambda c: c["start"])
-    return stream[c["start"]:c["end"]].tolist()
+    from inject.manifest import load_manifest
+
+    manifest = load_manifest(run_dir)
+    stream = np.fromfile(run_dir / "data" / "stream.bin", dtype=manifest.dtype)
+    c = min((c for c in manifest.copies if c.partition == "x6"), key=lambda c: c.start)
+    return stream[c.start:c.end].tolist()
 
 
 def held_out_tokens(tokenizer_dir: Path, n: int = 128) -> list[int]:
