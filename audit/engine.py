@@ -167,8 +167,8 @@ class Engine(BaseScorer):
                 pieces[i].append((w.start, stats))
         out = []
         for mine in pieces:
-            mine = [stats for _, stats in sorted(mine, key=lambda m: m[0])]
-            out.append(TokenStats(*(np.concatenate([m[f] for m in mine]) if mine else np.zeros(0) for f in range(3))))
+            ordered = [stats for _, stats in sorted(mine, key=lambda m: m[0])]
+            out.append(TokenStats(*(np.concatenate([m[f] for m in ordered]) if ordered else np.zeros(0) for f in range(3))))
         return out
 
     def _window_stats(self, requests: Sequence[Request], rows: list[tuple[int, Window]]) -> list[tuple[np.ndarray, ...]]:

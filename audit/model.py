@@ -81,7 +81,7 @@ def load_model(
         raise EnvironmentProblem(f"cannot load checkpoint {path}: {first}") from None
     if precision == "mixed":
         model = to_mixed(model)
-    model = model.to(dev).eval()
+    model = model.to(dev).eval()  # type: ignore[arg-type]  # (transformers types .to() for dtypes only)
     if precision == "amp":
         with_autocast(model, dev.type)
     return model

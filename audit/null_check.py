@@ -55,8 +55,9 @@ def fresh_log10_ps(det: Detector, ctx: AuditContext, parts: Sequence[PartitionDa
     for d in range(draws):
         fresh_parts, fresh_raws = list(parts), list(raws)
         for i in controls:
-            fresh_parts[i] = det.fresh_draw(parts[i], draw_rng(seed, parts[i], det.name, d))
-            fresh_raws[i] = det.score(ctx, fresh_parts[i])
+            fresh = det.fresh_draw(parts[i], draw_rng(seed, parts[i], det.name, d))
+            assert fresh is not None  # only detectors that test an order come here (tests_an_order)
+            fresh_parts[i], fresh_raws[i] = fresh, det.score(ctx, fresh)
         rows = det.summarize(fresh_parts, fresh_raws)
         for i in controls:
             out[parts[i].name].append(rows[i].get("log10_p"))

@@ -9,6 +9,7 @@ file; RunDir holds paths and JSON only (core imports no stage package), so typed
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from core.errors import CorruptOutputError
 STAGE_ORDER = ("inject", "train", "audit", "report")  # each stage reads what the ones before it wrote
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RunDir:
     """A run directory::
 
@@ -53,8 +54,8 @@ class RunDir:
 
     root: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root))
 
     @classmethod
     def with_results_under(cls, parent: Path) -> list[RunDir]:

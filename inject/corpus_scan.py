@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -279,7 +280,7 @@ def sample_pieces(run_root, manifest, size: int = WINDOW) -> Iterator[tuple[int,
         if n >= size:
             yield start, np.concatenate(buf)
             start, buf, n = None, [], 0
-    if buf:
+    if start is not None:
         yield start, np.concatenate(buf)
 
 
@@ -306,15 +307,21 @@ def _task(w: tuple) -> list[Hit]:
 def scan_pieces(pieces: Iterable[tuple[int, np.ndarray]], targets: list[Target], token_bytes: list[bytes],
                 workers: int = 1, overlap: int = OVERLAP) -> Iterator[list[Hit]]:
     """Each window's hits, in stream order (at most two windows per worker in flight)."""
+    return scan_windows(windows(pieces, overlap), targets, token_bytes, workers)
+
+
+def scan_windows(wins: Iterable[tuple], targets: list[Target], token_bytes: list[bytes],
+                 workers: int = 1) -> Iterator[list[Hit]]:
+    """Each ``(offset, tokens, lo, hi, last)`` window's hits, in order."""
     if not targets:
         return
     if workers <= 1:
         _init(targets, token_bytes)
-        yield from map(_task, windows(pieces, overlap))
+        yield from map(_task, wins)
         return
     with mp.get_context("fork").Pool(workers, initializer=_init, initargs=(targets, token_bytes)) as pool:
         pending: deque = deque()
-        for w in windows(pieces, overlap):
+        for w in wins:
             pending.append(pool.apply_async(_task, (w,)))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().get()
@@ -356,8 +363,6 @@ def scan_corpus(pieces: Iterable[tuple[int, np.ndarray]], targets: list[Target],
     (the injected copies: counted by verify, not corpus)."""
     t0 = time.time()
     spans = sorted(skip_spans)
-    span_starts = np.array([s for s, _ in spans], dtype=np.int64)
-    span_ends = np.array([e for _, e in spans], dtype=np.int64)
     seen = [0]
 
     def counted(ps):
@@ -365,15 +370,29 @@ def scan_corpus(pieces: Iterable[tuple[int, np.ndarray]], targets: list[Target],
             seen[0] = offset + len(tokens)
             yield offset, tokens
 
+    hits = scan_pieces(counted(pieces), targets, token_bytes, workers, scan_overlap(targets, overlap))
+    return ScanResult(count_hits(hits, targets, spans), seen[0], time.time() - t0)
+
+
+def scan_overlap(targets: list[Target], overlap: int = OVERLAP) -> int:
+    return max([overlap, *(len(t.rendering) + 1 for t in targets)])  # every rendering fits in a window's tail
+
+
+def count_hits(hit_lists: Iterable[list[Hit]], targets: list[Target],
+               skip_spans: Sequence[tuple[int, int]]) -> dict[tuple[str, str, str], dict[str, Found]]:
+    """Each target's occurrences from the windows' hits (in stream order), those starting
+    inside ``skip_spans`` left out."""
+    spans = sorted(skip_spans)
+    span_starts = np.array([s for s, _ in spans], dtype=np.int64)
+    span_ends = np.array([e for _, e in spans], dtype=np.int64)
     found: dict[tuple[str, str, str], dict[str, Found]] = {}
-    overlap = max([overlap, *(len(t.rendering) + 1 for t in targets)])  # every rendering fits in a window's tail
-    for hits in scan_pieces(counted(pieces), targets, token_bytes, workers, overlap):
+    for hits in hit_lists:
         for t, kind, offset, k in hits:
             j = int(np.searchsorted(span_starts, offset, side="right")) - 1
             if j >= 0 and offset < span_ends[j]:
                 continue
             found.setdefault(targets[t].key, {}).setdefault(kind, Found()).add(offset, k, kind)
-    return ScanResult(found, seen[0], time.time() - t0)
+    return found
 
 
 # ---- tokens -> bytes ------------------------------------------------------------------
@@ -418,9 +437,10 @@ def item_target(key: tuple[str, str, str], rendering: Sequence[int], question: s
     return Target(key, tuple(int(t) for t in rendering), question_words(question))
 
 
-def write_run_scan(run_root, manifest, workers: int = 1) -> dict:
+def write_run_scan(run_root, manifest, workers: int = 1, cache_dir: str | Path | None = None) -> dict:
     """Scan ``data/stream.bin`` (the injected copies left out) for every partition's items;
-    write ``data/corpus_scan.json`` and say what was found."""
+    write ``data/corpus_scan.json`` and say what was found. An overlay run with ``cache_dir``
+    reuses what earlier runs on the same corpus found (:mod:`inject.scan_cache`)."""
     from core.atomic import write_json
     from core.run_dir import RunDir
     from inject.manifest import load_partition, load_run_tokenizer
@@ -433,9 +453,14 @@ def write_run_scan(run_root, manifest, workers: int = 1) -> dict:
         items = load_partition(rd.root, part)
         renderings = encode_items(tokenizer, items, manifest.benchmark(part.benchmark).renderer)
         targets += [item_target((part.benchmark, part.name, it.id), r, it.question) for it, r in zip(items, renderings)]
-    result = scan_corpus(_training_pieces(rd, manifest), targets,
-                         token_bytes_table(tokenizer), workers=workers,
-                         skip_spans=[(c.start, c.end) for c in manifest.copies])
+    table = token_bytes_table(tokenizer)
+    if manifest.corpus is not None and cache_dir is not None:  # a corpus shared by runs: its clean windows once
+        from inject.scan_cache import scan_overlay_run
+
+        result = scan_overlay_run(rd, manifest, targets, table, workers, Path(cache_dir))
+    else:
+        result = scan_corpus(_training_pieces(rd, manifest), targets, table, workers=workers,
+                             skip_spans=[(c.start, c.end) for c in manifest.copies])
     report = scan_json(manifest, result)
     write_json(rd.corpus_scan, report)
     print(summary_line(report))

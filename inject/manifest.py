@@ -84,11 +84,12 @@ def copies_from_json(rows: list[dict[str, Any]]) -> list[Copy]:
     placed: dict[int, Copy] = {}
     for g in rows:
         n = len(g["position"])
-        cols = {col: g[col] if g.get(col) is not None else [None] * n for col in COPY_COLUMNS}
+        cols: dict[str, list[Any]] = {col: g[col] if g.get(col) is not None else [None] * n for col in COPY_COLUMNS}
         if any(len(v) != n for v in cols.values()):
             raise TypeError(f"copies of {g.get('benchmark')}/{g.get('partition')}: columns of unequal length")
         for i, pos in enumerate(g["position"]):
-            placed[pos] = Copy(**{k: g[k] for k in COPY_GROUP_KEYS}, **{col: cols[col][i] for col in COPY_COLUMNS})
+            fields: dict[str, Any] = {k: g[k] for k in COPY_GROUP_KEYS} | {col: cols[col][i] for col in COPY_COLUMNS}
+            placed[pos] = Copy(**fields)
     if sorted(placed) != list(range(len(placed))):
         raise TypeError("copies: positions are not 0..n-1")
     return [placed[i] for i in range(len(placed))]

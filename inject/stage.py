@@ -27,6 +27,7 @@ from inject.manifest import BenchmarkPlan, Manifest, Partition
 from inject.plan import PlannedCopy, PlannedPartition, PlanSettings, make_partitions, seed_for, untrained_copies
 from inject.render import encode_items, encode_text, join_token_lists
 from inject.stream import StreamPlan, plan_stream, stream_dtype, tokenize_corpus, write_stream
+from inject.token_cache import cache_root
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 from inject.verify import verify_run_data
 
@@ -137,7 +138,8 @@ def _build_and_publish(cfg, rd: RunDir, conf: dict, digest: str) -> tuple[Manife
     try:
         manifest = build_data(cfg, stage, digest)
         write_json(stage.inject_config, conf)
-        write_run_scan(stage.root, manifest, int(cfg.inject.workers))  # before verify, which counts its finds
+        scan_cache = cache_root(cfg) if manifest.corpus is not None else None  # shared by runs on one corpus
+        write_run_scan(stage.root, manifest, int(cfg.inject.workers), scan_cache)  # before verify, which counts its finds
         summary = verify_run_data(stage.root, manifest)
         _publish(stage.data, rd.data)
     finally:

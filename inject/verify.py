@@ -84,6 +84,7 @@ def _check_copy(stream: np.ndarray, manifest: Manifest, c, expected: list[int]) 
 
 def _check_overlay(stream, manifest: Manifest) -> None:
     """Every copy inside one training sample, its wrappers included, and no two overlapping."""
+    assert manifest.corpus is not None  # only overlay runs come here
     length = int(manifest.corpus["sample_length"])
     spans = sorted((c.start - 1, c.end + 1, c) for c in manifest.copies)
     for (a, b, c), nxt in zip(spans, spans[1:] + [(None, None, None)]):
@@ -141,7 +142,7 @@ def run_verify(cfg) -> int:
     from core.run_dir import RunDir
 
     summary = verify_run_data(Path(cfg.run_dir))
-    where = RunDir(cfg.run_dir).stream
+    where = str(RunDir(cfg.run_dir).stream)
     manifest = load_manifest(Path(cfg.run_dir))
     if manifest.corpus:
         where = f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged"

@@ -152,6 +152,14 @@ class IndexMapCorpus(TokenCorpus):
     to ``sample_idx[j+1]`` inclusive (``seq_length + 1`` tokens across documents ``doc_idx[...]``),
     exactly as ``GPT2Dataset.__getitem__`` reads it."""
 
+    doc_idx: np.ndarray  # the index maps (memory-mapped .npy files)
+    sample_idx: np.ndarray
+    shuffle_idx: np.ndarray
+    sizes: np.ndarray  # the .idx's document sizes and byte pointers
+    pointers: np.ndarray
+    itemsize: int
+    base: int  # byte pointer of the first document
+
     @classmethod
     def open(cls, prefix: Path, data_prefix: str, tokens: np.ndarray, length: int, dtype: str,
              files: list[Path]) -> IndexMapCorpus:

@@ -6,6 +6,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -24,7 +25,7 @@ log = logging.getLogger("spikein")
 class LoopContext:
     settings: TrainSettings
     manifest: Manifest
-    engine: object  # deepspeed.DeepSpeedEngine
+    engine: Any  # deepspeed.DeepSpeedEngine (untyped)
     batches: StreamBatches
     metrics: MetricsLogger
     rank: int

@@ -9,6 +9,8 @@ arithmetic as HF's ``ForCausalLMLoss`` (fp32 logits, mean over the shifted targe
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -40,7 +42,7 @@ def _chunk_loss(head: torch.nn.Module, h: torch.Tensor, y: torch.Tensor) -> torc
     return F.cross_entropy(head(h).float(), y, ignore_index=IGNORE, reduction="sum")
 
 
-def use_chunked_loss(model: torch.nn.Module, chunk_tokens: int) -> None:
+def use_chunked_loss(model: Any, chunk_tokens: int) -> None:  # a transformers PreTrainedModel
     """``model(input_ids=..., labels=...)`` returns the chunked loss (no logits) from now on."""
     from transformers.modeling_outputs import CausalLMOutputWithPast
 

@@ -97,7 +97,8 @@ class MetricsLogger:
         self.tokens_per_step = tokens_per_step
         self.device = device  # max_memory_allocated per row on a GPU
         self.wandb_run = wandb_run or NullRun()
-        self._t0, self._step0 = time.perf_counter(), None
+        self._t0: float = time.perf_counter()
+        self._step0: int | None = None  # the step the current interval started after
 
     def start_interval(self, step: int) -> None:
         self._t0, self._step0 = time.perf_counter(), step

@@ -5,6 +5,8 @@ the manifest's, a fresh model gets the run tokenizer's vocabulary and special id
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from core.config import ModelConfig
@@ -116,7 +118,7 @@ def build_model(model_cfg: ModelConfig, config, seed: int, train_cfg=None) -> to
     return model
 
 
-def prepare_for_training(model: torch.nn.Module, train_cfg) -> None:
+def prepare_for_training(model: Any, train_cfg) -> None:  # a transformers PreTrainedModel
     """``train.activation_checkpointing``: HF gradient checkpointing (each decoder layer's
     activations recomputed in backward); ``train.loss_chunk_tokens``: :mod:`train.loss`."""
     from train.loss import use_chunked_loss

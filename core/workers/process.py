@@ -69,7 +69,7 @@ def init_distributed(backend: str) -> tuple[int, int]:
     quiet_libraries()
     if backend == "gloo" and hasattr(ds_torch, "build_shm_op"):
         # The shm op is JIT-compiled (~45 s) only to be left unused without LOCAL_SIZE.
-        ds_torch.build_shm_op = lambda: None
+        ds_torch.build_shm_op = lambda: None  # type: ignore[attr-defined]  # (checked by hasattr above)
     if backend == "nccl":  # each rank on its own GPU before NCCL sees it (barriers, gathers)
         import torch
         torch.cuda.set_device(device_index())
