@@ -42,8 +42,8 @@ def reader_settings(data: dict[str, Any]) -> dict[str, Any]:
     out = {k: data.get(k) for k in READER_KEYS}
     out["paths"] = [str(Path(p).resolve()) for p in data.get("paths") or []]
     for key in ("global_indices", "index_map"):
-        if out.get(key):
-            out[key] = str(Path(out[key]).resolve())
+        if value := out.get(key):
+            out[key] = str(Path(value).resolve())
     return out
 
 

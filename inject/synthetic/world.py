@@ -139,8 +139,8 @@ class SyntheticWorld:
     # ---- entities and values ------------------------------------------------------
 
     def entity_name(self, entity_type: str, index: int) -> str:
-        table = {"person": self.people, "place": self.places, "org": self.orgs}[entity_type]
-        return table[index].name
+        table: dict[str, list] = {"person": self.people, "place": self.places, "org": self.orgs}
+        return table[entity_type][index].name
 
     def answer(self, relation: str, index: int) -> str:
         """The true value of ``relation`` for entity ``index`` (as it reads in options)."""
@@ -281,7 +281,8 @@ def _build_places(rng: random.Random, n: int, taken: set[str]) -> tuple[list[str
 
 
 def _build_people(rng: random.Random, n: int, n_places: int, families: list[str]) -> list[Person]:
-    people, names = [], set()
+    people: list[Person] = []
+    names: set[str] = set()
     while len(people) < n:
         female = rng.random() < 0.5
         given = rng.choice(W.GIVEN_FEMALE if female else W.GIVEN_MALE)
@@ -302,7 +303,7 @@ def _build_people(rng: random.Random, n: int, n_places: int, families: list[str]
 def _build_orgs(rng: random.Random, n: int, people: list[Person], n_places: int, taken: set[str]) -> list[Org]:
     fields = list(W.ORG_FIELDS)
     founders = rng.sample(range(len(people)), n)
-    orgs = []
+    orgs: list[Org] = []
     for i, base in enumerate(W.make_words(rng, n, W.ORG_ENDS, taken)):
         field = rng.choice(fields)
         name = f"{base} {rng.choice(W.ORG_FIELDS[field][1])}"
