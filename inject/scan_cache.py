@@ -1,13 +1,14 @@
-"""The corpus scan of an overlay run, reusing what earlier runs on the same corpus found.
+"""The corpus scan of an overlay run, the bare corpus scanned once for all runs on it.
 
-A sweep's points share the corpus and differ only in their copies, which sit in a few
-training samples. The scan reads the composed stream in windows (:func:`corpus_scan.windows`)
-whose hits depend only on the window's tokens and bounds, so a window that no copy touches
-("clean") has the hits it has in the bare corpus. Those are kept in
-``<data.cache_dir>/scans/<key>.json``, keyed by everything a window's hits depend on (the
-corpus fingerprint and rows read, the window size, the targets, the tokenizer's bytes); a later
-run scans only its windows that hold copies and the clean windows not cached yet. The result
-equals scanning every window (``tests/inject/test_scan_cache.py``).
+A sweep's points share the corpus and differ only in their copies. An occurrence is a
+property of the tokens it spans (plus a word boundary each side), and every occurrence the
+scan counts spans at most ``overlap`` tokens (:func:`corpus_scan.windows`). So the composed
+stream's occurrences are the bare corpus's, except near copies: the bare corpus's hits are
+kept in ``<data.cache_dir>/scans/<key>.json`` (keyed by the corpus fingerprint and rows read,
+the window, the targets and the tokenizer's bytes), and a run rescans only the composed tokens
+around its copies. The result equals scanning every composed window
+(``tests/inject/test_scan_cache.py``); a sweep point reads ``overlap`` tokens around each copy
+instead of the corpus.
 """
 from __future__ import annotations
 
@@ -15,34 +16,13 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from inject.corpus_scan import OVERLAP, WINDOW, Hit, ScanResult, Target, count_hits, scan_overlap, scan_windows
+import numpy as np
 
-Window = tuple[int, int, int, int, bool]  # (first token, tokens, owned starts lo, hi, last), as corpus_scan.windows
+from inject.corpus_scan import OVERLAP, WINDOW, Hit, ScanResult, Target, count_hits, scan_overlap, scan_windows, windows
 
-
-def window_geometry(piece_lengths: list[int], overlap: int) -> list[Window]:
-    """The windows :func:`corpus_scan.windows` makes of contiguous pieces of these lengths,
-    without their tokens."""
-    out: list[Window] = []
-    offset, carry, pending = 0, 0, None
-    for n in piece_lengths:
-        start, length = offset - carry, carry + n
-        lo = start + 1 if start > 0 else 0
-        if pending is not None:
-            out.append((pending[0], pending[1], pending[2], lo, False))
-        pending = (start, length, lo)
-        carry, offset = min(overlap, length), offset + n
-    if pending is not None:
-        out.append((pending[0], pending[1], pending[2], pending[0] + pending[1], True))
-    return out
-
-
-def sample_piece_lengths(sample_length: int, samples: int, size: int = WINDOW) -> list[int]:
-    """Piece lengths of :func:`corpus_scan.sample_pieces`: whole samples, about ``size`` tokens each."""
-    per_piece = -(-size // sample_length)
-    return [min(per_piece, samples - s) * sample_length for s in range(0, samples, per_piece)]
+Zone = tuple[int, int]  # [first, end) token offsets whose hits a run rescans
 
 
 def cache_key(manifest, targets: list[Target], token_bytes: list[bytes], overlap: int, window: int) -> str:
@@ -56,44 +36,69 @@ def cache_key(manifest, targets: list[Target], token_bytes: list[bytes], overlap
     return h.hexdigest()[:24]
 
 
-def touches_copies(w: Window, spans: list[tuple[int, int]]) -> bool:
-    start, end = w[0], w[0] + w[1]
-    return any(a < end and start < b for a, b in spans)
+def copy_zones(spans: list[tuple[int, int]], overlap: int, total: int) -> list[Zone]:
+    """Merged offsets whose occurrences may differ from the bare corpus: a hit starting there
+    could reach into a copy (``overlap`` tokens before it) or its word boundary (one more)."""
+    zones: list[list[int]] = []
+    for a, b in sorted(spans):
+        lo, hi = max(0, a - overlap - 1), min(total, b + 1)
+        if zones and lo <= zones[-1][1]:
+            zones[-1][1] = max(zones[-1][1], hi)
+        else:
+            zones.append([lo, hi])
+    return [(lo, hi) for lo, hi in zones]
+
+
+def in_zones(offsets: np.ndarray, zones: list[Zone]) -> np.ndarray:
+    starts = np.array([a for a, _ in zones], dtype=np.int64)
+    ends = np.array([b for _, b in zones], dtype=np.int64)
+    j = np.searchsorted(starts, offsets, side="right") - 1
+    return (j >= 0) & (offsets < ends[np.maximum(j, 0)])
+
+
+def stream_pieces(stream, samples: int, window: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Whole samples joined into pieces of about ``window`` tokens (as corpus_scan.sample_pieces)."""
+    per_piece = -(-window // stream.length)
+    for first in range(0, samples, per_piece):
+        yield first * stream.length, stream.samples(first, min(per_piece, samples - first)).reshape(-1)
+
+
+def bare_corpus_hits(stream, samples: int, targets: list[Target], token_bytes: list[bytes], workers: int,
+                     window: int, overlap: int) -> list[Hit]:
+    """Every occurrence in the corpus rows training reads, no copies laid over them."""
+    from inject.overlay import ComposedStream
+
+    bare = ComposedStream(stream.corpus, stream.start_row, stream.n_samples, stream.index[:0], stream.tokens[:0])
+    hit_lists = scan_windows(windows(stream_pieces(bare, samples, window), overlap), targets, token_bytes, workers)
+    return [h for hits in hit_lists for h in hits]
 
 
 def scan_overlay_run(rd, manifest, targets: list[Target], token_bytes: list[bytes], workers: int,
                      cache_dir: Path, window: int = WINDOW, overlap: int = OVERLAP) -> ScanResult:
-    """:func:`corpus_scan.scan_corpus` over the run's composed samples, clean windows from the cache."""
+    """:func:`corpus_scan.scan_corpus` over the run's composed samples: the bare corpus's hits
+    (cached) away from the copies, the composed tokens rescanned near them."""
     from core.atomic import write_json
     from inject.manifest import open_stream
 
     t0 = time.time()
     overlap = scan_overlap(targets, overlap)
     length, samples = int(manifest.corpus["sample_length"]), int(manifest.corpus["consumed_samples"])
+    total = length * samples
     if not targets:
-        return ScanResult({}, length * samples, time.time() - t0)
-    geometry = window_geometry(sample_piece_lengths(length, samples, window), overlap)
-    copies = sorted((c.start - 1, c.end + 1) for c in manifest.copies)  # a copy displaces its EOS wrappers too
-    path = cache_dir / "scans" / f"{cache_key(manifest, targets, token_bytes, overlap, window)}.json"
-    cached: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    reuse = {i for i, w in enumerate(geometry) if str(i) in cached and not touches_copies(w, copies)}
+        return ScanResult({}, total, time.time() - t0)
     stream = open_stream(rd.root, manifest, check=False)  # the fingerprint was checked when the data was built
-
-    def todo() -> Iterator[tuple]:
-        for i, w in enumerate(geometry):
-            if i not in reuse:
-                yield (w[0], stream[w[0]:w[0] + w[1]], *w[2:])
-
-    scanned = iter(scan_windows(todo(), targets, token_bytes, workers))
-    hit_lists: list[list[Hit]] = []
-    for i, w in enumerate(geometry):  # cached by window number: the geometry is part of the key
-        hits = [tuple(h) for h in cached[str(i)]] if i in reuse else next(scanned)
-        hit_lists.append(hits)
-        if i not in reuse and not touches_copies(w, copies):
-            cached[str(i)] = [list(h) for h in hits]
-    for _ in scanned:  # let the worker pool close
-        pass
-    if len(reuse) < len(geometry):
-        write_json(path, cached)
-    return ScanResult(count_hits(hit_lists, targets, [(c.start, c.end) for c in manifest.copies]),
-                      length * samples, time.time() - t0)
+    path = cache_dir / "scans" / f"{cache_key(manifest, targets, token_bytes, overlap, window)}.json"
+    if path.is_file():
+        bare: list[Hit] = [tuple(h) for h in json.loads(path.read_text())["hits"]]
+    else:
+        bare = bare_corpus_hits(stream, samples, targets, token_bytes, workers, window, overlap)
+        write_json(path, {"hits": [list(h) for h in bare]})
+    zones = copy_zones([(c.start, c.end) for c in manifest.copies], overlap, total)
+    near = in_zones(np.array([h[2] for h in bare], dtype=np.int64), zones) if bare else np.zeros(0, bool)
+    kept = [h for h, z in zip(bare, near) if not z]
+    rescans = ((max(0, a - overlap), stream[max(0, a - overlap):min(total, b + overlap)], a, b, b + overlap >= total)
+               for a, b in zones)
+    redone = [h for hits in scan_windows(rescans, targets, token_bytes, workers) for h in hits]
+    hits = sorted(kept + redone, key=lambda h: (h[2], h[0], h[1], h[3]))  # stream order, as scan_window sorts
+    found = count_hits([hits], targets, [(c.start, c.end) for c in manifest.copies])
+    return ScanResult(found, total, time.time() - t0)

@@ -7,25 +7,20 @@ import pytest
 from conftest import make_tokenizer
 
 from core.run_dir import RunDir
-from inject.corpus_scan import Target, sample_pieces, scan_corpus, token_bytes_table, windows
+from inject.corpus_scan import Index, Target, sample_pieces, scan_corpus, token_bytes_table
 from inject.manifest import load_manifest, load_run_tokenizer, open_stream
-from inject.scan_cache import sample_piece_lengths, scan_overlay_run, window_geometry
+from inject.scan_cache import copy_zones, in_zones, scan_overlay_run
 from inject.stage import run_inject
 from launch.config import compose
 from tests.inject.test_overlay import corpus_for, overlay_overrides
 
 
-@pytest.mark.parametrize("lengths,overlap", [([7, 7, 7, 3], 4), ([5], 2), ([3, 9, 2, 2, 8], 6), ([4, 4], 10)])
-def test_window_geometry_is_the_windows_of_the_pieces(lengths, overlap):
-    offsets = np.cumsum([0, *lengths[:-1]])
-    pieces = [(int(o), np.arange(o, o + n)) for o, n in zip(offsets, lengths)]
-    made = [(start, len(toks), lo, hi, last) for start, toks, lo, hi, last in windows(pieces, overlap)]
-    assert window_geometry(lengths, overlap) == made
-
-
-def test_sample_piece_lengths_are_those_sample_pieces_joins():
-    assert sample_piece_lengths(64, 10, 200) == [256, 256, 128]
-    assert sample_piece_lengths(64, 8, 128) == [128] * 4
+def test_copy_zones_cover_every_start_that_could_reach_a_copy():
+    zones = copy_zones([(100, 120), (130, 140), (500, 510)], overlap=16, total=1000)
+    assert zones == [(83, 141), (483, 511)]  # the first two merged: their zones overlap
+    offsets = np.arange(1000)
+    inside = in_zones(offsets, zones)
+    assert set(offsets[inside]) == set(range(83, 141)) | set(range(483, 511))
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +40,20 @@ def two_runs(tmp_path_factory):
 
 
 def corpus_targets(rd: RunDir, manifest, n: int = 40, length: int = 12) -> list[Target]:
-    """Token runs cut from the composed stream at seeded places, some of them across copies."""
+    """Token runs cut from the composed stream at seeded places, some of them across copies;
+    every third one also as a question (13-word matches in text space)."""
     stream = open_stream(rd.root, manifest)
     consumed = manifest.corpus["consumed_samples"] * manifest.corpus["sample_length"]  # what the scan reads
     rng = np.random.default_rng(0)
     starts = sorted(rng.choice(consumed - length, size=n, replace=False))
     starts += [c.start for c in manifest.copies[:5]]  # inside copies: those are verify's, not the scan's
-    return [Target(("toy", "p", str(i)), tuple(int(t) for t in stream[s:s + length]), ()) for i, s in enumerate(starts)]
+    as_text = Index.build([], token_bytes_table(load_run_tokenizer(rd.root, manifest)))  # the scan's own bytes
+    out = []
+    for i, s in enumerate(starts):
+        span = [int(t) for t in stream[s:s + length]]
+        words = tuple(as_text.decode(np.asarray(stream[s:s + 8 * length]))[0].split())[1:14] if i % 3 == 0 else ()
+        out.append(Target(("toy", "p", str(i)), tuple(span), words))
+    return out
 
 
 def test_cached_scan_equals_scanning_every_window(two_runs, tmp_path):
@@ -63,6 +65,7 @@ def test_cached_scan_equals_scanning_every_window(two_runs, tmp_path):
     full = scan_corpus(sample_pieces(second.root, m2, size=window), targets, table,
                        skip_spans=[(c.start, c.end) for c in m2.copies], overlap=overlap)
     assert sum(f.count for kinds in full.found.values() for f in kinds.values()) >= 25  # found (not those cut from run 1's copies)
+    assert any("question" in kinds for kinds in full.found.values())  # text-space matches too
     cache = tmp_path / "cache"
     scan_overlay_run(first, m1, targets, table, 1, cache, window, overlap)  # the first run fills the cache
     cached_files = list((cache / "scans").glob("*.json"))
@@ -75,22 +78,18 @@ def test_cached_scan_equals_scanning_every_window(two_runs, tmp_path):
         assert result.tokens == full.tokens
 
 
-def test_a_cached_window_is_reused_not_rescanned(two_runs, tmp_path, monkeypatch):
+def test_a_later_run_reads_only_the_tokens_near_its_copies(two_runs, tmp_path, monkeypatch):
     import inject.scan_cache as sc
 
-    first, _ = two_runs
-    m1 = load_manifest(first.root)
+    first, second = two_runs
+    m1, m2 = load_manifest(first.root), load_manifest(second.root)
     table = token_bytes_table(load_run_tokenizer(first.root, m1))
     targets = corpus_targets(first, m1)
-    scanned: list[int] = []
+    scan_overlay_run(first, m1, targets, table, 1, tmp_path, 256, 32)
+    read: list[int] = []
     real = sc.scan_windows
-    monkeypatch.setattr(sc, "scan_windows", lambda wins, *a: real(((scanned.append(w[0]), w)[1] for w in wins), *a))
-    before = scan_overlay_run(first, m1, targets, table, 1, tmp_path, 256, 32)
-    assert len(scanned) == 12  # 3,072 tokens in windows of 256
-    copies = [(c.start - 1, c.end + 1) for c in m1.copies]
-    dirty = [w[0] for w in window_geometry([256] * 12, 32) if sc.touches_copies(w, copies)]
-    assert 0 < len(dirty) < 12
-    scanned.clear()
-    again = scan_overlay_run(first, m1, targets, table, 1, tmp_path, 256, 32)
-    assert scanned == dirty  # only the windows holding copies are read again
-    assert again.found == before.found and again.found
+    monkeypatch.setattr(sc, "scan_windows", lambda wins, *a: real(((read.append(len(w[1])), w)[1] for w in wins), *a))
+    scan_overlay_run(second, m2, targets, table, 1, tmp_path, 256, 32)
+    overlap = sc.scan_overlap(targets, 32)
+    near = sum(min(b, 3072) - max(0, a) + 2 * overlap for a, b in copy_zones([(c.start, c.end) for c in m2.copies], overlap, 3072))
+    assert 0 < sum(read) <= near  # the copies' neighbourhoods, not the corpus
