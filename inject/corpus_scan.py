@@ -39,7 +39,8 @@ MIN_WORDS = 8  # shorter questions are matched by rendering only: GPT-3's floor 
 # of 1-3 words, "Theories", "The heart has:", occur in any book: 19 finds in 10 MB of Gutenberg)
 PREFIX = 16  # tokens of a rendering hashed to find candidates
 WINDOW = 1 << 20  # tokens per task (a worker holds a few times its bytes as Python objects)
-OVERLAP = 4096  # tokens two windows share (at least the longest rendering): every occurrence seen whole
+OVERLAP = 256  # tokens two windows share (at least the longest rendering + 1): every occurrence seen whole;
+# 13 words of a question span ~20-40 tokens, and a sweep point rescans this many around each copy
 SHOWN_OFFSETS = 5  # first token offsets recorded per item and way
 RUN_GAP = 64  # tokens between two n-grams of one quoted question (merged into one occurrence)
 _MASK = (1 << 64) - 1

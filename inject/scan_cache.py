@@ -25,15 +25,31 @@ from inject.corpus_scan import OVERLAP, WINDOW, Hit, ScanResult, Target, count_h
 Zone = tuple[int, int]  # [first, end) token offsets whose hits a run rescans
 
 
-def cache_key(manifest, targets: list[Target], token_bytes: list[bytes], overlap: int, window: int) -> str:
+def distinct_contents(targets: list[Target]) -> list[Target]:
+    """The targets' distinct (rendering, words), sorted: the same for every sweep point whose
+    partitions hold the same items, whatever their names and orders."""
+    contents = sorted({(t.rendering, t.words) for t in targets})
+    return [Target(("", "", str(i)), r, w) for i, (r, w) in enumerate(contents)]
+
+
+def cache_key(manifest, contents: list[Target], token_bytes: list[bytes], overlap: int, window: int) -> str:
     c = manifest.corpus
-    h = hashlib.sha256(json.dumps({"reader": c["reader"], "fingerprint": c["fingerprint"], "start_row": c["start_row"],
+    h = hashlib.sha256(json.dumps({"reader": c["reader"], "files": c["fingerprint"]["files"], "start_row": c["start_row"],
                                    "sample_length": c["sample_length"], "samples": c["consumed_samples"],
                                    "window": window, "overlap": overlap}, sort_keys=True, default=str).encode())
-    for t in targets:  # hits name targets by position: the same contents in the same order
+    for t in contents:  # (the fingerprint's rows_sha256 is of the rows holding this run's copies: left out)
         h.update(repr((t.rendering, t.words)).encode())
     h.update(b"\0".join(token_bytes))
     return h.hexdigest()[:24]
+
+
+def as_run_targets(hits: list[Hit], contents: list[Target], targets: list[Target]) -> list[Hit]:
+    """Hits on distinct contents -> hits on the run's targets (one per target of that content)."""
+    runs: dict[tuple, list[int]] = {}
+    for i, t in enumerate(targets):
+        runs.setdefault((t.rendering, t.words), []).append(i)
+    of_content = [runs[(c.rendering, c.words)] for c in contents]
+    return [(i, kind, offset, k) for c, kind, offset, k in hits for i in of_content[c]]
 
 
 def copy_zones(spans: list[tuple[int, int]], overlap: int, total: int) -> list[Zone]:
@@ -87,16 +103,19 @@ def scan_overlay_run(rd, manifest, targets: list[Target], token_bytes: list[byte
     if not targets:
         return ScanResult({}, total, time.time() - t0)
     stream = open_stream(rd.root, manifest, check=False)  # the fingerprint was checked when the data was built
-    path = cache_dir / "scans" / f"{cache_key(manifest, targets, token_bytes, overlap, window)}.json"
+    contents = distinct_contents(targets)
+    path = cache_dir / "scans" / f"{cache_key(manifest, contents, token_bytes, overlap, window)}.json"
     if path.is_file():
-        bare: list[Hit] = [tuple(h) for h in json.loads(path.read_text())["hits"]]
+        found_before: list[Hit] = [tuple(h) for h in json.loads(path.read_text())["hits"]]
     else:
-        bare = bare_corpus_hits(stream, samples, targets, token_bytes, workers, window, overlap)
-        write_json(path, {"hits": [list(h) for h in bare]})
+        found_before = bare_corpus_hits(stream, samples, contents, token_bytes, workers, window, overlap)
+        write_json(path, {"hits": [list(h) for h in found_before]})
+    bare = as_run_targets(found_before, contents, targets)
     zones = copy_zones([(c.start, c.end) for c in manifest.copies], overlap, total)
     near = in_zones(np.array([h[2] for h in bare], dtype=np.int64), zones) if bare else np.zeros(0, bool)
     kept = [h for h, z in zip(bare, near) if not z]
-    rescans = ((max(0, a - overlap), stream[max(0, a - overlap):min(total, b + overlap)], a, b, b + overlap >= total)
+    # a window owns the starts after its first token (corpus_scan.windows): one token of left context
+    rescans = ((max(0, a - 1), stream[max(0, a - 1):min(total, b + overlap)], a, b, b + overlap >= total)
                for a, b in zones)
     redone = [h for hits in scan_windows(rescans, targets, token_bytes, workers) for h in hits]
     hits = sorted(kept + redone, key=lambda h: (h[2], h[0], h[1], h[3]))  # stream order, as scan_window sorts

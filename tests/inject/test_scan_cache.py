@@ -93,3 +93,31 @@ def test_a_later_run_reads_only_the_tokens_near_its_copies(two_runs, tmp_path, m
     overlap = sc.scan_overlap(targets, 32)
     near = sum(min(b, 3072) - max(0, a) + 2 * overlap for a, b in copy_zones([(c.start, c.end) for c in m2.copies], overlap, 3072))
     assert 0 < sum(read) <= near  # the copies' neighbourhoods, not the corpus
+
+
+def test_sweep_points_scan_the_corpus_once(tmp_path, monkeypatch):
+    """inject.counts=[0,1,3] then [0,2,3]: the same items under other names and orders; the
+    second point reads the cached occurrences, and its corpus_scan.json equals a fresh scan's."""
+    import json
+
+    import inject.scan_cache as sc
+
+    tok = tmp_path / "tokenizer"
+    make_tokenizer(tok, vocab_size=400)
+    paths = corpus_for("nanogpt", tmp_path, tok)
+    bare_scans = []
+    real = sc.bare_corpus_hits
+    monkeypatch.setattr(sc, "bare_corpus_hits", lambda *a: bare_scans.append(1) or real(*a))
+
+    def point(name: str, counts: str, cache: str) -> dict:
+        cfg = compose(overlay_overrides(tmp_path / name, tok, paths, "nanogpt", f"inject.counts={counts}",
+                                        f"data.cache_dir={tmp_path}/{cache}"))
+        run_inject(cfg)
+        scan = json.loads(RunDir(cfg.run_dir).corpus_scan.read_text())
+        return {k: v for k, v in scan.items() if k != "seconds"}
+
+    point("a", "[0,1,3]", "cache")
+    assert len(bare_scans) == 1
+    second = point("b", "[0,2,3]", "cache")
+    assert len(bare_scans) == 1  # read from the cache
+    assert point("c", "[0,2,3]", "fresh") == second and len(bare_scans) == 2
