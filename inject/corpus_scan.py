@@ -313,7 +313,8 @@ def scan_pieces(pieces: Iterable[tuple[int, np.ndarray]], targets: list[Target],
 
 def scan_windows(wins: Iterable[tuple], targets: list[Target], token_bytes: list[bytes],
                  workers: int = 1) -> Iterator[list[Hit]]:
-    """Each ``(offset, tokens, lo, hi, last)`` window's hits, in order."""
+    """Each ``(offset, tokens, lo, hi, last)`` window's hits, in order. Small windows go to the
+    workers in batches of about WINDOW tokens (one task each: a task costs more than a small scan)."""
     if not targets:
         return
     if workers <= 1:
@@ -322,12 +323,29 @@ def scan_windows(wins: Iterable[tuple], targets: list[Target], token_bytes: list
         return
     with mp.get_context("fork").Pool(workers, initializer=_init, initargs=(targets, token_bytes)) as pool:
         pending: deque = deque()
-        for w in wins:
-            pending.append(pool.apply_async(_task, (w,)))
+        for batch in _batches(wins, WINDOW):
+            pending.append(pool.apply_async(_tasks, (batch,)))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
+                yield from pending.popleft().get()
         while pending:
-            yield pending.popleft().get()
+            yield from pending.popleft().get()
+
+
+def _batches(wins: Iterable[tuple], tokens: int) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    size = 0
+    for w in wins:
+        batch.append(w)
+        size += len(w[1])
+        if size >= tokens:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _tasks(ws: list[tuple]) -> list[list[Hit]]:
+    return [_task(w) for w in ws]
 
 
 # ---- counting occurrences ------------------------------------------------------------
