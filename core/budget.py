@@ -39,9 +39,10 @@ class Budget:
         tokens = self.max_steps * self.global_batch * seq_len
         text = (f"{self.max_steps} steps x {self.global_batch} sequences x {seq_len} tokens "
                 f"= {tokens:,} tokens, lr {self.lr:.3g}, warmup {self.warmup_steps}")
-        if self.step_law:
-            text += (f" (Step Law: N={self.step_law['N']:,.0f} D={self.step_law['D']:,.0f} -> "
-                     f"lr {self.step_law['lr']:.3g}, batch {self.step_law['batch_tokens']:,.0f} tokens)")
+        if self.step_law:  # lr=auto alone computes no batch: name only what the law gave
+            law = self.step_law
+            outputs = f"lr {law['lr']:.3g}" + (f", batch {law['batch_tokens']:,.0f} tokens" if "batch_tokens" in law else "")
+            text += f" (Step Law: N={law['N']:,.0f} D={law['D']:,.0f} -> {outputs})"
         return text
 
 

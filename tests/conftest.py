@@ -58,3 +58,16 @@ def make_tokenizer(out_dir: str | Path, items: Sequence = (), vocab_size: int = 
     rng = np.random.default_rng(seed)
     texts += [" ".join(rng.choice(WORDS, 30)) for _ in range(200)]
     return train_bpe(texts, vocab_size, out_dir)
+
+
+# ---- run dirs built once per test session (tests that change one work on a copy) ------------
+
+
+@pytest.fixture(scope="session")
+def cli_trained(tmp_path_factory):
+    """The tiny run trained by `python -m launch.cli train` from a researcher's working
+    directory with W&B unreachable (user_env_fixtures.train_from_user_cwd): checkpoints 0, 2, 4.
+    Read it in place; copy it (shutil.copytree) before writing to it."""
+    from user_env_fixtures import train_from_user_cwd
+
+    return train_from_user_cwd(tmp_path_factory.mktemp("cli_trained"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,10 @@ FAST = ["audit.ordering.shards=3", "audit.ordering.permutations=4", "audit.optio
         "audit.detectors=[ordering,option_shuffle,accuracy]"]
 
 
-@pytest.fixture
-def run(tmp_path):
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """Three partitions (one injected) and random-init checkpoints 0 and 10, built once."""
+    tmp_path = tmp_path_factory.mktemp("null_check")
     root, tok_dir = tmp_path / "run", tmp_path / "tok"
     parts = {"hot": (4, make_items(8, seed=1, prefix="h")), "ctl0": (0, make_items(8, seed=2, prefix="a")),
              "ctl1": (0, make_items(8, seed=3, prefix="b"))}
@@ -36,6 +39,11 @@ def run(tmp_path):
     vocab = load_manifest(root).vocab_size
     add_checkpoints(root, {0: tiny_model(vocab, seed=0, hidden=32), 10: tiny_model(vocab, seed=1, hidden=32)}, tok_dir)
     return root
+
+
+@pytest.fixture
+def run(template, tmp_path):
+    return Path(shutil.copytree(template, tmp_path / "run"))
 
 
 def null_rows(run_dir):

@@ -69,3 +69,12 @@ def test_audit_device_accepts_an_index_it_can_use_and_names_one_it_cannot(fake_c
         resolve_device("cuda:2")
     with pytest.raises(EnvironmentProblem, match="audit.device='tpu'"):
         resolve_device("tpu")
+
+
+def test_gather_in_order_refuses_a_missing_index():
+    from core.workers.collective import gather_in_order
+
+    assert gather_in_order(3, [2, 0, 1], ["c", "a", "b"]) == ["a", "b", "c"]
+    assert gather_in_order(2, [1, 0], [None, 0.5]) == [0.5, None]  # None is a value, not a gap
+    with pytest.raises(RuntimeError, match="1 of 3 indices never came back"):
+        gather_in_order(3, [0, 2], [1.0, 3.0])

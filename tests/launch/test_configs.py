@@ -1,7 +1,6 @@
 """Every experiment recipe composes and dry-runs offline; the CLI explains itself; the
 typed schema keeps the resolved config, freezes its keys and refuses bad values."""
 import inspect
-import json
 import os
 import re
 import subprocess
@@ -10,7 +9,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from core.errors import SpikeinError
 from launch.config import CONF_DIR, compose, to_container
@@ -75,7 +74,6 @@ def test_audit_shorthand_names_the_model_to_audit():
 
 # ---- the typed schema (launch/schema.py) ------------------------------------------------
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 KEYS_FILE = Path(__file__).parent / "config_keys.txt"
 UPDATE_KEYS = "SPIKEIN_UPDATE_CONFIG_KEYS"
 FROZEN = {"default": [], **{f"experiment={e}": [f"experiment={e}"] for e in EXPERIMENTS}}
@@ -88,32 +86,69 @@ def flat_keys(node, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")]
 
 
-def only_keys_of(old, new):
-    """``new`` restricted to the keys ``old`` has: keys added since are the freeze test's business."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return {k: only_keys_of(old[k], new[k]) if k in new else "<removed>" for k in old}
-    return new
+def written_value(tree: dict, key: str):
+    """The value at dotted ``key`` of a plain nested dict (a YAML file as written); KeyError if unset."""
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
 
 
-def test_resolved_configs_equal_those_before_the_schema():
-    """The schema and the slimmed option files resolve to what the full YAML files did
-    (every key the old tree had keeps its value; new keys are checked by the freeze test)."""
-    before = json.loads((FIXTURES / "resolved_configs_before_schema.json").read_text())
-    assert set(before) <= set(FROZEN)
-    for name, old in before.items():
-        del old["audit"]["when"]  # deliberate: audit.watch is the one switch (issue 8)
-        old["model"].setdefault("n_params", None)  # deliberate: declared for every model
-        if old["experiment_name"] == "demo":  # deliberate: the demo audits every detector family (issue 10)
-            old["audit"]["detectors"] = compose(FROZEN[name]).audit.detectors
-            old["train"]["checkpoint_every"] = 216  # deliberate: steps 0, 216 and the last audited, a 10-minute demo
-            old["inject"]["option_order"] = "shuffled"  # deliberate: the option-shuffle null exact by construction
-        if old["launcher"]["master_addr"] == "127.0.0.1":  # deliberate: unset, so several nodes must name it (issue 17)
-            old["launcher"]["master_addr"] = None
-        old["train"]["peak_flops"].pop("cuda", None)  # deliberate: MFU's GPU peak from the device's name (issue 18)
-        if old["experiment_name"] in ("pythia160m_mmlu", "llama_125m_oren"):  # deliberate (issue 18): fp32, all eight
-            old["audit"]["precision"] = "fp32"
-            old["audit"]["detectors"] = compose(FROZEN[name]).audit.detectors
-        assert only_keys_of(old, to_container(compose(FROZEN[name]))) == old, name
+def is_set(tree: dict, key: str) -> bool:
+    try:
+        written_value(tree, key)
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
+def option_file(group: str, option: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml")) or {}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_a_recipe_keeps_its_own_values_and_the_options_it_selects(experiment):
+    """What an experiment file writes arrives as written; each group option it selects arrives
+    too, except where the recipe itself sets the key (a recipe wins over its options)."""
+    written = option_file("experiment", experiment)
+    selected = [entry for entry in written.pop("defaults", []) if isinstance(entry, dict)]
+    composed = to_container(compose([f"experiment={experiment}"]))
+    for key in flat_keys(written):
+        assert written_value(composed, key) == written_value(written, key), f"{experiment}: {key}"
+    for entry in selected:  # {"override /model": "pythia-160m"}
+        [(where, option)] = entry.items()
+        group = where.split("/")[-1]
+        values = option_file(group, option)
+        for key in flat_keys(values) if values else []:
+            if not is_set(written, f"{group}.{key}"):
+                assert written_value(composed[group], key) == written_value(values, key), f"{experiment}: {group}.{key}"
+
+
+def schema_defaults(cls) -> dict:
+    """A dataclass's defaults as plain values; interpolations (``${seed}``) left as written."""
+    return OmegaConf.to_container(OmegaConf.structured(cls), resolve=False)
+
+
+def test_a_key_no_file_sets_takes_the_schema_default():
+    """The dataclasses are the only home of defaults: with no recipe, every key the group's
+    default option file leaves unset resolves to its dataclass default."""
+    from launch import schema
+
+    composed = to_container(compose(["~experiment"]))
+    chosen = {next(iter(d)): d[next(iter(d))] for d in OmegaConf.load(CONF_DIR / "config.yaml").defaults
+              if isinstance(d, DictConfig)}
+    checked = 0
+    for group in fields(schema.spikein_config_class()):
+        if not is_dataclass(group.type):
+            continue
+        written = option_file(group.name, chosen[group.name]) if group.name in chosen else {}
+        defaults = schema_defaults(group.type)
+        for key in flat_keys(defaults):
+            default = written_value(defaults, key)
+            if is_set(written, key) or (isinstance(default, str) and "${" in default):
+                continue
+            assert written_value(composed[group.name], key) == default, f"{group.name}.{key}"
+            checked += 1
+    assert checked > 100  # every group's unset keys, detectors' included
 
 
 def frozen_key_text() -> str:
