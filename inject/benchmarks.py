@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.config import BENCHMARK_SOURCES
 from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.benchmark_formats import (
     BadRow,
@@ -33,16 +34,10 @@ from inject.duplicates import Duplicates, merge_duplicates
 from inject.items import Item
 from inject.synthetic import benchmark_rows as synthetic_rows
 
-SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
+SOURCES = tuple(BENCHMARK_SOURCES)
 HUB_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-COMMON_KEYS = ("source", "skip_bad_rows", "inject")  # inject: per-benchmark plan overrides
-SOURCE_KEYS = {
-    "hub": ("path", "name", "split", "format", "data_files", "cache_dir", "trust_remote_code"),
-    "mmlu_dir": ("path",),
-    "arc_jsonl": ("path",),
-    "generic": ("path", "format", "columns", "fields", "answers_file", "convert"),
-    "synthetic": ("name",),
-}
+# each source's settings: its class's fields (core/config.py), the common ones first
+SOURCE_KEYS = {source: tuple(cls.__dataclass_fields__) for source, cls in BENCHMARK_SOURCES.items()}
 
 
 def load_benchmark(
@@ -75,7 +70,7 @@ def load_benchmark_items(
 
 def check_spec_keys(name: str, spec: Mapping) -> None:
     """A misspelt setting (``fromat``, ``skip_bad_row``) would silently fall back to a default."""
-    known = COMMON_KEYS + SOURCE_KEYS[spec["source"]]
+    known = SOURCE_KEYS[spec["source"]]
     unknown = sorted(str(k) for k in spec if k not in known)
     if unknown:
         what = f"setting for source={spec['source']}"

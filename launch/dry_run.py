@@ -5,6 +5,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from core.config import benchmark_plan
+
 ASSUMED_MFU = 0.4  # what a tuned DeepSpeed run reaches on H100s (DESIGN.md section 9)
 
 
@@ -36,11 +38,11 @@ def describe(cfg) -> str:
     src = c["data"]["hub"]["path"] if c["data"]["kind"] == "hub" else c["data"]["paths"] or "synthetic world"
     lines.append(f"corpus: {c['data']['kind']} {src}")
     for name, spec in c["benchmarks"].items():
-        plan = {**inj, **(spec.get("inject") or {})}
-        size = plan["partition_size"] or f"{plan['partition_fraction']} of the benchmark"
+        plan = benchmark_plan(inj, spec)
+        size = plan.partition_size or f"{plan.partition_fraction} of the benchmark"
         lines.append(f"benchmark {name} ({spec.get('source')} {spec.get('path') or spec.get('name') or ''}): "
-                     f"partitions of {size} items at counts {plan['counts']}, mode {plan['mode']}, "
-                     f"renderer {plan['renderer']}, window {plan['window']}")
+                     f"partitions of {size} items at counts {plan.counts}, mode {plan.mode}, "
+                     f"renderer {plan.renderer}, window {plan.window}")
     n, d = model_params(c["model"]), train_tokens(c["train"])
     lines.append(f"training tokens: {f'{d:,}' if d else 'one pass over the stream (known after inject)'}; "
                  f"parameters: {f'{n / 1e6:.1f}M' if n else 'unknown'}")
