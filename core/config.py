@@ -247,7 +247,7 @@ def benchmark_spec(where: str, spec: Any) -> BenchmarkConfig:
 def benchmark_plan(inject: Any, spec: Mapping[str, Any] | None) -> InjectConfig:
     """The plan benchmark ``spec`` gets: ``inject`` (the group, typed or a mapping) with the
     entry's ``inject`` override applied. The one place the override is merged."""
-    base = asdict(inject) if is_dataclass(inject) else _plain(inject)
+    base = asdict(inject) if is_dataclass(inject) and not isinstance(inject, type) else _plain(inject)
     override = _plain((spec or {}).get("inject") or {})
     return InjectConfig(**{**base, **override})
 

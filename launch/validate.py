@@ -29,4 +29,4 @@ def typed_config(cfg: Any) -> Any:
         typed = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(f"{e.full_key}: {str(e.msg).splitlines()[0]}") from None
-    return SimpleNamespace(**typed) if isinstance(typed, dict) else typed
+    return SimpleNamespace(**{str(k): v for k, v in typed.items()}) if isinstance(typed, dict) else typed

@@ -34,18 +34,18 @@ STYLES: dict[str, tuple[str, Callable[[str], int] | None]] = {
 assert tuple(STYLES) == choices(Style), "STYLES must cover exactly the Style choices"
 
 
-def predict(lls: Sequence[float], choices: Sequence[str], style: str) -> int:
+def predict(lls: Sequence[float] | np.ndarray, choices: Sequence[str], style: str) -> int:
     """The chosen option: the best log-likelihood, per unit of choice length if the style says so.
 
     Ties go to the first option (``np.argmax``, as lm-eval); an empty choice text divides a
     negative log-likelihood by 0 and is never chosen (-inf), as in lm-eval.
     """
     length = STYLES[style][1]
-    lls = np.asarray(lls, dtype=np.float64)
+    scores = np.asarray(lls, dtype=np.float64)
     if length is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
-            lls = lls / np.array([float(length(c)) for c in choices])
-    return int(np.argmax(lls))
+            scores = scores / np.array([float(length(c)) for c in choices])
+    return int(np.argmax(scores))
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Accuracy(Detector):
                 "statistic": acc,
                 "accuracy": acc,
                 "control_accuracy": kc / nc if nc else None,
-                "inflation": acc - kc / nc if nc and n else None,
+                "inflation": acc - kc / nc if nc and acc is not None else None,
                 "chance": float(np.mean([1.0 / len(it.choices) for it in parts[i].items])) if n else None,
             })
         return rows

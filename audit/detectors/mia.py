@@ -20,7 +20,7 @@ import json
 import weakref
 import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class NoSettings:
 class MembershipInference(Detector):
     """One per-item score; subclasses say which (``item_score``, higher = member)."""
 
-    Config = NoSettings
+    Config: ClassVar[type] = NoSettings
 
     def score(self, ctx: AuditContext, part: PartitionData) -> dict[str, Any]:
         render = get_renderer(ctx.renderer)
