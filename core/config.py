@@ -40,6 +40,7 @@ ZeroStage = Literal[0, 1, 2, 3]  # DeepSpeed ZeRO
 LoggerMode = Literal[None, "online", "offline", "disabled"]  # null: $WANDB_MODE, else offline
 LauncherKind = Literal["local", "torchrun", "deepspeed", "srun"]  # core/workers/launch.py
 NullCheckWhen = Literal["last", "all"]  # audited checkpoints the null check runs on
+HubFormat = Literal["mmlu", "arc", "hellaswag"]  # hub benchmark schemas (inject/benchmarks.py HUB_FORMATS)
 
 
 @dataclass
@@ -172,10 +173,14 @@ class BenchmarkConfig:
 
     def validate(self, where: str, inject: InjectConfig) -> None:
         """This benchmark's own settings, and its plan: ``inject`` with the override applied."""
+        self.check_settings(where)
         override = dict(self.inject or {})
         unknown = sorted(set(override) - {f.name for f in fields(InjectConfig)})
         require(not unknown, f"{where}.inject", override, f"unknown inject key(s) {', '.join(unknown)}")
         benchmark_plan(inject, {"inject": override}).validate(f"{where}.inject")
+
+    def check_settings(self, where: str) -> None:
+        """The source's own settings (also run as the benchmark loads; its rows are checked then)."""
 
 
 @dataclass
@@ -185,10 +190,15 @@ class HubBenchmark(BenchmarkConfig):
     path: Optional[str] = None  # hub id
     name: Optional[str] = None  # hub config name
     split: Optional[str] = None  # hub split (loader default: test)
-    format: Optional[str] = None  # mmlu | arc | hellaswag (inject/benchmarks.py HUB_FORMATS)
+    format: Optional[str] = None  # HubFormat
     data_files: Optional[Any] = None  # files of a builder dataset
     cache_dir: Optional[str] = None  # datasets cache
     trust_remote_code: bool = False  # refused (datasets scripts are not run)
+
+    def check_settings(self, where: str) -> None:
+        one_of(f"{where}.format", self.format, choices(HubFormat))
+        require(not self.trust_remote_code, f"{where}.trust_remote_code", self.trust_remote_code,
+                "not supported (datasets scripts are not run); use a revision with data files (parquet)")
 
 
 @dataclass
@@ -210,12 +220,11 @@ class GenericBenchmark(BenchmarkConfig):
     """``source: generic``: any JSONL/JSON/CSV/parquet file plus a field mapping or a user function."""
 
     path: Optional[str] = None  # the file
-    format: Optional[str] = None  # jsonl | json | csv | parquet (null: from the suffix)
+    format: Optional[str] = None  # jsonl | json | csv | parquet (null: from the suffix; checked as the file loads)
     columns: Optional[List[str]] = None  # CSV without a header row: the field names
     fields: Optional[Dict[str, Any]] = None  # field mapping (id, question, options/choices, answer...)
     answers_file: Optional[str] = None  # labels in a separate line-aligned file (PIQA, Winogrande)
     convert: Optional[str] = None  # a user function module:function (record -> item fields), imported only when named
-
 
 @dataclass
 class SyntheticBenchmark(BenchmarkConfig):

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.config import BENCHMARK_SOURCES
+from core.checks import choices
+from core.config import BENCHMARK_SOURCES, HubFormat, benchmark_spec
 from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.benchmark_formats import (
     BadRow,
@@ -63,6 +64,7 @@ def load_benchmark_items(
     if source not in readers:
         raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
     check_spec_keys(name, spec)
+    benchmark_spec(f"benchmarks.{name}", spec).check_settings(f"benchmarks.{name}")
     own = spec.get("skip_bad_rows")  # a spec is kept as written: absent or null inherits
     skip = skip_bad_rows if own is None else bool(own)
     return merge_duplicates(name, _collect(name, readers[source](), skip))
@@ -116,10 +118,7 @@ def _need(spec: Mapping, key: str, name: str) -> Any:
 
 
 def hub_rows(spec: Mapping) -> Iterator[Row]:
-    fmt = spec.get("format")
-    if fmt not in HUB_FORMATS:
-        raise SpikeinError(f"benchmark hub {spec.get('path')!r}: unknown format {fmt!r}; "
-                           f"choose one of: {', '.join(HUB_FORMATS)}")
+    fmt = spec["format"]  # one of HUB_FORMATS (HubBenchmark.check_settings)
     records, label = _hub_records(spec)
     per_subject: dict[str, int] = {}
     for i, record in enumerate(records):
@@ -130,9 +129,6 @@ def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:
     """The rows of the dataset, and how to name it in errors."""
     import datasets
 
-    if spec.get("trust_remote_code"):
-        raise SpikeinError(f"dataset {spec.get('path')!r}: trust_remote_code is not supported; "
-                           "use a revision with data files (parquet)")
     data_files = spec.get("data_files")
     if data_files:
         files = [str(data_files)] if isinstance(data_files, (str, Path)) else [str(f) for f in data_files]
@@ -190,3 +186,4 @@ def _hub_hellaswag(record: dict[str, Any], _: dict[str, int]) -> Item:
 HUB_FORMATS: dict[str, Callable[[dict[str, Any], dict[str, int]], Item]] = {
     "mmlu": _hub_mmlu, "arc": _hub_arc, "hellaswag": _hub_hellaswag,
 }
+assert tuple(HUB_FORMATS) == choices(HubFormat), "HUB_FORMATS must cover exactly the HubFormat choices"

@@ -62,6 +62,10 @@ def test_each_benchmark_source_has_its_own_settings():
     with pytest.raises(ConfigError, match=r"^benchmarks\.b\.inject=\{\"countz\": 1\}: unknown inject key\(s\) countz$"):
         benchmark_spec("benchmarks.b", {"source": "synthetic", "inject": {"countz": 1}}).validate(
             "benchmarks.b", InjectConfig(seed=1))
+    with pytest.raises(ConfigError, match=r"^benchmarks\.h\.trust_remote_code=True: not supported"):
+        compose(["+benchmarks.h.source=hub", "+benchmarks.h.format=mmlu", "+benchmarks.h.trust_remote_code=true"])
+    with pytest.raises(ConfigError, match=r"^benchmarks\.h\.format=None: choose one of: mmlu, arc, hellaswag$"):
+        compose(["+benchmarks.h.source=hub", "+benchmarks.h.path=cais/mmlu"])
 
 
 def test_a_benchmark_plan_is_inject_with_its_override():
