@@ -189,7 +189,7 @@ class HubBenchmark(BenchmarkConfig):
 
     path: Optional[str] = None  # hub id
     name: Optional[str] = None  # hub config name
-    split: Optional[str] = None  # hub split (loader default: test)
+    split: Optional[str] = "test"  # hub split
     format: Optional[str] = None  # HubFormat
     data_files: Optional[Any] = None  # files of a builder dataset
     cache_dir: Optional[str] = None  # datasets cache

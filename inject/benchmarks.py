@@ -10,6 +10,7 @@ them and says how many on stderr: never silently dropped.
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -54,20 +55,27 @@ def load_benchmark_items(
     """:func:`load_benchmark`, and the duplicates it merged (inject records them in the manifest)."""
     spec = _plain(spec) or {}
     source = spec.get("source")
+    if source not in SOURCES:
+        raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
+    check_spec_keys(name, spec)
+    typed = benchmark_spec(f"benchmarks.{name}", spec)
+    typed.check_settings(f"benchmarks.{name}")
+    settings = asdict(typed)  # every setting, its source's defaults filled in (the hashed entry stays as written)
+    own = settings["skip_bad_rows"]  # null inherits
+    skip = skip_bad_rows if own is None else bool(own)
+    return merge_duplicates(name, _collect(name, _rows(name, settings, _plain(synthetic) or {}), skip))
+
+
+def _rows(name: str, spec: dict[str, Any], synthetic: dict[str, Any]) -> Iterable[Row]:
+    """The rows of benchmark ``name`` from its source's reader."""
     readers: dict[str, Callable[[], Iterable[Row]]] = {
         "hub": lambda: hub_rows(spec),
         "mmlu_dir": lambda: mmlu_dir_rows(Path(_need(spec, "path", name))),
         "arc_jsonl": lambda: arc_jsonl_rows(Path(_need(spec, "path", name))),
         "generic": lambda: generic_rows(name, {**spec, "path": _need(spec, "path", name)}),
-        "synthetic": lambda: synthetic_rows(name, spec, _plain(synthetic) or {}),
+        "synthetic": lambda: synthetic_rows(name, spec, synthetic),
     }
-    if source not in readers:
-        raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
-    check_spec_keys(name, spec)
-    benchmark_spec(f"benchmarks.{name}", spec).check_settings(f"benchmarks.{name}")
-    own = spec.get("skip_bad_rows")  # a spec is kept as written: absent or null inherits
-    skip = skip_bad_rows if own is None else bool(own)
-    return merge_duplicates(name, _collect(name, readers[source](), skip))
+    return readers[spec["source"]]()
 
 
 def check_spec_keys(name: str, spec: Mapping) -> None:
@@ -144,7 +152,7 @@ def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:
         except Exception as e:  # the builders raise their own error types for unparseable files
             raise SpikeinError(f"cannot read {label}: {_first_line(e)}") from None
         return ds, label
-    path, config, split = spec.get("path"), spec.get("name"), spec.get("split", "test")
+    path, config, split = spec.get("path"), spec.get("name"), spec["split"]
     label = f"{path}[{config}/{split}]" if config else f"{path}[{split}]"
     try:
         ds = datasets.load_dataset(path, config, split=split, cache_dir=spec.get("cache_dir"))
