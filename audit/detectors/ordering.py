@@ -33,7 +33,7 @@ from audit.stats import LN10, PairedResult, TestResult, permutation_p, sharded_t
 from core.checks import choices
 from core.errors import ConfigError, SpikeinError
 
-Test = Literal["sharded", "permutation"]  # OrderingConfig.test's choices
+OrderingTest = Literal["sharded", "permutation"]  # OrderingConfig.test's choices
 PAIRED_TESTS = {"sharded": "paired t-test over shards, canonical-minus-shuffled log-likelihood, target vs reference",
                 "permutation": "Wilcoxon signed-rank over shards, canonical-minus-shuffled log-likelihood, "
                                "target vs reference"}
@@ -45,12 +45,12 @@ class OrderingConfig:
     shards: int = 10  # contiguous shards of a partition (sharded test: one t-test sample each)
     permutations: int = 30  # shuffles scored per shard
     seed: int = II("seed")  # the shuffles
-    test: str = "sharded"  # Test: sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
+    test: str = "sharded"  # OrderingTest: sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
     min_p: Optional[float] = None  # permutation test: refuse settings that cannot reach this p
 
     def validate(self, where: str) -> None:
-        if self.test not in choices(Test):
-            raise ConfigError(f"{where}.test={self.test!r}: choose one of {', '.join(choices(Test))}")
+        if self.test not in choices(OrderingTest):
+            raise ConfigError(f"{where}.test={self.test!r}: choose one of {', '.join(choices(OrderingTest))}")
         if self.permutations < 1 or self.shards < 1:
             raise ConfigError(f"{where}.shards and .permutations must be >= 1")
         if self.test == "sharded" and self.shards < 2:
