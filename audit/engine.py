@@ -33,19 +33,20 @@ from audit.requests import Group, Request, TokenStats
 from audit.scoring import BaseScorer, target_logprobs, vocab_stats
 from audit.tree_rows import TreeRow, batch_inputs, row_logprobs, tree_row
 from audit.windows import Window
+from core.config import AuditBase
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    context: int = 2048
-    stride: int = 1024
-    token_budget: int = 8192  # padded tokens per forward pass
-    prefix_reuse: bool = True
-    progress: bool = True
+    context: int = AuditBase.context  # the defaults: audit.<key> (core/config.py)
+    stride: int = AuditBase.stride
+    token_budget: int = AuditBase.token_budget  # padded tokens per forward pass
+    prefix_reuse: bool = AuditBase.prefix_reuse
+    progress: bool = AuditBase.progress
     min_fill: float | None = None  # prefix-tree buckets: shortest node vs longest (None: by device)
     min_tokens: int | None = None  # ... once a bucket holds this many real tokens (None: by device)
     min_node: int | None = None  # shared pieces shorter than this are rerun per continuation (None: by device)
-    chunk_tokens: int = 32768  # inputs per independently scored chunk (audit/scoring.py: rank-free scores)
+    chunk_tokens: int = AuditBase.chunk_tokens  # inputs per independently scored chunk (audit/scoring.py: rank-free scores)
 
 
 def pack(costs: Sequence[int], widths: Sequence[int], budget: int) -> list[list[int]]:

@@ -8,12 +8,15 @@ import re
 
 import torch
 
+from core.checks import choices
+from core.config import AuditPrecision
 from core.errors import EnvironmentProblem, SpikeinError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "mixed": torch.bfloat16, "amp": torch.float32}
 # mixed: bf16 body, fp32 final norm + output head; amp: fp32 weights and residual stream, bf16
 # matmuls under autocast, fp32 output head (+ fp32 log-softmax, always)
-PRECISIONS = tuple(DTYPES)
+PRECISIONS = choices(AuditPrecision)
+assert tuple(DTYPES) == PRECISIONS, "DTYPES must cover exactly the AuditPrecision choices"
 FINAL_NORMS = ("norm", "final_layer_norm", "ln_f", "final_layernorm")  # Llama/Qwen, NeoX/OPT, GPT-2, Phi
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "org/name"
 

@@ -25,6 +25,7 @@ import torch
 from audit.model import max_positions
 from audit.requests import Group, Request, TokenStats
 from audit.windows import Window, check_context, windows
+from core.config import AuditBase
 from core.workers import collective
 
 
@@ -35,8 +36,8 @@ class BaseScorer:
     share of work this process got.
     """
 
-    def __init__(self, model, context: int = 2048, stride: int = 1024, progress: bool = True,
-                 chunk_tokens: int = 32768):
+    def __init__(self, model, context: int = AuditBase.context, stride: int = AuditBase.stride,
+                 progress: bool = AuditBase.progress, chunk_tokens: int = AuditBase.chunk_tokens):
         self.model = model
         self.chunk_tokens = int(chunk_tokens)
         self.device = next(model.parameters()).device

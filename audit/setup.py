@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.detectors import PartitionData
+from core.config import benchmark_plan
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer
@@ -38,9 +39,7 @@ def benchmark_names(value: Any) -> list[str] | None:
 
 def configured_renderer(cfg, name: str) -> str:
     """The renderer the config gives benchmark ``name`` (per-benchmark override, else inject's)."""
-    spec = cfg.benchmarks.get(name) or {}
-    override = (spec.get("inject") or {}).get("renderer")
-    return str(cfg.audit.renderer or override or cfg.inject.renderer)
+    return str(cfg.audit.renderer or benchmark_plan(cfg.inject, cfg.benchmarks.get(name)).renderer)
 
 
 def run_setup(cfg) -> AuditSetup:

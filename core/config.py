@@ -2,16 +2,45 @@
 
 Every package reads its settings through these (workers receive them typed). The composed
 tree, with each detector's ``Config`` as ``audit.<name>``, is assembled and registered with
-Hydra in ``launch/schema.py``; value checks that a type cannot say live in ``launch/validate.py``.
+Hydra in ``launch/schema.py``. Each class checks what a type cannot say (ranges, choices,
+files that must exist) in its own ``validate()``; :func:`validate_config` runs them all on
+the composed config, plus the few checks across groups.
+
+A choice field is a ``str`` for OmegaConf (which cannot hold ``Literal``) whose allowed
+values are the ``Literal`` alias named in its comment: the check and its message read them
+from there (``core.checks.choices``), and so do the modules that act on the value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, TypeVar
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Mapping, Optional, TypeVar
 
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
+
+from core.checks import at_least, auto_or_positive, choices, is_number, one_of, require
+from core.errors import ConfigError
 
 T = TypeVar("T")
+
+# The choice fields' allowed values (the first listed is not necessarily the default)
+DataKind = Literal["synthetic", "text", "jsonl", "hub", "tokens"]  # tokens: pre-tokenized, injected by overlay
+TokenFormat = Literal["llmc", "nanogpt", "megatron", "numpy", "datatrove", "hf"]  # sources/tokens.py readers
+InjectMode = Literal["document", "scattered"]  # document: a copy = the partition; scattered: items one by one
+Order = Literal["shuffled", "canonical"]  # seeded random order | as published
+Renderer = Literal["mcq", "mcq_noanswer", "cloze", "raw"]  # inject/render.py RENDERERS
+OptionRenderer = Literal["mcq", "mcq_noanswer", "cloze"]  # renderers that print the options in the item's order
+StreamDtype = Literal["auto", "uint16", "uint32"]  # the stream's token type
+Precision = Literal["fp32", "bf16"]  # training
+AuditPrecision = Literal["fp32", "bf16", "mixed", "amp"]  # audit/model.py DTYPES
+KeepHf = Literal["all", "last"]  # HF exports kept
+ZeroStage = Literal[0, 1, 2, 3]  # DeepSpeed ZeRO
+LoggerMode = Literal[None, "online", "offline", "disabled"]  # null: $WANDB_MODE, else offline
+LauncherKind = Literal["local", "torchrun", "deepspeed", "srun"]  # core/workers/launch.py
+NullCheckWhen = Literal["last", "all"]  # audited checkpoints the null check runs on
+HubFormat = Literal["mmlu", "arc", "hellaswag"]  # hub benchmark schemas (inject/benchmarks.py HUB_FORMATS)
 
 
 @dataclass
@@ -24,6 +53,10 @@ class ModelConfig:
     config: Optional[Dict[str, Any]] = None  # from-scratch architecture (transformers config kwargs)
     n_params: Optional[int] = None  # total parameters, for dry-run estimates only
     arch: Optional[Dict[str, Any]] = None  # a pretrained model's config kwargs (model_type, sizes): dry-run memory only
+
+    def validate(self, where: str = "model") -> None:
+        # a byte-level BPE starts from 256 byte tokens plus EOS; below that the trainer silently keeps 257
+        at_least(f"{where}.bpe_vocab_size", self.bpe_vocab_size, 257, optional=True)
 
 
 @dataclass
@@ -42,10 +75,14 @@ class SyntheticWorldConfig:
     n_orgs: int = 300  # fictional organisations (corpus only)
     practice_questions: int = 2000  # in-domain MCQ practice text about held-out entities
 
+    def validate(self, where: str = "data.synthetic") -> None:
+        for key in ("n_people", "n_places", "n_orgs", "practice_questions"):
+            at_least(f"{where}.{key}", getattr(self, key), 0)
+
 
 @dataclass
 class DataConfig:
-    kind: str = "synthetic"  # synthetic | text | jsonl | hub | tokens (pre-tokenized, injected by overlay)
+    kind: str = "synthetic"  # DataKind
     paths: List[str] = field(default_factory=list)  # files or directories (text, jsonl)
     text_field: str = "text"  # jsonl / hub
     hub: HubCorpusConfig = field(default_factory=HubCorpusConfig)  # kind=hub
@@ -54,7 +91,7 @@ class DataConfig:
     shuffle_seed: int = II("seed")  # document order of the stream
     synthetic: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)  # kind=synthetic
     # kind=tokens: a pre-tokenized corpus, read in place (sources/); copies overlaid (inject/overlay.py)
-    format: Optional[str] = None  # llmc | nanogpt | megatron | numpy | datatrove | hf
+    format: Optional[str] = None  # TokenFormat
     dtype: Optional[str] = None  # nanogpt / numpy / datatrove token type (null: uint16)
     global_indices: Optional[str] = None  # numpy: OLMo's global_indices file (training row order)
     index_map: Optional[str] = None  # megatron: GPT-NeoX index maps' common prefix (<prefix>_doc_idx.npy, ...); null: stored order
@@ -64,16 +101,26 @@ class DataConfig:
     token_cache: bool = False  # text kinds: tokenize once into cache_dir, inject by overlay (rows in shuffle_seed order)
     cache_dir: Optional[str] = None  # the token cache; null: .token_cache beside the run dir
 
+    def validate(self, where: str = "data") -> None:
+        one_of(f"{where}.kind", self.kind, choices(DataKind))
+        at_least(f"{where}.max_doc_chars", self.max_doc_chars, 0)
+        at_least(f"{where}.max_documents", self.max_documents, 1, optional=True)
+        self.synthetic.validate(f"{where}.synthetic")
+        if self.kind == "tokens":
+            one_of(f"{where}.format", self.format, choices(TokenFormat))
+            at_least(f"{where}.sample_length", self.sample_length, 2, optional=True)
+            at_least(f"{where}.start_step", self.start_step, 0)
+
 
 @dataclass
 class InjectConfig:
     counts: List[int] = field(default_factory=lambda: [0, 1, 4, 16, 64])  # one partition per entry; 0 = control
     partition_size: Optional[int] = 40  # items per partition (or partition_fraction of the benchmark)
     partition_fraction: Optional[float] = None  # alternative to partition_size (set that one to null)
-    mode: str = "document"  # document: a copy = the partition in injected order; scattered: items one by one
-    item_order: str = "shuffled"  # shuffled: each partition in a seeded random order (exact null); canonical: file order
-    option_order: str = "canonical"  # canonical: choices as published; shuffled: seeded per item (answer remapped)
-    renderer: str = "mcq"  # mcq | mcq_noanswer | cloze | raw
+    mode: str = "document"  # InjectMode: document: a copy = the partition in injected order; scattered: items one by one
+    item_order: str = "shuffled"  # Order: shuffled: each partition in a seeded random order (exact null); canonical: file order
+    option_order: str = "canonical"  # Order: canonical: choices as published; shuffled: seeded per item (answer remapped)
+    renderer: str = "mcq"  # Renderer
     window: List[float] = field(default_factory=lambda: [0.0, 1.0])  # where copies go: fractions of one epoch's trained tokens
     allow_untrained_copies: bool = False  # true: only warn when train.max_steps/max_tokens stops before some copies
     max_injected_share: float = 0.2  # refuse plans whose copies exceed this share of the stream
@@ -82,29 +129,143 @@ class InjectConfig:
     workers: int = 2  # tokenizer worker processes
     chunk_documents: int = 256  # documents per worker task
     skip_bad_rows: bool = False  # report and skip malformed benchmark rows instead of failing
-    dtype: str = "auto"  # auto | uint16 | uint32 (stream token type)
+    dtype: str = "auto"  # StreamDtype (auto: uint16 when the vocabulary fits)
     exclude_found: bool = False  # true: items found in the corpus (rendering or question) are dropped before partitioning
+
+    def validate(self, where: str = "inject") -> None:
+        require(len(self.counts) > 0, f"{where}.counts", self.counts, "expected a non-empty list of copy counts")
+        for i, n in enumerate(self.counts):
+            at_least(f"{where}.counts[{i}]", n, 0)
+        at_least(f"{where}.partition_size", self.partition_size, 1, optional=True)
+        fraction = self.partition_fraction
+        require(fraction is None or (is_number(fraction) and 0 < fraction <= 1), f"{where}.partition_fraction",
+                fraction, "expected a number in (0, 1] or null")
+        require((self.partition_size is None) != (fraction is None), f"{where}.partition_size", self.partition_size,
+                f"set exactly one of {where}.partition_size and {where}.partition_fraction (the other null)")
+        one_of(f"{where}.mode", self.mode, choices(InjectMode))
+        one_of(f"{where}.item_order", self.item_order, choices(Order))
+        one_of(f"{where}.option_order", self.option_order, choices(Order))
+        one_of(f"{where}.renderer", self.renderer, choices(Renderer))
+        window = self.window
+        require(len(window) == 2 and 0 <= window[0] < window[1] <= 1, f"{where}.window", window,
+                "expected [start, end] with 0 <= start < end <= 1")
+        share = self.max_injected_share
+        require(is_number(share) and 0 < share <= 1, f"{where}.max_injected_share", share,
+                "expected a number in (0, 1]")
+        at_least(f"{where}.workers", self.workers, 1)
+        at_least(f"{where}.chunk_documents", self.chunk_documents, 1)
+        one_of(f"{where}.dtype", self.dtype, choices(StreamDtype))
+        if self.option_order == "shuffled" and self.renderer not in choices(OptionRenderer):
+            raise ConfigError(f"{where}.option_order=shuffled needs a renderer that prints the options "
+                              f"({', '.join(choices(OptionRenderer))}); {where}.renderer={self.renderer} "
+                              "injects the original record")
 
 
 @dataclass
 class BenchmarkConfig:
-    """One entry of ``benchmarks``: checked against this, but kept as written (its keys are
-    hashed into the data config, so defaults are not filled in)."""
+    """One entry of ``benchmarks``: the settings every source has. Each source's class below
+    adds its own; an entry is checked against its source's class, but kept as written (its
+    keys are hashed into the data config, so defaults are not filled in)."""
 
-    source: str = MISSING  # hub | mmlu_dir | arc_jsonl | generic | synthetic
-    path: Optional[str] = None  # hub id, file or directory
-    name: Optional[str] = None  # hub config name; synthetic: people | places
-    split: Optional[str] = None  # hub split (loader default: test)
-    format: Optional[str] = None  # hub: mmlu | arc | hellaswag; generic: jsonl | json | csv | parquet
-    columns: Optional[List[str]] = None  # generic CSV without a header row: the field names
-    fields: Optional[Dict[str, Any]] = None  # generic: field mapping (id, question, options/choices, answer...)
-    data_files: Optional[Any] = None  # hub: files of a builder dataset
-    cache_dir: Optional[str] = None  # hub: datasets cache
-    trust_remote_code: bool = False  # hub: refused (datasets scripts are not run)
-    answers_file: Optional[str] = None  # generic: labels in a separate line-aligned file (PIQA, Winogrande)
-    convert: Optional[str] = None  # generic: a user function module:function (record -> item fields), imported only when named
+    source: str = MISSING  # a key of BENCHMARK_SOURCES: hub | mmlu_dir | arc_jsonl | generic | synthetic
     skip_bad_rows: Optional[bool] = None  # null: inject.skip_bad_rows
     inject: Optional[Dict[str, Any]] = None  # per-benchmark override of inject keys
+
+    def validate(self, where: str, inject: InjectConfig) -> None:
+        """This benchmark's own settings, and its plan: ``inject`` with the override applied."""
+        self.check_settings(where)
+        override = dict(self.inject or {})
+        unknown = sorted(set(override) - {f.name for f in fields(InjectConfig)})
+        require(not unknown, f"{where}.inject", override, f"unknown inject key(s) {', '.join(unknown)}")
+        benchmark_plan(inject, {"inject": override}).validate(f"{where}.inject")
+
+    def check_settings(self, where: str) -> None:
+        """The source's own settings (also run as the benchmark loads; its rows are checked then)."""
+
+
+@dataclass
+class HubBenchmark(BenchmarkConfig):
+    """``source: hub``: a Hugging Face dataset (or local files in a hub schema)."""
+
+    path: Optional[str] = None  # hub id
+    name: Optional[str] = None  # hub config name
+    split: Optional[str] = "test"  # hub split
+    format: Optional[str] = None  # HubFormat
+    data_files: Optional[Any] = None  # files of a builder dataset
+    cache_dir: Optional[str] = None  # datasets cache
+    trust_remote_code: bool = False  # refused (datasets scripts are not run)
+
+    def check_settings(self, where: str) -> None:
+        one_of(f"{where}.format", self.format, choices(HubFormat))
+        require(not self.trust_remote_code, f"{where}.trust_remote_code", self.trust_remote_code,
+                "not supported (datasets scripts are not run); use a revision with data files (parquet)")
+
+
+@dataclass
+class MmluDirBenchmark(BenchmarkConfig):
+    """``source: mmlu_dir``: header-less MMLU CSVs."""
+
+    path: Optional[str] = None  # the directory of <subject>_test.csv files
+
+
+@dataclass
+class ArcJsonlBenchmark(BenchmarkConfig):
+    """``source: arc_jsonl``: an ARC JSONL file."""
+
+    path: Optional[str] = None  # the JSONL file
+
+
+@dataclass
+class GenericBenchmark(BenchmarkConfig):
+    """``source: generic``: any JSONL/JSON/CSV/parquet file plus a field mapping or a user function."""
+
+    path: Optional[str] = None  # the file
+    format: Optional[str] = None  # jsonl | json | csv | parquet (null: from the suffix; checked as the file loads)
+    columns: Optional[List[str]] = None  # CSV without a header row: the field names
+    fields: Optional[Dict[str, Any]] = None  # field mapping (id, question, options/choices, answer...)
+    answers_file: Optional[str] = None  # labels in a separate line-aligned file (PIQA, Winogrande)
+    convert: Optional[str] = None  # a user function module:function (record -> item fields), imported only when named
+
+@dataclass
+class SyntheticBenchmark(BenchmarkConfig):
+    """``source: synthetic``: a benchmark of the built-in synthetic world (data.synthetic)."""
+
+    name: Optional[str] = None  # people | places (null: the entry's name)
+
+
+BENCHMARK_SOURCES: Dict[str, type[BenchmarkConfig]] = {
+    "hub": HubBenchmark, "mmlu_dir": MmluDirBenchmark, "arc_jsonl": ArcJsonlBenchmark,
+    "generic": GenericBenchmark, "synthetic": SyntheticBenchmark,
+}
+
+
+def benchmark_spec(where: str, spec: Any) -> BenchmarkConfig:
+    """Entry ``spec`` of ``benchmarks`` as its source's class (types checked, unknown keys
+    refused); the entry itself stays as written."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    require(isinstance(spec, Mapping), where, spec, "expected a mapping with at least `source`")
+    one_of(f"{where}.source", spec.get("source"), BENCHMARK_SOURCES)
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(BENCHMARK_SOURCES[spec["source"]]), _plain(spec))
+        return OmegaConf.to_object(typed)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{where}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
+
+
+def benchmark_plan(inject: Any, spec: Mapping[str, Any] | None) -> InjectConfig:
+    """The plan benchmark ``spec`` gets: ``inject`` (the group, typed or a mapping) with the
+    entry's ``inject`` override applied. The one place the override is merged."""
+    base = asdict(inject) if is_dataclass(inject) and not isinstance(inject, type) else _plain(inject)
+    override = _plain((spec or {}).get("inject") or {})
+    return InjectConfig(**{**base, **override})
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A mapping as a plain dict (a composed node resolved)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
 
 
 @dataclass
@@ -122,12 +283,12 @@ class TrainConfig:
     betas: List[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW
     eps: float = 1.0e-8  # AdamW
     grad_clip: float = 1.0  # 0: no clipping
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # Precision
     checkpoint_every: Optional[int] = 100  # steps (null: the last step only); a checkpoint is also written at the end
     checkpoint_steps: List[int] = field(default_factory=list)  # extra checkpoint steps, e.g. log-spaced [1, 4, 16, 64]
     save_initial: bool = True  # also export the untrained weights as step_0 (audit baseline)
     keep_last: int = 2  # DeepSpeed states kept (resume needs the newest)
-    keep_hf: str = "all"  # all | last: HF exports kept for the audit
+    keep_hf: str = "all"  # KeepHf: HF exports kept for the audit (all, or the last only)
     log_every: int = 10  # steps per metrics row (loss averaged over them)
     peak_flops: Dict[str, float] = field(default_factory=lambda: {"cpu": 1.0e12})  # MFU; cuda: from the GPU's name
     seed: int = II("seed")  # weight init and data order
@@ -135,30 +296,65 @@ class TrainConfig:
     loss_chunk_tokens: Optional[int] = None  # chunked fp32 loss (train/loss.py), positions per chunk; null: HF's
     gpu_memory_gb: Optional[float] = None  # dry run: refuse a plan whose estimated peak per GPU exceeds this
 
+    def validate(self, where: str = "train") -> None:
+        for key in ("seq_len", "global_batch", "micro_batch", "keep_last", "log_every"):
+            at_least(f"{where}.{key}", getattr(self, key), 1)
+        for key in ("checkpoint_every", "max_steps", "max_tokens"):
+            at_least(f"{where}.{key}", getattr(self, key), 1, optional=True)
+        auto_or_positive(f"{where}.lr", self.lr, optional=False)
+        auto_or_positive(f"{where}.batch_tokens", self.batch_tokens, optional=True)
+        require(0 <= self.min_lr_ratio <= 1, f"{where}.min_lr_ratio", self.min_lr_ratio,
+                "expected a number in [0, 1]")
+        for key in ("warmup_steps", "weight_decay", "grad_clip"):
+            at_least(f"{where}.{key}", getattr(self, key), 0)
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{where}.betas", self.betas,
+                "expected [beta1, beta2] with 0 <= beta < 1")
+        require(self.eps > 0, f"{where}.eps", self.eps, "expected a positive number")
+        one_of(f"{where}.precision", self.precision, choices(Precision))
+        one_of(f"{where}.keep_hf", self.keep_hf, choices(KeepHf))
+        at_least(f"{where}.loss_chunk_tokens", self.loss_chunk_tokens, 1, optional=True)
+        gib = self.gpu_memory_gb
+        require(gib is None or (is_number(gib) and gib > 0), f"{where}.gpu_memory_gb", gib,
+                "expected a positive number of GiB or null")
+
 
 @dataclass
 class DeepSpeedConfig:
-    zero_stage: int = 0  # ZeRO stage 0-3
+    zero_stage: int = 0  # ZeroStage
     torch_adam: bool = True  # torch AdamW: no C++ op build
     fused: bool = False  # torch's fused AdamW kernel (GPUs only)
     backend: str = "gloo"  # gloo (CPU) | nccl (GPU)
     user_json: Optional[str] = None  # a DeepSpeed JSON file to use instead of the generated one
     extra: Dict[str, Any] = field(default_factory=dict)  # merged into the generated JSON
 
+    def validate(self, where: str = "deepspeed") -> None:
+        one_of(f"{where}.zero_stage", self.zero_stage, choices(ZeroStage))
+        if self.user_json is None:
+            return
+        path = Path(str(self.user_json))
+        require(path.is_file(), f"{where}.user_json", self.user_json, "no such file")
+        try:
+            json.loads(path.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{where}.user_json={self.user_json}: not valid JSON ({e})") from None
+
 
 @dataclass
 class LoggerConfig:
     project: str = "spikein"  # W&B project
     entity: Optional[str] = None  # W&B entity (team or user)
-    mode: Optional[str] = None  # online | offline | disabled; null: $WANDB_MODE, else offline
+    mode: Optional[str] = None  # LoggerMode (null: $WANDB_MODE, else offline)
     group: str = II("experiment_name")  # W&B group (a sweep sets its own)
     tags: List[str] = field(default_factory=list)  # W&B run tags
     init_timeout_s: float = 20.0  # seconds an online start may take before falling back to offline (sync later)
 
+    def validate(self, where: str = "logger") -> None:
+        one_of(f"{where}.mode", self.mode, choices(LoggerMode))
+
 
 @dataclass
 class LauncherConfig:
-    kind: str = "local"  # local | torchrun | deepspeed | srun (see core/workers/launch.py)
+    kind: str = "local"  # LauncherKind (see core/workers/launch.py)
     nproc_per_node: int = 1  # processes (GPUs) per node
     num_nodes: int = 1  # machines; several: see conf/launcher/*.yaml
     node_rank: int = 0  # this node's rank (torchrun, several nodes)
@@ -168,14 +364,27 @@ class LauncherConfig:
     include: Optional[str] = None  # deepspeed hostfile: only these hosts/slots ("worker-0@worker-1:0,2")
     exclude: Optional[str] = None  # deepspeed hostfile: all but these hosts/slots ("worker-1:0")
 
+    def validate(self, where: str = "launcher") -> None:
+        one_of(f"{where}.kind", self.kind, choices(LauncherKind))
+        at_least(f"{where}.nproc_per_node", self.nproc_per_node, 1)
+        at_least(f"{where}.num_nodes", self.num_nodes, 1)
+        require(0 <= self.node_rank < self.num_nodes, f"{where}.node_rank", self.node_rank,
+                f"expected 0 <= node_rank < {where}.num_nodes ({self.num_nodes})")
+        port = self.master_port
+        require(port is None or 0 < port < 65536, f"{where}.master_port", port, "expected a port in 1..65535 or null")
+
 
 @dataclass
 class NullCheckConfig:
     """``audit.null_check``: the controls re-tested in fresh random orders (audit/null_check.py)."""
 
     draws: int = 0  # fresh random orders per control partition and order detector; 0: off
-    checkpoints: str = "last"  # last | all: the audited checkpoints it runs on
+    checkpoints: str = "last"  # NullCheckWhen: the audited checkpoints it runs on
     seed: int = II("seed")  # the fresh orders (never the recorded ones: other seed paths)
+
+    def validate(self, where: str = "audit.null_check") -> None:
+        at_least(f"{where}.draws", self.draws, 0)
+        one_of(f"{where}.checkpoints", self.checkpoints, choices(NullCheckWhen))
 
 
 @dataclass
@@ -192,7 +401,7 @@ class AuditBase:
     benchmark: Any = None  # name or list from `benchmarks`; null: all (run: all in the manifest)
     limit: Optional[int] = None  # with model: first N items of each benchmark
     renderer: Optional[str] = None  # null: the manifest's (run) or the inject config's (model)
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # AuditPrecision
     device: str = "auto"  # auto | cpu | cuda
     token_budget: int = 8192  # padded tokens per forward pass
     prefix_reuse: bool = True  # shared prefixes run once (one tree row per item)
@@ -203,10 +412,60 @@ class AuditBase:
     reference_model: Optional[str] = None  # hub id, local dir, or step_<N> of this run (step_0): paired tests against it
     chunk_tokens: int = 32768  # inputs per independently scored chunk: ranks score whole chunks (rank-free scores)
 
+    def validate(self, where: str = "audit") -> None:
+        """These settings, and those of each detector in ``detectors`` (its section ``<where>.<name>``)."""
+        sections = sorted(f.name for f in fields(self) if f.name not in AUDIT_BASE_FIELDS)
+        for name in self.detectors:
+            if name not in sections:
+                raise ConfigError(f"unknown detector '{name}' in {where}.detectors; choose from: {', '.join(sections)}")
+            check = getattr(getattr(self, name), "validate", None)
+            if check is not None:  # a detector with settings checks them
+                check(f"{where}.{name}")
+        spec = self.checkpoints
+        steps = spec if isinstance(spec, list) else [spec]
+        ok = spec in ("all", "last") or all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps)
+        require(ok, f"{where}.checkpoints", spec, "expected all, last, a step or a list of steps")
+        one_of(f"{where}.precision", self.precision, choices(AuditPrecision))
+        require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)) is not None, f"{where}.device", self.device,
+                "choose one of: auto, cpu, cuda (or cuda:<index>)")
+        for key in ("token_budget", "context", "stride", "chunk_tokens"):
+            at_least(f"{where}.{key}", getattr(self, key), 1)
+        require(self.poll_s > 0, f"{where}.poll_s", self.poll_s, "expected a positive number of seconds")
+        require(self.watch_idle_s > 0, f"{where}.watch_idle_s", self.watch_idle_s,
+                "expected a positive number of seconds")
+        at_least(f"{where}.limit", self.limit, 1, optional=True)
+        self.null_check.validate(f"{where}.null_check")
+        ref = self.reference_model
+        require(ref is None or not (str(ref).startswith("step_") and self.model), f"{where}.reference_model", ref,
+                "a step_<N> reference is a checkpoint of a run; with audit.model give a hub id or model directory")
+
+
+AUDIT_BASE_FIELDS = frozenset(AuditBase.__dataclass_fields__)
+
 
 @dataclass
 class ReportConfig:
     alpha: float = 0.01  # a partition counts as detected when p < alpha
+
+    def validate(self, where: str = "report") -> None:
+        require(is_number(self.alpha) and 0 < self.alpha < 1, f"{where}.alpha", self.alpha, "expected a number in (0, 1)")
+
+
+def validate_config(cfg: Any) -> None:
+    """Raise a ConfigError naming the first key of the composed config (typed: each group its
+    class's instance, as ``OmegaConf.to_object`` gives it) whose value cannot work."""
+    cfg.inject.validate("inject")
+    for name, spec in (cfg.benchmarks or {}).items():  # across groups: each benchmark's plan is inject's
+        where = f"benchmarks.{name}"
+        benchmark_spec(where, spec).validate(where, cfg.inject)
+    cfg.data.validate("data")
+    cfg.model.validate("model")
+    cfg.train.validate("train")
+    cfg.deepspeed.validate("deepspeed")
+    cfg.audit.validate("audit")
+    cfg.launcher.validate("launcher")
+    cfg.logger.validate("logger")
+    cfg.report.validate("report")
 
 
 def typed_section(cls: type[T], section: Any) -> T:

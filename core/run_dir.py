@@ -1,4 +1,4 @@
-"""The one place that knows where each file of a run directory lives (DESIGN.md section 2).
+"""The one place that knows where each file of a run directory lives (the layout: README.md, The pipeline).
 
 Stages name paths through :class:`RunDir` instead of joining strings, and the files more
 than one package parses (``checkpoints/index.json``, ``data/manifest.json``,

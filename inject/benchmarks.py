@@ -10,11 +10,14 @@ them and says how many on stderr: never silently dropped.
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.checks import choices
+from core.config import BENCHMARK_SOURCES, HubFormat, benchmark_spec
 from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.benchmark_formats import (
     BadRow,
@@ -33,16 +36,10 @@ from inject.duplicates import Duplicates, merge_duplicates
 from inject.items import Item
 from inject.synthetic import benchmark_rows as synthetic_rows
 
-SOURCES = ("hub", "mmlu_dir", "arc_jsonl", "generic", "synthetic")
+SOURCES = tuple(BENCHMARK_SOURCES)
 HUB_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-COMMON_KEYS = ("source", "skip_bad_rows", "inject")  # inject: per-benchmark plan overrides
-SOURCE_KEYS = {
-    "hub": ("path", "name", "split", "format", "data_files", "cache_dir", "trust_remote_code"),
-    "mmlu_dir": ("path",),
-    "arc_jsonl": ("path",),
-    "generic": ("path", "format", "columns", "fields", "answers_file", "convert"),
-    "synthetic": ("name",),
-}
+# each source's settings: its class's fields (core/config.py), the common ones first
+SOURCE_KEYS = {source: tuple(cls.__dataclass_fields__) for source, cls in BENCHMARK_SOURCES.items()}
 
 
 def load_benchmark(
@@ -58,24 +55,32 @@ def load_benchmark_items(
     """:func:`load_benchmark`, and the duplicates it merged (inject records them in the manifest)."""
     spec = _plain(spec) or {}
     source = spec.get("source")
+    if source not in SOURCES:
+        raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
+    check_spec_keys(name, spec)
+    typed = benchmark_spec(f"benchmarks.{name}", spec)
+    typed.check_settings(f"benchmarks.{name}")
+    settings = asdict(typed)  # every setting, its source's defaults filled in (the hashed entry stays as written)
+    own = settings["skip_bad_rows"]  # null inherits
+    skip = skip_bad_rows if own is None else bool(own)
+    return merge_duplicates(name, _collect(name, _rows(name, settings, _plain(synthetic) or {}), skip))
+
+
+def _rows(name: str, spec: dict[str, Any], synthetic: dict[str, Any]) -> Iterable[Row]:
+    """The rows of benchmark ``name`` from its source's reader."""
     readers: dict[str, Callable[[], Iterable[Row]]] = {
         "hub": lambda: hub_rows(spec),
         "mmlu_dir": lambda: mmlu_dir_rows(Path(_need(spec, "path", name))),
         "arc_jsonl": lambda: arc_jsonl_rows(Path(_need(spec, "path", name))),
         "generic": lambda: generic_rows(name, {**spec, "path": _need(spec, "path", name)}),
-        "synthetic": lambda: synthetic_rows(name, spec, _plain(synthetic) or {}),
+        "synthetic": lambda: synthetic_rows(name, spec, synthetic),
     }
-    if source not in readers:
-        raise SpikeinError(f"benchmark {name}: unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
-    check_spec_keys(name, spec)
-    own = spec.get("skip_bad_rows")  # a spec is kept as written: absent or null inherits
-    skip = skip_bad_rows if own is None else bool(own)
-    return merge_duplicates(name, _collect(name, readers[source](), skip))
+    return readers[spec["source"]]()
 
 
 def check_spec_keys(name: str, spec: Mapping) -> None:
     """A misspelt setting (``fromat``, ``skip_bad_row``) would silently fall back to a default."""
-    known = COMMON_KEYS + SOURCE_KEYS[spec["source"]]
+    known = SOURCE_KEYS[spec["source"]]
     unknown = sorted(str(k) for k in spec if k not in known)
     if unknown:
         what = f"setting for source={spec['source']}"
@@ -121,10 +126,7 @@ def _need(spec: Mapping, key: str, name: str) -> Any:
 
 
 def hub_rows(spec: Mapping) -> Iterator[Row]:
-    fmt = spec.get("format")
-    if fmt not in HUB_FORMATS:
-        raise SpikeinError(f"benchmark hub {spec.get('path')!r}: unknown format {fmt!r}; "
-                           f"choose one of: {', '.join(HUB_FORMATS)}")
+    fmt = spec["format"]  # one of HUB_FORMATS (HubBenchmark.check_settings)
     records, label = _hub_records(spec)
     per_subject: dict[str, int] = {}
     for i, record in enumerate(records):
@@ -135,9 +137,6 @@ def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:
     """The rows of the dataset, and how to name it in errors."""
     import datasets
 
-    if spec.get("trust_remote_code"):
-        raise SpikeinError(f"dataset {spec.get('path')!r}: trust_remote_code is not supported; "
-                           "use a revision with data files (parquet)")
     data_files = spec.get("data_files")
     if data_files:
         files = [str(data_files)] if isinstance(data_files, (str, Path)) else [str(f) for f in data_files]
@@ -153,7 +152,7 @@ def _hub_records(spec: Mapping) -> tuple[Iterable[dict[str, Any]], str]:
         except Exception as e:  # the builders raise their own error types for unparseable files
             raise SpikeinError(f"cannot read {label}: {_first_line(e)}") from None
         return ds, label
-    path, config, split = spec.get("path"), spec.get("name"), spec.get("split", "test")
+    path, config, split = spec.get("path"), spec.get("name"), spec["split"]
     label = f"{path}[{config}/{split}]" if config else f"{path}[{split}]"
     try:
         ds = datasets.load_dataset(path, config, split=split, cache_dir=spec.get("cache_dir"))
@@ -195,3 +194,4 @@ def _hub_hellaswag(record: dict[str, Any], _: dict[str, int]) -> Item:
 HUB_FORMATS: dict[str, Callable[[dict[str, Any], dict[str, int]], Item]] = {
     "mmlu": _hub_mmlu, "arc": _hub_arc, "hellaswag": _hub_hellaswag,
 }
+assert tuple(HUB_FORMATS) == choices(HubFormat), "HUB_FORMATS must cover exactly the HubFormat choices"

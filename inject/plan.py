@@ -7,19 +7,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from core.config import InjectConfig
 from core.errors import SpikeinError
 from inject.items import Item, permute_choices
-from inject.render import RENDERERS
-
-MODES = ("document", "scattered")
-ORDERS = ("shuffled", "canonical")
-# Renderers that print the options in the item's order (raw prints the original record).
-OPTION_RENDERERS = ("mcq", "mcq_noanswer", "cloze")
 
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """One benchmark's plan (``cfg.inject`` merged with ``benchmarks.<name>.inject``)."""
+    """One benchmark's plan: the fields of its :class:`InjectConfig` the plan reads
+    (``core.config.benchmark_plan``: ``cfg.inject`` with ``benchmarks.<name>.inject`` applied)."""
 
     counts: tuple[int, ...]
     partition_size: int | None
@@ -32,42 +28,22 @@ class PlanSettings:
     option_order: str  # shuffled: each item's choices permuted by a seeded order
 
     @classmethod
-    def from_config(cls, inject: Mapping[str, Any], override: Mapping[str, Any] | None = None):
-        merged = {**dict(inject), **dict(override or {})}
-        s = cls(
-            counts=tuple(int(c) for c in merged["counts"]),
-            partition_size=merged["partition_size"],
-            partition_fraction=merged["partition_fraction"],
-            mode=str(merged["mode"]),
-            renderer=str(merged["renderer"]),
-            window=tuple(float(w) for w in merged["window"]),  # type: ignore[arg-type]
-            seed=int(merged["seed"]),
-            item_order=str(merged["item_order"]),
-            option_order=str(merged["option_order"]),
+    def from_config(cls, plan: InjectConfig | Mapping[str, Any]) -> PlanSettings:
+        """The plan of ``plan`` (inject keys; those not given take their defaults), checked by
+        :meth:`InjectConfig.validate`."""
+        p = plan if isinstance(plan, InjectConfig) else InjectConfig(**dict(plan))
+        p.validate()
+        return cls(
+            counts=tuple(int(c) for c in p.counts),
+            partition_size=p.partition_size,
+            partition_fraction=p.partition_fraction,
+            mode=p.mode,
+            renderer=p.renderer,
+            window=(float(p.window[0]), float(p.window[1])),
+            seed=int(p.seed),
+            item_order=p.item_order,
+            option_order=p.option_order,
         )
-        s.validate()
-        return s
-
-    def validate(self) -> None:
-        if not self.counts:
-            raise SpikeinError("inject.counts is empty")
-        if any(c < 0 for c in self.counts):
-            raise SpikeinError(f"inject.counts must be >= 0, got {list(self.counts)}")
-        if self.mode not in MODES:
-            raise SpikeinError(f"inject.mode '{self.mode}' unknown; choose one of: {', '.join(MODES)}")
-        if self.renderer not in RENDERERS:
-            raise SpikeinError(f"inject.renderer '{self.renderer}' unknown; choose one of: {', '.join(RENDERERS)}")
-        lo, hi = self.window if len(self.window) == 2 else (-1.0, -1.0)
-        if not (0.0 <= lo < hi <= 1.0):
-            raise SpikeinError(f"inject.window must be [start, end] with 0 <= start < end <= 1, got {list(self.window)}")
-        for key, value in (("item_order", self.item_order), ("option_order", self.option_order)):
-            if value not in ORDERS:
-                raise SpikeinError(f"inject.{key} '{value}' unknown; choose one of: {', '.join(ORDERS)}")
-        if self.option_order == "shuffled" and self.renderer not in OPTION_RENDERERS:
-            raise SpikeinError(f"inject.option_order=shuffled needs a renderer that prints the options "
-                               f"({', '.join(OPTION_RENDERERS)}); inject.renderer={self.renderer} injects the original record")
-        if (self.partition_size is None) == (self.partition_fraction is None):
-            raise SpikeinError("set exactly one of inject.partition_size and inject.partition_fraction")
 
     def size_for(self, n_items: int, benchmark: str) -> int:
         if self.partition_size is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Callable, Sequence
 
+from core.checks import choices
+from core.config import Renderer
 from core.errors import SpikeinError
 from inject.items import LETTERS, Item
 
@@ -55,6 +57,7 @@ RENDERERS: dict[str, Callable[[Item], str]] = {
     "cloze": render_cloze,
     "raw": render_raw,
 }
+assert tuple(RENDERERS) == choices(Renderer), "RENDERERS must cover exactly the Renderer choices"
 
 
 def get_renderer(name: str) -> Callable[[Item], str]:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from core.atomic import fsync_dir, write_json, write_text
 from core.budget import resolve_budget
-from core.config import TrainConfig
+from core.config import TrainConfig, benchmark_plan
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
@@ -86,13 +86,9 @@ def stage_plan(cfg) -> str:
     status = _state(rd, conf, digest).status
     if status == "done":
         return f"{rd.data} up to date (config {digest})"
-    counts = sorted({tuple(p["counts"]) for p in _benchmark_plans(conf)})
+    counts = sorted({tuple(benchmark_plan(conf["inject"], spec).counts) for spec in (conf["benchmarks"] or {}).values()})
     return (f"{'rebuild' if status == 'conflicting' else 'build'} {rd.data} (config {digest}): "
             f"{len(conf['benchmarks'] or {})} benchmark(s) at counts {', '.join(str(list(c)) for c in counts)}")
-
-
-def _benchmark_plans(conf: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**conf["inject"], **(spec.get("inject") or {})} for spec in (conf["benchmarks"] or {}).values()]
 
 
 def _state(rd: RunDir, conf: dict, digest: str) -> StageState:
@@ -188,7 +184,7 @@ def plan_with_notes(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPa
     loaded = {}
     for name, spec in cfg.benchmarks.items():
         spec_d = OmegaConf.to_container(spec, resolve=True)
-        settings = PlanSettings.from_config(cfg.inject, spec_d.get("inject"))
+        settings = PlanSettings.from_config(benchmark_plan(cfg.inject, spec_d))
         items, dups = load_benchmark_items(str(name), spec_d, skip_bad_rows=bool(cfg.inject.skip_bad_rows),
                                            synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
         loaded[str(name)] = (settings, items, {"duplicates": dups.to_json(), "excluded_found": []})

@@ -18,6 +18,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from core.checks import choices
+from core.config import StreamDtype
 from core.errors import SpikeinError
 from core.progress import show_bars
 from inject.manifest import Copy
@@ -42,8 +44,8 @@ def stream_dtype(vocab_size: int, requested: str = "auto") -> str:
         return "uint16" if fits16 else "uint32"
     if requested == "uint16" and not fits16:
         raise SpikeinError(f"inject.dtype=uint16 cannot hold a vocabulary of {vocab_size} tokens; use uint32 or auto")
-    if requested not in ("uint16", "uint32"):
-        raise SpikeinError(f"inject.dtype '{requested}' unknown; choose auto, uint16 or uint32")
+    if requested not in choices(StreamDtype):
+        raise SpikeinError(f"inject.dtype '{requested}' unknown; choose one of: {', '.join(choices(StreamDtype))}")
     return requested
 
 

@@ -5,7 +5,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-ASSUMED_MFU = 0.4  # what a tuned DeepSpeed run reaches on H100s (DESIGN.md section 9)
+from core.config import benchmark_plan
+
+ASSUMED_MFU = 0.4  # what a tuned DeepSpeed run reaches on H100s
+ASSUMED_GPU = "H100"  # the GPU-hour estimate's GPU (its dense bf16 peak, train/metrics.py GPU_PEAKS)
 
 
 def model_params(model: dict[str, Any]) -> int | None:
@@ -36,16 +39,18 @@ def describe(cfg) -> str:
     src = c["data"]["hub"]["path"] if c["data"]["kind"] == "hub" else c["data"]["paths"] or "synthetic world"
     lines.append(f"corpus: {c['data']['kind']} {src}")
     for name, spec in c["benchmarks"].items():
-        plan = {**inj, **(spec.get("inject") or {})}
-        size = plan["partition_size"] or f"{plan['partition_fraction']} of the benchmark"
+        plan = benchmark_plan(inj, spec)
+        size = plan.partition_size or f"{plan.partition_fraction} of the benchmark"
         lines.append(f"benchmark {name} ({spec.get('source')} {spec.get('path') or spec.get('name') or ''}): "
-                     f"partitions of {size} items at counts {plan['counts']}, mode {plan['mode']}, "
-                     f"renderer {plan['renderer']}, window {plan['window']}")
+                     f"partitions of {size} items at counts {plan.counts}, mode {plan.mode}, "
+                     f"renderer {plan.renderer}, window {plan.window}")
     n, d = model_params(c["model"]), train_tokens(c["train"])
     lines.append(f"training tokens: {f'{d:,}' if d else 'one pass over the stream (known after inject)'}; "
                  f"parameters: {f'{n / 1e6:.1f}M' if n else 'unknown'}")
     if n and d:
-        peak = float(c["train"]["peak_flops"].get("cuda", 989e12))  # H100 bf16 dense when unset
+        from train.metrics import peak_flops
+
+        peak = peak_flops(c["train"]["peak_flops"], "cuda", ASSUMED_GPU, "bf16")  # train.peak_flops.cuda, if set
         hours = 6 * n * d / (peak * ASSUMED_MFU) / 3600
         lines.append(f"estimated compute: {6 * n * d:.2e} FLOPs = {hours:.2f} GPU-hours at {ASSUMED_MFU:.0%} MFU "
                      f"({hours / (c['launcher']['nproc_per_node'] * c['launcher']['num_nodes']):.2f} h wall on "

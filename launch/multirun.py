@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
+from core.config import ReportConfig
 from core.errors import ConfigError, Preempted, SpikeinError
 from launch.config import CONF_DIR
 
@@ -122,5 +123,5 @@ def write_report_after_sweep(sweep_dir: Path) -> Path:
 
     runs = [load_run(sweep_dir, p) for p in sweep_runs(sweep_dir)]
     cfg = next((r.config for r in runs if r.config), None) or {}
-    alpha = float((cfg.get("report") or {}).get("alpha", 0.01))
+    alpha = float((cfg.get("report") or {}).get("alpha", ReportConfig.alpha))
     return write_sweep_report(sweep_dir, alpha, cfg.get("logger"))

@@ -3,7 +3,7 @@
 ``conf/config.yaml`` lists ``spikein_schema`` first in its defaults, so Hydra merges every
 YAML option file onto these dataclasses: an option file holds only what differs, a
 misspelt key is refused, and OmegaConf type-checks every value (``train.max_steps=abc``).
-Value checks that a type cannot say (``0 <= lo < hi <= 1``) live in ``launch/validate.py``.
+Value checks that a type cannot say (``0 <= lo < hi <= 1``) are each class's ``validate()``.
 
 A detector's settings are declared next to it (``Config`` in ``audit/detectors/<name>.py``)
 and become ``audit.<name>`` here through the detector registry.

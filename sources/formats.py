@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from core.config import HubCorpusConfig
 from core.errors import InputDataError
 from sources.tokens import FORMATS, TokenCorpus, check_dtype, expand_paths
 
@@ -264,7 +265,7 @@ def _hf(data: Mapping[str, Any], length: int) -> TokenCorpus:
     except (FileNotFoundError, ValueError) as e:
         raise InputDataError(f"data.paths: cannot load a saved dataset from {paths[0]}: {str(e).splitlines()[0]}") from None
     if isinstance(ds, datasets.DatasetDict):
-        split = str((data.get("hub") or {}).get("split") or "train")
+        split = str((data.get("hub") or {}).get("split") or HubCorpusConfig.split)
         if split not in ds:
             raise InputDataError(f"{paths[0]}: no split '{split}' (data.hub.split); have {', '.join(ds)}")
         ds = ds[split]

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from core.config import DataConfig
 from core.errors import InputDataError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".tokens", ""}
@@ -88,7 +89,7 @@ def _text_files(data: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _jsonl(data: Mapping[str, Any]) -> Iterator[str]:
-    field = data.get("text_field") or "text"
+    field = data.get("text_field") or DataConfig.text_field
     for f in _paths(data, {".jsonl", ".json"}):
         with f.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -104,7 +105,7 @@ def _hub(data: Mapping[str, Any]) -> Iterator[str]:
     import datasets
 
     hub = data.get("hub") or {}
-    field = data.get("text_field") or "text"
+    field = data.get("text_field") or DataConfig.text_field
     try:
         ds = datasets.load_dataset(
             hub["path"], hub["name"], split=hub["split"], streaming=bool(hub["streaming"]),

@@ -15,9 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
+from core.checks import choices
+from core.config import TokenFormat
 from core.errors import InputDataError
 
-FORMATS = ("llmc", "nanogpt", "megatron", "numpy", "datatrove", "hf")
+FORMATS = choices(TokenFormat)
 
 
 @dataclass

@@ -28,7 +28,7 @@ def generated_config(s: TrainSettings, world_size: int) -> dict[str, Any]:
         "gradient_clipping": float(t.grad_clip),
         "optimizer": {"type": "AdamW", "params": params},
         "zero_optimization": {"stage": int(ds.zero_stage)},
-        "bf16": {"enabled": t.precision == "bf16"},  # precision is checked in the parent (launch/validate.py)
+        "bf16": {"enabled": t.precision == "bf16"},  # precision is checked in the parent (TrainConfig.validate)
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 1 << 30,  # we log ourselves; DeepSpeed's own lines stay out
         "wall_clock_breakdown": False,

@@ -116,7 +116,7 @@ def run_loop(ctx: LoopContext, start_step: int) -> None:
     from core.progress import show_bars
 
     s, engine = ctx.settings, ctx.engine
-    log_every = s.train.log_every  # >= 1 (launch/validate.py)
+    log_every = s.train.log_every  # >= 1 (TrainConfig.validate)
     checkpoints = set(s.checkpoint_steps())
     loss_sum = torch.zeros((), device=engine.device)
     bar = tqdm(total=s.max_steps, initial=start_step, disable=ctx.rank != 0 or not show_bars(), unit="step", desc="train",

@@ -68,7 +68,7 @@ class TrainSettings:
 
 # Settings that may change between a run and its resume without changing the weights.
 NOT_TRAJECTORY = {"micro_batch", "checkpoint_every", "checkpoint_steps", "keep_last", "keep_hf", "log_every",
-                  "peak_flops", "save_initial", "progress",
+                  "peak_flops", "save_initial",
                   "activation_checkpointing", "gpu_memory_gb"}  # recomputation is exact; the budget only plans
 
 

@@ -13,15 +13,17 @@ partitions; p = one-sided Fisher exact test of that difference (none without con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from audit.detectors.base import AuditContext, Detector, PartitionData, controls_for, p_fields, paired_fields, register
 from audit.sequences import answer_group
 from audit.stats import fisher_greater, mcnemar_greater
-from core.errors import SpikeinError
+from core.checks import choices
+from core.errors import ConfigError
 
+Style = Literal["letter", "text", "norm", "bytes"]  # AccuracyConfig.style's choices
 # style -> the rendering scored, and each choice's length the log-likelihood is divided by
 STYLES: dict[str, tuple[str, Callable[[str], int] | None]] = {
     "letter": ("letter", None),
@@ -29,25 +31,30 @@ STYLES: dict[str, tuple[str, Callable[[str], int] | None]] = {
     "norm": ("text", len),  # lm-eval acc_norm: characters
     "bytes": ("text", lambda c: len(c.encode("utf-8"))),  # lm-eval acc_bytes
 }
+assert tuple(STYLES) == choices(Style), "STYLES must cover exactly the Style choices"
 
 
-def predict(lls: Sequence[float], choices: Sequence[str], style: str) -> int:
+def predict(lls: Sequence[float] | np.ndarray, choices: Sequence[str], style: str) -> int:
     """The chosen option: the best log-likelihood, per unit of choice length if the style says so.
 
     Ties go to the first option (``np.argmax``, as lm-eval); an empty choice text divides a
     negative log-likelihood by 0 and is never chosen (-inf), as in lm-eval.
     """
     length = STYLES[style][1]
-    lls = np.asarray(lls, dtype=np.float64)
+    scores = np.asarray(lls, dtype=np.float64)
     if length is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
-            lls = lls / np.array([float(length(c)) for c in choices])
-    return int(np.argmax(lls))
+            scores = scores / np.array([float(length(c)) for c in choices])
+    return int(np.argmax(scores))
 
 
 @dataclass
 class AccuracyConfig:
-    style: str = "letter"  # letter: " A"/" B"...; text: choice text; norm / bytes: per char / UTF-8 byte (acc_norm / acc_bytes)
+    style: str = "letter"  # Style: letter: " A"/" B"...; text: choice text; norm / bytes: per char / UTF-8 byte (acc_norm / acc_bytes)
+
+    def validate(self, where: str) -> None:
+        if self.style not in choices(Style):
+            raise ConfigError(f"{where}.style={self.style!r}: choose one of {', '.join(choices(Style))}")
 
 
 @register
@@ -58,8 +65,6 @@ class Accuracy(Detector):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.style = self.config.style
-        if self.style not in STYLES:
-            raise SpikeinError(f"audit.accuracy.style={self.style!r}: choose one of {', '.join(STYLES)}")
 
     def settings(self) -> dict[str, Any]:
         return {"style": self.style}
@@ -94,7 +99,7 @@ class Accuracy(Detector):
                 "statistic": acc,
                 "accuracy": acc,
                 "control_accuracy": kc / nc if nc else None,
-                "inflation": acc - kc / nc if nc and n else None,
+                "inflation": acc - kc / nc if nc and acc is not None else None,
                 "chance": float(np.mean([1.0 / len(it.choices) for it in parts[i].items])) if n else None,
             })
         return rows

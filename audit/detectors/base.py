@@ -59,13 +59,17 @@ class Undeclared:
 
 class Detector:
     name: ClassVar[str]
-    Config: ClassVar[type] = Undeclared  # the dataclass of ``audit.<name>`` (launch/schema.py adds it)
+    Config: ClassVar[type] = Undeclared  # the dataclass of ``audit.<name>`` (launch/schema.py adds it);
+    # its ``validate(where)``, if any, checks the values (run at compose time and on construction)
 
     def __init__(self, cfg: Mapping[str, Any]):
         if self.Config is Undeclared:
             self.cfg = dict(cfg)
             return
         self.config = typed_settings(self.Config, cfg, f"audit.{self.name}")
+        check = getattr(self.config, "validate", None)
+        if check is not None:  # the same checks compose runs on audit.<name> (AuditBase.validate)
+            check(f"audit.{self.name}")
         self.cfg = asdict(self.config)
 
     def settings(self) -> dict[str, Any]:

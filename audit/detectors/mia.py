@@ -37,7 +37,7 @@ from audit.detectors.base import (
 from audit.requests import Request, TokenStats
 from audit.sequences import partition_tokens
 from audit.stats import mann_whitney_less, signed_rank_test
-from core.errors import SpikeinError
+from core.errors import ConfigError
 from inject.render import get_renderer
 
 FPR = 0.05  # the TPR column's false-positive rate
@@ -71,6 +71,10 @@ def lowest_mean(values: np.ndarray, k: float) -> float:
 @dataclass
 class LowestKConfig:
     k: float = 0.2  # fraction of the item's tokens, the lowest-scoring ones, averaged (Shi et al.: 20%)
+
+    def validate(self, where: str) -> None:
+        if not 0 < self.k <= 1:
+            raise ConfigError(f"{where}.k={self.k}: a fraction of tokens in (0, 1]")
 
 
 @dataclass
@@ -177,8 +181,6 @@ class _LowestK(MembershipInference):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.k = float(self.config.k)
-        if not 0 < self.k <= 1:
-            raise SpikeinError(f"audit.{self.name}.k={self.k}: a fraction of tokens in (0, 1]")
 
     def settings(self) -> dict[str, Any]:
         return {"k": self.k}

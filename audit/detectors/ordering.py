@@ -12,7 +12,7 @@ partition finds every order equally likely; memorised order makes canonical stan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 from omegaconf import II
@@ -30,9 +30,10 @@ from audit.detectors.base import (
 from audit.requests import Request
 from audit.sequences import ordering_sequences, partition_tokens, rng_for
 from audit.stats import LN10, PairedResult, TestResult, permutation_p, sharded_t_test, signed_rank_test
-from core.errors import SpikeinError
+from core.checks import choices
+from core.errors import ConfigError, SpikeinError
 
-TESTS = ("sharded", "permutation")
+OrderingTest = Literal["sharded", "permutation"]  # OrderingConfig.test's choices
 PAIRED_TESTS = {"sharded": "paired t-test over shards, canonical-minus-shuffled log-likelihood, target vs reference",
                 "permutation": "Wilcoxon signed-rank over shards, canonical-minus-shuffled log-likelihood, "
                                "target vs reference"}
@@ -44,8 +45,21 @@ class OrderingConfig:
     shards: int = 10  # contiguous shards of a partition (sharded test: one t-test sample each)
     permutations: int = 30  # shuffles scored per shard
     seed: int = II("seed")  # the shuffles
-    test: str = "sharded"  # sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
+    test: str = "sharded"  # OrderingTest: sharded (t-test over shards) | permutation (exact, p >= 1/(permutations+1))
     min_p: Optional[float] = None  # permutation test: refuse settings that cannot reach this p
+
+    def validate(self, where: str) -> None:
+        if self.test not in choices(OrderingTest):
+            raise ConfigError(f"{where}.test={self.test!r}: choose one of {', '.join(choices(OrderingTest))}")
+        if self.permutations < 1 or self.shards < 1:
+            raise ConfigError(f"{where}.shards and .permutations must be >= 1")
+        if self.test == "sharded" and self.shards < 2:
+            raise ConfigError(f"{where}.shards=1: the sharded t-test needs >= 2 shards (or set ordering.test=permutation)")
+        floor = 1.0 / (self.permutations + 1)
+        if self.test == "permutation" and self.min_p is not None and floor > float(self.min_p):
+            need = int(np.ceil(1.0 / float(self.min_p))) - 1
+            raise ConfigError(f"{where}.permutations={self.permutations} cannot give p below {floor:.3g}; "
+                              f"ordering.min_p={self.min_p} needs at least {need}")
 
 
 @register
@@ -57,20 +71,6 @@ class Ordering(Detector):
         super().__init__(cfg)
         c = self.config
         self.shards, self.permutations, self.seed, self.test = c.shards, c.permutations, c.seed, c.test
-        min_p = c.min_p
-        if self.test not in TESTS:
-            raise SpikeinError(f"audit.ordering.test={self.test!r}: choose one of {', '.join(TESTS)}")
-        if self.permutations < 1 or self.shards < 1:
-            raise SpikeinError("audit.ordering.shards and .permutations must be >= 1")
-        if self.test == "sharded" and self.shards < 2:
-            raise SpikeinError("audit.ordering.shards=1: the sharded t-test needs >= 2 shards (or set ordering.test=permutation)")
-        floor = 1.0 / (self.permutations + 1)
-        if self.test == "permutation" and min_p is not None and floor > float(min_p):
-            need = int(np.ceil(1.0 / float(min_p))) - 1
-            raise SpikeinError(
-                f"audit.ordering.permutations={self.permutations} cannot give p below {floor:.3g}; "
-                f"ordering.min_p={min_p} needs at least {need}"
-            )
 
     def settings(self) -> dict[str, Any]:
         return {"shards": self.shards, "permutations": self.permutations, "seed": self.seed, "test": self.test}

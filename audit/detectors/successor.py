@@ -32,7 +32,7 @@ from audit.detectors.base import (
 from audit.requests import Group
 from audit.sequences import partition_tokens, rng_for, shard_slices
 from audit.stats import LN10, PairedResult, TestResult, column_ranks, mann_whitney_less, successor_test
-from core.errors import SpikeinError
+from core.errors import ConfigError, SpikeinError
 
 PAIRED_TEST = "successor test on the target-minus-reference rank matrices (exact permutation null)"
 
@@ -44,6 +44,12 @@ class SuccessorConfig:
     # that the row's p is the (labelled) normal approximation; all orders enumerated when fewer
     seed: int = II("seed")  # the random orders
 
+    def validate(self, where: str) -> None:
+        if self.block < 3:
+            raise ConfigError(f"{where}.block={self.block}: need >= 3 items per block (ranks among >= 2 predecessors)")
+        if self.permutations < 1:
+            raise ConfigError(f"{where}.permutations={self.permutations} must be >= 1")
+
 
 @register
 class Successor(Detector):
@@ -53,10 +59,6 @@ class Successor(Detector):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.block, self.permutations, self.seed = self.config.block, self.config.permutations, self.config.seed
-        if self.block < 3:
-            raise SpikeinError(f"audit.successor.block={self.block}: need >= 3 items per block (ranks among >= 2 predecessors)")
-        if self.permutations < 1:
-            raise SpikeinError(f"audit.successor.permutations={self.permutations} must be >= 1")
 
     def settings(self) -> dict[str, Any]:
         return {"block": self.block, "permutations": self.permutations, "seed": self.seed}

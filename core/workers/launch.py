@@ -41,13 +41,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from core.config import LauncherConfig, typed_section
+from core.checks import choices
+from core.config import LauncherConfig, LauncherKind, typed_section
 from core.errors import Preempted, SpikeinError
 from core.workers import nodes
 from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
 from core.workers.faults import filesystem_fault
 
-KINDS = ("local", "torchrun", "deepspeed", "srun")
+KINDS = choices(LauncherKind)
 # The folder holding spikein's packages: workers import from here, never from the working
 # directory (a user's train.py or audit/ there would otherwise shadow ours).
 SPIKEIN_ROOT = Path(__file__).resolve().parents[2]

@@ -185,7 +185,7 @@ def test_hub_schemas_on_local_files(tmp_path):
     unlabelled = write_jsonl(tmp_path / "hs_test.jsonl", [{**hs_rows[0], "label": ""}])
     with pytest.raises(SpikeinError, match=r"hs_test\.jsonl:row 1: missing answer"):
         load_benchmark("hs", {**hub, "format": "hellaswag", "data_files": str(unlabelled)})
-    with pytest.raises(SpikeinError, match="unknown format 'squad'.*mmlu, arc, hellaswag"):
+    with pytest.raises(SpikeinError, match=r"^benchmarks\.x\.format=squad: choose one of: mmlu, arc, hellaswag$"):
         load_benchmark("x", {**hub, "format": "squad", "data_files": str(hs)})
 
 

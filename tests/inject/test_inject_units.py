@@ -84,7 +84,7 @@ def test_shuffled_options_remap_the_answer_to_the_same_text():
 
 
 def test_bad_orders_are_refused():
-    with pytest.raises(SpikeinError, match="inject.item_order 'random' unknown"):
+    with pytest.raises(SpikeinError, match="inject.item_order=random: choose one of: shuffled, canonical"):
         settings(item_order="random")
     with pytest.raises(SpikeinError, match="inject.option_order=shuffled needs a renderer"):
         settings(option_order="shuffled", renderer="raw")
