@@ -121,8 +121,8 @@ def make_item(
                          "(for a list of objects set fields.choice_text to the text field inside each)")
     item = Item(
         id="" if id is None else str(id),
-        question=None if question is None else str(question),
-        choices=tuple(None if c is None else str(c) for c in choices),
+        question=None if question is None else str(question),  # type: ignore[arg-type]  # None: refused by problems()
+        choices=tuple(None if c is None else str(c) for c in choices),  # type: ignore[misc]  # likewise
         answer=0,
         context=None if context in (None, "") else str(context),
         subject=None if subject in (None, "") else str(subject),
@@ -177,23 +177,30 @@ def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _skip_space(text: str, i: int) -> int:
+    """The first position at or after ``i`` that is not JSON whitespace."""
+    m = _SPACE.match(text, i)
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
+
+
 def json_array_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """The records of a JSON array file, each named by the line its element starts on."""
     text = _read_text(path)
     decoder, lines = json.JSONDecoder(), _LineCounter(text)
-    i = _SPACE.match(text).end()
+    i = _skip_space(text, 0)
     if not text.startswith("[", i):
         raise InputDataError(f"{path}: expected a JSON array of records ({_top_level(text)})")
-    i = _SPACE.match(text, i + 1).end()
+    i = _skip_space(text, i + 1)
     while not text.startswith("]", i):
         try:
             record, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as e:
             raise InputDataError(f"{path}:{e.lineno}: unparseable JSON ({e.msg})") from None
         yield f"{path}:{lines.at(i)}", record if isinstance(record, dict) else "not a JSON object"
-        i = _SPACE.match(text, end).end()
+        i = _skip_space(text, end)
         if text.startswith(",", i):
-            i = _SPACE.match(text, i + 1).end()
+            i = _skip_space(text, i + 1)
         elif not text.startswith("]", i):
             raise InputDataError(f"{path}:{lines.at(i)}: unparseable JSON (expected ',' or ']')")
 

@@ -66,9 +66,9 @@ def generic_rows(name: str, spec: Mapping) -> Iterator[Row]:
             where = f"{where} (answer at {answers[0]}:{index + 1})"
             raw["answer"] = answers[1][index]
         raws.append((where, raw))
-    check_answer_base(name, [raw for _, raw in raws if not isinstance(raw, str)])
-    for where, raw in raws:
-        yield (where, raw) if isinstance(raw, str) else row(where, lambda: item_of(raw))  # noqa: B023
+    check_answer_base(name, [fields for _, fields in raws if not isinstance(fields, str)])
+    for where, fields in raws:
+        yield (where, fields) if isinstance(fields, str) else row(where, lambda: item_of(fields))  # noqa: B023
 
 
 def item_of(raw: RawFields) -> Any:
@@ -297,6 +297,8 @@ def _import_file(path: Path):
     if not path.is_file():
         raise InputDataError(f"missing file: {path}")
     spec = importlib.util.spec_from_file_location(f"spikein_user_convert_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise InputDataError(f"{path}: not an importable Python file")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -93,14 +93,18 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
     first_seen: dict[str, str] = {}
     bad: list[str] = []
     for where, got in rows:
-        reason = got if isinstance(got, str) else got.problems()
-        if reason is None and got.id in first_seen:
-            reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
+        if isinstance(got, str):
+            reason: str | None = got
+        else:
+            reason = got.problems()
+            if reason is None and got.id in first_seen:
+                reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
         if reason is not None:
             if not skip:
                 raise InputDataError(f"{where}: {reason}")
             bad.append(f"{where}: {reason}")
             continue
+        assert not isinstance(got, str)
         first_seen[got.id] = where
         items.append(got)
     if bad:

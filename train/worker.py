@@ -148,6 +148,7 @@ def _resume_config(ds_config: dict, run_dir: Path, rank: int, world: int) -> tup
     saved = ckpt.saved_world_size(RunDir(run_dir).checkpoint_file(entry["ds"])) if entry else None
     if saved in (None, world):
         return ds_config, False
+    assert entry is not None  # saved came from it
     if rank == 0:
         log.info("checkpoint step_%d was written by %d ranks, resuming on %d: DeepSpeed universal checkpoint",
                  entry["step"], saved, world)
