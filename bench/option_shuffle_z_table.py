@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from launch.rates import fmt_rate, wilson
-from launch.results import audit_rows
+from report.rates import fmt_rate, wilson
+from report.results import audit_rows
 
 
 def z_of(row) -> float:

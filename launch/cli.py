@@ -27,7 +27,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("train.stage:run_train", "continually pretrain with DeepSpeed on the stream"),
     "audit": ("audit.stage:run_audit", "score every checkpoint with the detectors"),
     "export-lm-eval": ("launch.export_lm_eval:run_export", "write the partitions as lm-eval tasks in <run_dir>/lm_eval"),
-    "report": ("launch.report:run_report", "write report.md and plots from the results"),
+    "report": ("report.report:run_report", "write report.md and plots from the results"),
     "run": ("launch.pipeline:run_pipeline", "inject -> train -> audit -> report in one run dir"),
 }
 

@@ -118,7 +118,7 @@ def _resolve(path: str) -> str:
 
 def write_report_after_sweep(sweep_dir: Path) -> Path:
     """The aggregate report, with alpha and the logger from the points' own configs."""
-    from launch.sweep_report import load_run, sweep_runs, write_sweep_report
+    from report.sweep_report import load_run, sweep_runs, write_sweep_report
 
     runs = [load_run(sweep_dir, p) for p in sweep_runs(sweep_dir)]
     cfg = next((r.config for r in runs if r.config), None) or {}

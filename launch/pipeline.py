@@ -24,13 +24,13 @@ from core.stage_state import StageState
 from core.wandb_log import redact
 
 LOCKED_STAGES = STAGE_ORDER  # held by the pipeline while it runs
-STAGE_MODULES = {"inject": "inject.stage", "train": "train.stage", "audit": "audit.stage", "report": "launch.report"}
+STAGE_MODULES = {"inject": "inject.stage", "train": "train.stage", "audit": "audit.stage", "report": "report.report"}
 
 
 def run_pipeline(cfg) -> int:
     from audit.stage import run_audit
     from inject.stage import run_inject
-    from launch.report import run_report
+    from report.report import run_report
     from train.stage import run_train
 
     if cfg.dry_run:

@@ -81,7 +81,7 @@ def write_config(run: Path, cfg) -> dict:
 
 def settings_for(cfg, m: Manifest) -> dict[str, dict]:
     """detector -> the settings the audit would record for ``cfg`` (one benchmark's)."""
-    from launch.results import current_settings
+    from report.results import current_settings
 
     return {det: json.loads(s) for (bench, det), s in current_settings(cfg, m).items()
             if bench == m.benchmarks[0].name}

@@ -26,7 +26,7 @@ def spikein(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @shared_data(MMLU)
 def test_smollm2_against_itself_is_never_contaminated(smollm2, tmp_path):  # noqa: F811
-    from launch.results import audit_rows
+    from report.results import audit_rows
 
     reference = tmp_path / "same_weights"
     reference.symlink_to(smollm2, target_is_directory=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.results import audit_rows
+from report.results import audit_rows
 from tests.launch.cluster_fixtures import fake_srun
 from tests.launch.test_pipeline import needs_shared, tiny_run
 from tests.torchrun import run_nodes

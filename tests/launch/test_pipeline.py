@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, shared_data
 
-from launch.results import audit_rows, checkpoint_index
+from report.results import audit_rows, checkpoint_index
 
 SHARED = SHARED_DATA
 GUTENBERG = SHARED / "corpus" / "gutenberg"

@@ -153,7 +153,7 @@ def test_hf_export_round_trips_the_source_model(cpt_run, smollm2):  # noqa: F811
 @pytest.mark.slow
 @needs_shared
 def test_public_model_audit_by_every_detector(smollm2, tmp_path):  # noqa: F811
-    from launch.results import audit_rows
+    from report.results import audit_rows
 
     run_dir = tmp_path / "audit"
     r = spikein("audit", f"model={smollm2}", "benchmarks=arc_local", "benchmark=arc_challenge",

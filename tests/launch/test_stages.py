@@ -77,7 +77,7 @@ def test_dry_run_lists_every_stage_plan_and_state_and_writes_nothing(injected, c
 
 
 def test_each_stage_dry_run_prints_its_plan_and_writes_nothing(injected, capsys):
-    from launch.report import run_report
+    from report.report import run_report
     from train.stage import run_train
 
     cfg, rd, _ = injected

@@ -8,8 +8,8 @@ from report_fixtures import write_index, write_manifest, write_rows  # noqa: E40
 
 from audit.null_check import null_check_path
 from core.atomic import append_jsonl
-from launch import plots
-from launch.report import write_report
+from report import plots
+from report.report import write_report
 
 STEPS = (20, 50, 100)  # copies end by token 4000: the first whole copy by step 39, all by step 40
 
@@ -88,7 +88,7 @@ def test_a_null_check_newer_than_the_report_makes_the_report_stage_run_again(tmp
 
     from audit.null_check import null_check_path
     from core.run_dir import RunDir
-    from launch.report import stage_state
+    from report.report import stage_state
 
     rd, cfg = RunDir(tmp_path), SimpleNamespace(run_dir=str(tmp_path))
     for path in (rd.results, rd.report_md, null_check_path(tmp_path)):

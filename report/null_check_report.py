@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from launch.rates import fmt_rate, row_log10_p, wilson
-from launch.results import settings_key
+from report.rates import fmt_rate, row_log10_p, wilson
+from report.results import settings_key
 
 UNIFORM_MEAN_LOG10_P = -1 / math.log(10)  # E[log10 p] for p uniform on (0, 1)
 

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from launch.rates import Rate  # noqa: E402
+from report.rates import Rate  # noqa: E402
 
 P_DETECTORS_EXCLUDE = {"accuracy"}  # accuracy is reported as accuracy, not as a test
 

@@ -12,9 +12,9 @@ from typing import Any, Mapping
 from core.atomic import write_text
 from core.errors import SpikeinError
 from core.run_dir import RunDir
-from launch import plots
-from launch.rates import Rate, detection_rate, fmt_rate
-from launch.results import audit_rows, current_settings, final_rows, split_by_settings
+from report import plots
+from report.rates import Rate, detection_rate, fmt_rate
+from report.results import audit_rows, current_settings, final_rows, split_by_settings
 
 # Keys that differ between sweep points without being swept (each point has its own run dir).
 NOT_SWEPT = {"run_dir", "sweep_dir", "seed"}

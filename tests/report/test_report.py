@@ -4,8 +4,8 @@ from pathlib import Path
 
 from core.atomic import append_jsonl, write_json
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
-from launch.report import write_report
-from launch.sweep_report import write_sweep_report
+from report.report import write_report
+from report.sweep_report import write_sweep_report
 
 
 def fake_run(run: Path, strong: float) -> None:
@@ -57,7 +57,7 @@ def test_sweep_report_aggregates_runs(tmp_path):
 
 
 def test_an_early_dip_below_alpha_is_not_a_detection():
-    from launch.results import sustained_detection
+    from report.results import sustained_detection
     rows = [dict(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
             for s, p in ((0, 0.5), (50, 0.001), (100, 0.2), (150, 0.005), (200, 0.004))]
     rows += [dict(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
@@ -72,9 +72,9 @@ def test_an_early_dip_below_alpha_is_not_a_detection():
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from launch import plots  # noqa: E402
-from launch.report import forgetting_series  # noqa: E402
-from launch.results import audit_rows, checkpoint_index, current_settings, last_exposure_steps, sustained_detection  # noqa: E402
+from report import plots  # noqa: E402
+from report.report import forgetting_series  # noqa: E402
+from report.results import audit_rows, checkpoint_index, current_settings, last_exposure_steps, sustained_detection  # noqa: E402
 from tests.report_fixtures import compose_config, settings_for, write_index, write_manifest, write_rows  # noqa: E402
 
 STEPS = (20, 50, 100)  # copies end at token 4000: exposure completes at step 40
@@ -154,7 +154,7 @@ def test_detector_comparison_fisher_and_smallest_counts(tmp_path):
 
 
 def test_sustained_detection_differs_from_detection_since_exposure(tmp_path):
-    from launch.results import audit_rows, detected_since_exposure
+    from report.results import audit_rows, detected_since_exposure
 
     two_bench_run(tmp_path)
     rows = audit_rows(tmp_path)
@@ -225,7 +225,7 @@ def test_wandb_curves_never_mix_settings():
 
 def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
     import core.wandb_log
-    from launch.report import run_report
+    from report.report import run_report
 
     two_bench_run(tmp_path)
     logged = []

@@ -12,12 +12,12 @@ from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
 from inject.manifest import Manifest, load_manifest
-from launch import plots
-from launch.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
-from launch.null_check_report import null_check_section
-from launch.paired_report import paired_section, write_public_report
-from launch.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
-from launch.results import (
+from report import plots
+from report.corpus_scan_table import corpus_scan_section, flag_verdicts, mark_found, read_scan, wandb_counts
+from report.null_check_report import null_check_section
+from report.paired_report import paired_section, write_public_report
+from report.rates import detection_rate, fisher_log10_p, flagged, fmt_rate, row_log10_p
+from report.results import (
     audit_rows,
     checkpoint_index,
     current_settings,
@@ -36,7 +36,7 @@ from train.metrics import read_metrics
 def run_report(cfg) -> int:
     sweep_dir = cfg.sweep_dir
     if sweep_dir:
-        from launch.sweep_report import write_sweep_report
+        from report.sweep_report import write_sweep_report
 
         print(f"report: {write_sweep_report(Path(sweep_dir), float(cfg.report.alpha), cfg.logger)}")
         return 0

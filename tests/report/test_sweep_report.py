@@ -10,9 +10,9 @@ from matplotlib import image as mpimg
 from omegaconf import OmegaConf
 from scipy import stats
 
-from launch import plots
-from launch.rates import fisher_log10_p, wilson
-from launch.sweep_report import group_rates, load_run, sweep_runs, write_sweep_report
+from report import plots
+from report.rates import fisher_log10_p, wilson
+from report.sweep_report import group_rates, load_run, sweep_runs, write_sweep_report
 from tests.report_fixtures import compose_config, settings_for, write_config, write_index, write_manifest, write_rows
 
 Z = stats.norm.ppf(0.975)

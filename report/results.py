@@ -107,7 +107,7 @@ def detected_since_exposure(rows: list[dict[str, Any]], alpha: float) -> dict[tu
 
     Only injected partitions with at least one audited checkpoint after exposure appear.
     """
-    from launch.rates import flagged
+    from report.rates import flagged
 
     out: dict[tuple[str, str, str], bool] = {}
     for r in rows:
