@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CorruptOutputError
+from core.stages import PIPELINE, STAGES
 
-STAGE_ORDER = ("inject", "train", "audit", "report")  # each stage reads what the ones before it wrote
+STAGE_ORDER = PIPELINE  # each stage reads what the ones before it wrote (core/stages.py)
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,7 @@ class RunDir:
 
     def outputs(self, stage: str) -> tuple[Path, ...]:
         """What a stage writes (and what ``overwrite=true`` removes when it no longer matches)."""
-        return {"inject": (self.data,), "train": (self.checkpoints, self.train),
-                "audit": (self.audit,), "report": (self.report,)}[stage]
+        return tuple(getattr(self, prop) for prop in STAGES[stage].outputs)
 
     # readers of files more than one package parses
     def read_index(self) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from core.errors import ConfigError, Preempted, SpikeinError
+from core.stages import STAGES
 from launch.config import CONF_DIR
 
 REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results
@@ -24,7 +25,6 @@ def multirun(stage: str, overrides: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from launch.cli import _stage_fn
     from launch.validate import validate
 
     overrides = with_concrete_sweep_dir(overrides)
@@ -40,7 +40,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
             cfg.logger.group = Path(hc.sweep.dir).name
         validate(cfg)
         try:
-            _stage_fn(stage)(cfg)
+            STAGES[stage].fn()(cfg)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
             raise SystemExit(Preempted.exit_code if isinstance(e, Preempted) else 2) from None  # 75: requeue
