@@ -1,10 +1,11 @@
-"""The one place that knows where each file of a run directory lives (DESIGN.md section 2).
+"""The one place that knows where each file of a run directory lives.
 
 Stages name paths through :class:`RunDir` instead of joining strings, and the files more
 than one package parses (``checkpoints/index.json``, ``data/manifest.json``,
-``train/settings.json``) are read here, once. Writers stay with the stage that owns the
-file; RunDir holds paths and JSON only (core imports no stage package), so typed objects
-(``Manifest``, ``TrainSettings``) are built by their packages from what it reads.
+``train/settings.json``) are read here, once. The checkpoint index, the hand-off from train
+to audit and report, is typed (:mod:`core.checkpoint_index`) and read and written here
+only. Other writers stay with the stage that owns the file; core imports no stage
+package, so ``Manifest`` and ``TrainSettings`` are built by their packages from the JSON read here.
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_json
+from core.checkpoint_index import CheckpointIndex
 from core.errors import CorruptOutputError
 from core.stages import PIPELINE, STAGES
 
 STAGE_ORDER = PIPELINE  # each stage reads what the ones before it wrote (core/stages.py)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RunDir:
     """A run directory::
 
@@ -54,8 +57,8 @@ class RunDir:
 
     root: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
 
     @classmethod
     def with_results_under(cls, parent: Path) -> list[RunDir]:
@@ -192,16 +195,19 @@ class RunDir:
         return tuple(getattr(self, prop) for prop in STAGES[stage].outputs)
 
     # readers of files more than one package parses
-    def read_index(self) -> dict[str, Any] | None:
+    def read_index(self) -> CheckpointIndex | None:
         """``checkpoints/index.json``, checkpoints sorted by step; None before training wrote it."""
         index = _read_json(self.index, "checkpoint index")
         if index is None:
             return None
         try:
-            index["checkpoints"] = sorted(index["checkpoints"], key=lambda c: int(c["step"]))
-        except (KeyError, TypeError, ValueError) as e:
+            return CheckpointIndex.from_json(index)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise CorruptOutputError(f"corrupt checkpoint index {self.index}: {e}") from None
-        return index
+
+    def write_index(self, index: CheckpointIndex) -> None:
+        """Atomically (a reader sees the old index or the new one, never a torn file)."""
+        write_json(self.index, index.to_json())
 
     def read_manifest(self) -> dict[str, Any] | None:
         """``data/manifest.json`` as JSON (``inject.manifest.load_manifest`` types it)."""

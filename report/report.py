@@ -8,6 +8,7 @@ from typing import Any
 
 from audit.null_check import null_check_path, read_null_rows
 from core.atomic import write_text
+from core.checkpoint_index import CheckpointIndex
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
@@ -124,8 +125,8 @@ def p_detectors(rows: list[dict[str, Any]]) -> list[str]:
 def setup_section(run_dir: Path, m: Manifest, rows: list[dict[str, Any]]) -> str:
     index = checkpoint_index(run_dir)
     metrics = read_metrics(run_dir)
-    ckpts = index.get("checkpoints", [])
-    tokens = ckpts[-1]["tokens_seen"] if ckpts else 0
+    ckpts = index.checkpoints
+    tokens = (ckpts[-1].tokens_seen or 0) if ckpts else 0
     lines = ["## Setup\n",
              f"- stream: {m.n_tokens:,} tokens, {m.n_documents:,} documents; copies: {len(m.copies)} "
              f"({m.injected_tokens:,} tokens, {m.injected_tokens / max(m.n_tokens, 1):.2%} of the stream)",
@@ -358,7 +359,7 @@ def other_settings_section(rows: list[dict[str, Any]], other: list[dict[str, Any
     return "\n".join(out)
 
 
-def forgetting_series(rows: list[dict[str, Any]], m: Manifest, index: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+def forgetting_series(rows: list[dict[str, Any]], m: Manifest, index: CheckpointIndex) -> dict[str, list[tuple[int, float]]]:
     """label -> (steps since the partition's last exposure, log10 p or accuracy), for
     checkpoints at or after it; only partitions with two such checkpoints or more."""
     last = last_exposure_steps(m, index)

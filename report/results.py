@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from core.checkpoint_index import CheckpointIndex
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 
@@ -17,8 +18,8 @@ def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
     return read_rows(RunDir(run_dir).results)
 
 
-def checkpoint_index(run_dir: Path) -> dict[str, Any]:
-    return RunDir(run_dir).read_index() or {"checkpoints": [], "finished": False}
+def checkpoint_index(run_dir: Path) -> CheckpointIndex:
+    return RunDir(run_dir).read_index() or CheckpointIndex()
 
 
 def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -127,23 +128,16 @@ def smallest_count(hits: dict[tuple[str, str, str], bool], counts: dict[tuple[st
     return min((c for c, hs in by_count.items() if all(hs)), default=None)
 
 
-def tokens_per_step(index: dict[str, Any]) -> int | None:
-    if index.get("tokens_per_step"):
-        return int(index["tokens_per_step"])
-    return next((c["tokens_seen"] // c["step"] for c in index.get("checkpoints", [])
-                 if c.get("step") and c.get("tokens_seen")), None)
-
-
-def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+def last_exposure_steps(manifest, index: CheckpointIndex) -> dict[tuple[str, str], int]:
     """(benchmark, partition) -> the first checkpoint step after the partition's last copy
     was trained on: the manifest's record where it has one, else from the copies' token
     offsets (a copy ending at token e is complete after step ceil(e / tokens per step);
     later epochs see it again every n_tokens)."""
     recorded = _recorded_exposures(manifest)
-    tps, ckpts = tokens_per_step(index), index.get("checkpoints", [])
-    if not tps or not ckpts:
+    tps = index.step_tokens()
+    if not tps or not index.checkpoints:
         return recorded
-    trained = max(c.get("tokens_seen") or 0 for c in ckpts)
+    trained = index.tokens_seen
     out: dict[tuple[str, str], int] = {}
     for c in manifest.copies:
         if c.end > trained:
@@ -155,10 +149,10 @@ def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str]
     return {**out, **recorded}
 
 
-def first_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+def first_exposure_steps(manifest, index: CheckpointIndex) -> dict[tuple[str, str], int]:
     """(benchmark, partition) -> the first step whose checkpoint has trained on a whole copy
     of the partition (a copy ending at token e: step ceil(e / tokens per step))."""
-    tps = tokens_per_step(index)
+    tps = index.step_tokens()
     if not tps:
         return {}
     out: dict[tuple[str, str], int] = {}

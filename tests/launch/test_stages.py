@@ -137,7 +137,7 @@ def test_read_index_sorts_steps_and_names_a_corrupt_file(tmp_path):
     assert rd.read_index() is None
     rd.checkpoints.mkdir()
     rd.index.write_text(json.dumps({"checkpoints": [{"step": 20}, {"step": 3}], "finished": False}))
-    assert [c["step"] for c in rd.read_index()["checkpoints"]] == [3, 20]
+    assert [c.step for c in rd.read_index().checkpoints] == [3, 20]
     rd.index.write_text('{"checkpoints": [')
     with pytest.raises(CorruptOutputError, match=f"corrupt checkpoint index {rd.index}"):
         rd.read_index()

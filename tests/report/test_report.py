@@ -3,6 +3,7 @@ import math
 from pathlib import Path
 
 from core.atomic import append_jsonl, write_json
+from core.checkpoint_index import Checkpoint, CheckpointIndex
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from report.report import write_report
 from report.sweep_report import write_sweep_report
@@ -187,7 +188,7 @@ def test_forgetting_view_after_the_last_exposure(tmp_path):
 
 def test_last_exposure_prefers_the_manifest_and_counts_later_epochs(tmp_path):
     m = write_manifest(tmp_path, (0, 4), ("b",), copies_end=4000)
-    index = {"checkpoints": [{"step": 1100, "tokens_seen": 110_000}], "tokens_per_step": 100}
+    index = CheckpointIndex((Checkpoint(1100, 110_000),), tokens_per_step=100)
     assert last_exposure_steps(m, index)[("b", "x4")] == 1040  # second epoch: 100_000 + 4000 tokens
     m.extra["last_exposure_step"] = {"b/x4": 7}
     assert last_exposure_steps(m, index)[("b", "x4")] == 7
