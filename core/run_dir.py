@@ -47,6 +47,7 @@ class RunDir:
             logs/rank<R>.log          the workers' logs
           audit/                      audit
             results.jsonl             one row per (checkpoint, benchmark, partition, detector)
+            null_check.jsonl          the controls' p-values in fresh random orders
             raw/<ckpt>/<bench>/<detector>/<part>.json   per-partition score cache
             worker_config.yaml        the data-parallel audit workers' config
           report/                     report
@@ -165,6 +166,11 @@ class RunDir:
     @property
     def results(self) -> Path:
         return self.audit / "results.jsonl"
+
+    @property
+    def null_check(self) -> Path:
+        """The null check's rows (audit/null_check.py)."""
+        return self.audit / "null_check.jsonl"
 
     @property
     def audit_raw(self) -> Path:

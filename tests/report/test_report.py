@@ -58,12 +58,13 @@ def test_sweep_report_aggregates_runs(tmp_path):
 
 
 def test_an_early_dip_below_alpha_is_not_a_detection():
+    from audit.results import ResultRow
     from report.results import sustained_detection
-    rows = [dict(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
+    rows = [ResultRow(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
             for s, p in ((0, 0.5), (50, 0.001), (100, 0.2), (150, 0.005), (200, 0.004))]
-    rows += [dict(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
+    rows += [ResultRow(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
     found = sustained_detection(rows, 0.01)
-    assert found[("b", "x4", "ordering")]["step"] == 150 and found[("b", "x4", "ordering")]["final_p"] == 0.004
+    assert found[("b", "x4", "ordering")].since.step == 150 and found[("b", "x4", "ordering")].final.p == 0.004
     assert ("b", "x8", "ordering") not in found
 
 
@@ -161,7 +162,7 @@ def test_sustained_detection_differs_from_detection_since_exposure(tmp_path):
     rows = audit_rows(tmp_path)
     since = detected_since_exposure(rows, 0.01)
     assert since[("b1", "x4", "ordering")] is False and since[("b1", "x16", "ordering")] is True
-    assert sustained_detection(rows, 0.01)[("b1", "x4", "ordering")]["step"] == 100  # the trailing run only
+    assert sustained_detection(rows, 0.01)[("b1", "x4", "ordering")].since.step == 100  # the trailing run only
     assert ("b1", "x0", "loss") not in since  # controls are never "exposed"
 
 

@@ -7,6 +7,7 @@ import math
 from report_fixtures import write_index, write_manifest, write_rows  # noqa: E402
 
 from audit.null_check import null_check_path
+from audit.results import ResultRow
 from core.atomic import append_jsonl
 from report import plots
 from report.report import write_report
@@ -59,7 +60,7 @@ def test_no_null_check_rows_no_section(tmp_path):
 
 def test_detection_plot_gives_each_detector_one_colour_and_each_benchmark_one_line_style(tmp_path, monkeypatch):
     dets = ("loss", "min_k", "min_k_pp", "option_shuffle", "ordering", "successor", "zlib")
-    rows = [dict(benchmark=b, partition=f"x{c}", count=c, detector=d, p=0.5 / (1 + c * k), log10_p=None)
+    rows = [ResultRow(benchmark=b, partition=f"x{c}", count=c, detector=d, p=0.5 / (1 + c * k), log10_p=None)
             for b in ("synth_people", "synth_places") for c in (0, 4, 16, 64) for k, d in enumerate(dets, 1)]
     drawn = {}
 
