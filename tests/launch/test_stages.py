@@ -161,11 +161,11 @@ def test_run_dir_names_every_file_the_real_stages_write(tmp_path, capsys):
              *(rd.data_file(p.file) for p in manifest.partitions),
              rd.checkpoints, rd.index, rd.train, rd.train_settings, rd.metrics, rd.train_logs,
              rd.audit, rd.results, rd.audit_raw, rd.report, rd.report_md]
-    for c in index["checkpoints"]:
-        named += [rd.step_dir(c["step"]), rd.hf_dir(c["step"]), rd.checkpoint_file(c["hf"])]
-        named += [rd.ds_dir(c["step"]), rd.checkpoint_file(c["ds"])] if c["ds"] else []
+    for c in index.checkpoints:
+        named += [rd.step_dir(c.step), rd.hf_dir(c.step), rd.checkpoint_file(c.hf)]
+        named += [rd.ds_dir(c.step), rd.checkpoint_file(c.ds)] if c.ds else []
     assert [str(p) for p in named if not p.exists()] == []
-    assert [c["step"] for c in index["checkpoints"]] == [0, 2, 4]
+    assert [c.step for c in index.checkpoints] == [0, 2, 4]
     assert {p.name for p in rd.root.iterdir()} == {p.relative_to(rd.root).parts[0] for p in named}
     assert statuses(cfg) == {"inject": "done", "train": "done", "audit": "done", "report": "done"}
     assert "3 of 3 (checkpoint, detector) pairs audited" in dry_run_text(cfg)
