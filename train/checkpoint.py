@@ -183,9 +183,10 @@ def make_universal(run_dir: Path, entry: Checkpoint) -> Path:
     out = universal_dir(run_dir, entry)
     if out.is_dir():
         return out
+    assert entry.ds is not None  # universal_dir checked it
     tmp = out.with_name("." + out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry.ds or "")), output_folder=str(tmp),
+    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry.ds)), output_folder=str(tmp),
                      num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True,
                      inject_missing_state=True)  # our checkpoints carry no Megatron-style TP/PP info
     with contextlib.redirect_stdout(io.StringIO()):  # its progress lines and bars
