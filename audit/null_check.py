@@ -29,11 +29,9 @@ from core.atomic import append_jsonl
 from core.run_dir import RunDir
 from core.workers import collective
 
-FILE = "null_check.jsonl"
-
 
 def null_check_path(run_dir) -> Path:
-    return RunDir(run_dir).results.parent / FILE
+    return RunDir(run_dir).null_check
 
 
 def has_order_null(det: Detector) -> bool:
@@ -152,9 +150,3 @@ def summary(observed: Sequence[float | None], fresh: Sequence[Sequence[float | N
     }
 
 
-def quantile(observed: float | None, fresh: Sequence[float | None]) -> float | None:
-    """(1 + #{fresh p <= observed p}) / (1 + draws): small when the recorded order beats fresh ones."""
-    fs = [f for f in fresh if f is not None]
-    if observed is None or not fs:
-        return None
-    return (1 + sum(f <= observed for f in fs)) / (1 + len(fs))

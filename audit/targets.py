@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from core.checkpoint_index import CheckpointIndex
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 
@@ -27,15 +28,12 @@ class Target:
         return f"step_{self.step}" if self.step is not None else self.model
 
 
-def targets_of(run_dir: str | Path, index: dict[str, Any]) -> list[Target]:
+def targets_of(run_dir: str | Path, index: CheckpointIndex) -> list[Target]:
     """Every checkpoint ``index`` (:meth:`core.run_dir.RunDir.read_index`) lists with an HF
     export (``train.keep_hf=last`` drops the earlier ones' exports: nothing to load there)."""
     rd = RunDir(run_dir)
-    return [
-        Target(model=c["hf"], path=str(rd.checkpoint_file(c["hf"])), step=int(c["step"]),
-               tokens_seen=int(c["tokens_seen"]), epochs=c.get("epochs"))
-        for c in index["checkpoints"] if c.get("hf")
-    ]
+    return [Target(model=c.hf, path=str(rd.checkpoint_file(c.hf)), step=c.step, tokens_seen=c.tokens_seen, epochs=c.epochs)
+            for c in index.checkpoints if c.hf]
 
 
 def select(targets: list[Target], spec: Any) -> list[Target]:
@@ -60,8 +58,8 @@ def _sleep(seconds: float) -> None:
 
 
 def watch(
-    read: Callable[[], dict[str, Any] | None],
-    to_targets: Callable[[dict[str, Any]], list[Target]],
+    read: Callable[[], CheckpointIndex | None],
+    to_targets: Callable[[CheckpointIndex], list[Target]],
     poll_s: float,
     idle_s: float,
 ) -> Iterator[Target]:
@@ -78,7 +76,7 @@ def watch(
         for t in new:
             done.add(t.step)
             yield t
-        if index and index.get("finished") and not new:
+        if index and index.finished and not new:
             return
         if new:
             idle = 0.0

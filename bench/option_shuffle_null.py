@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
+from core.checkpoint_index import CheckpointIndex
 from core.run_dir import RunDir
 from inject.benchmarks import load_benchmark
 from inject.items import permute_choices
@@ -102,12 +103,12 @@ def main() -> int:
               "virtual_questions_in_stream": questions_in_stream(m, tok, run_dir, virtual),
               "n_virtual": len(virtual), "steps": {}}
     print(json.dumps({k: v for k, v in report.items() if k != "steps"}), flush=True)
-    index = RunDir(run_dir).read_index() or {"checkpoints": []}
+    index = RunDir(run_dir).read_index() or CheckpointIndex()
     det = get_detector("option_shuffle", {"isolation_forest": False, "seed": int(cfg.seed)})
-    for c in index["checkpoints"]:
-        if a.steps and c["step"] not in a.steps:
+    for c in index.with_hf():
+        if a.steps and c.step not in a.steps:
             continue
-        model = load_model(str(RunDir(run_dir).checkpoint_file(c["hf"])), "fp32", "cpu", False)
+        model = load_model(str(RunDir(run_dir).hf_dir(c.step)), "fp32", "cpu", False)
         ctx = AuditContext(Engine(model, EngineSettings(progress=False)), tok, "mcq", list(m.separator_ids), m.bos_id)
         out = {}
         for part in controls + virtual:
@@ -115,9 +116,9 @@ def main() -> int:
             out[f"{part.benchmark}/{part.name}"] = {"z": z_of(ranks), "ranks": ranks}
         zs = [v["z"] for k, v in out.items() if "/v" in k]
         cz = [v["z"] for k, v in out.items() if "/v" not in k]
-        print(f"step {c['step']}: controls z {np.round(cz, 2).tolist()}; virtual controls: {len(zs)} partitions, "
+        print(f"step {c.step}: controls z {np.round(cz, 2).tolist()}; virtual controls: {len(zs)} partitions, "
               f"mean z {np.mean(zs):.2f}, s.d. {np.std(zs, ddof=1):.2f}", flush=True)
-        report["steps"][c["step"]] = out
+        report["steps"][c.step] = out
         if a.out:
             Path(a.out).write_text(json.dumps(report))
     return 0

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from launch.rates import fmt_rate, wilson
-from launch.results import audit_rows
+from audit.results import read_rows
+from core.run_dir import RunDir
+from report.rates import fmt_rate, wilson
 
 
 def z_of(row) -> float:
@@ -36,7 +36,7 @@ def main(run_dirs: list[str]) -> int:
     cells: dict[str, list[float]] = {first: [], middle: [], last: []}
     last_p: list[float] = []
     for d in run_dirs:
-        rows = [r for r in audit_rows(Path(d)) if r["detector"] == "option_shuffle" and r.get("mean_rank") is not None]
+        rows = [r for r in read_rows(RunDir(d).results) if r["detector"] == "option_shuffle" and r.get("mean_rank") is not None]
         steps = sorted({r["step"] for r in rows})
         if len(steps) < 2:
             print(f"{d}: fewer than 2 audited steps, skipped", file=sys.stderr)

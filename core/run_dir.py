@@ -2,9 +2,10 @@
 
 Stages name paths through :class:`RunDir` instead of joining strings, and the files more
 than one package parses (``checkpoints/index.json``, ``data/manifest.json``,
-``train/settings.json``) are read here, once. Writers stay with the stage that owns the
-file; RunDir holds paths and JSON only (core imports no stage package), so typed objects
-(``Manifest``, ``TrainSettings``) are built by their packages from what it reads.
+``train/settings.json``) are read here, once. The checkpoint index, the hand-off from train
+to audit and report, is typed (:mod:`core.checkpoint_index`) and read and written here
+only. Other writers stay with the stage that owns the file; core imports no stage
+package, so ``Manifest`` and ``TrainSettings`` are built by their packages from the JSON read here.
 """
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_json
+from core.checkpoint_index import CheckpointIndex
 from core.errors import CorruptOutputError
+from core.stages import PIPELINE, STAGES
 
-STAGE_ORDER = ("inject", "train", "audit", "report")  # each stage reads what the ones before it wrote
+STAGE_ORDER = PIPELINE  # each stage reads what the ones before it wrote (core/stages.py)
 
 
 @dataclass(frozen=True, init=False)
@@ -44,6 +48,7 @@ class RunDir:
             logs/rank<R>.log          the workers' logs
           audit/                      audit
             results.jsonl             one row per (checkpoint, benchmark, partition, detector)
+            null_check.jsonl          the controls' p-values in fresh random orders
             raw/<ckpt>/<bench>/<detector>/<part>.json   per-partition score cache
             worker_config.yaml        the data-parallel audit workers' config
           report/                     report
@@ -164,6 +169,11 @@ class RunDir:
         return self.audit / "results.jsonl"
 
     @property
+    def null_check(self) -> Path:
+        """The null check's rows (audit/null_check.py)."""
+        return self.audit / "null_check.jsonl"
+
+    @property
     def audit_raw(self) -> Path:
         return self.audit / "raw"
 
@@ -189,20 +199,22 @@ class RunDir:
 
     def outputs(self, stage: str) -> tuple[Path, ...]:
         """What a stage writes (and what ``overwrite=true`` removes when it no longer matches)."""
-        return {"inject": (self.data,), "train": (self.checkpoints, self.train),
-                "audit": (self.audit,), "report": (self.report,)}[stage]
+        return tuple(getattr(self, prop) for prop in STAGES[stage].outputs)
 
     # readers of files more than one package parses
-    def read_index(self) -> dict[str, Any] | None:
+    def read_index(self) -> CheckpointIndex | None:
         """``checkpoints/index.json``, checkpoints sorted by step; None before training wrote it."""
         index = _read_json(self.index, "checkpoint index")
         if index is None:
             return None
         try:
-            index["checkpoints"] = sorted(index["checkpoints"], key=lambda c: int(c["step"]))
-        except (KeyError, TypeError, ValueError) as e:
+            return CheckpointIndex.from_json(index)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise CorruptOutputError(f"corrupt checkpoint index {self.index}: {e}") from None
-        return index
+
+    def write_index(self, index: CheckpointIndex) -> None:
+        """Atomically (a reader sees the old index or the new one, never a torn file)."""
+        write_json(self.index, index.to_json())
 
     def read_manifest(self) -> dict[str, Any] | None:
         """``data/manifest.json`` as JSON (``inject.manifest.load_manifest`` types it)."""

@@ -1,6 +1,6 @@
 """What a stage's output in the run dir is, relative to the config about to run.
 
-Every stage (``inject.stage``, ``train.stage``, ``audit.stage``, ``launch.report``) has
+Every stage (``inject.stage``, ``train.stage``, ``audit.stage``, ``report.report``) has
 ``stage_state(cfg) -> StageState`` (reads only: no writes, no workers, no network) and
 ``stage_plan(cfg) -> str`` (one human-readable line of what running it would do). The
 pipeline reads every state before it writes anything, refuses a conflicting output unless

@@ -1,13 +1,11 @@
 """`spikein <stage> [hydra overrides]`: every stage composes the same config tree."""
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable
 
 if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the cwd must not shadow ours
     _CWD = Path.cwd().resolve()
@@ -18,31 +16,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.errors import Preempted, SpikeinError
 from core.run_lock import check_run_dir
+from core.stages import STAGES
 from core.wandb_log import SESSION_ENV
 
-# stage -> (module:function taking the composed config, one-line description)
-STAGES: dict[str, tuple[str, str]] = {
-    "inject": ("inject.stage:run_inject", "build the token stream, manifest and partitions"),
-    "verify": ("inject.verify:run_verify", "re-read the stream and check every recorded copy"),
-    "train": ("train.stage:run_train", "continually pretrain with DeepSpeed on the stream"),
-    "audit": ("audit.stage:run_audit", "score every checkpoint with the detectors"),
-    "export-lm-eval": ("launch.export_lm_eval:run_export", "write the partitions as lm-eval tasks in <run_dir>/lm_eval"),
-    "report": ("launch.report:run_report", "write report.md and plots from the results"),
-    "run": ("launch.pipeline:run_pipeline", "inject -> train -> audit -> report in one run dir"),
-}
-
 USAGE = "usage: spikein <stage> [key=value ...] [--help]   stages: " + ", ".join(STAGES)
-
-
-def _stage_fn(stage: str) -> Callable[[DictConfig], object]:
-    module, fn = STAGES[stage][0].split(":")
-    return getattr(importlib.import_module(module), fn)
 
 
 def _help(stage: str, overrides: list[str]) -> None:
     from launch.config import compose, config_groups
 
-    print(f"spikein {stage}: {STAGES[stage][1]}\n")
+    print(f"spikein {stage}: {STAGES[stage].description}\n")
     print("config groups (pick with group=option):")
     for group, options in config_groups(overrides).items():
         print(f"  {group:<11} {', '.join(options)}")
@@ -102,7 +85,7 @@ def _run_stage(stage: str, cfg: DictConfig) -> int:
     from core.workers import nodes
 
     if cfg.get("dry_run"):  # plans only: no node waits for another
-        result = _stage_fn(stage)(cfg)
+        result = STAGES[stage].fn()(cfg)
         return int(result) if isinstance(result, int) else 0
     if nodes.is_follower(cfg.launcher):
         from core.workers.launch import launch_share
@@ -110,7 +93,7 @@ def _run_stage(stage: str, cfg: DictConfig) -> int:
         return nodes.follow_node0(cfg, lambda module, log_dir, env: launch_share(
             module, cfg.run_dir, cfg.launcher, log_dir, env))
     with nodes.node_group(cfg.launcher):
-        result = _stage_fn(stage)(cfg)
+        result = STAGES[stage].fn()(cfg)
     return int(result) if isinstance(result, int) else 0
 
 

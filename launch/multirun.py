@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 
 from core.config import ReportConfig
 from core.errors import ConfigError, Preempted, SpikeinError
+from core.stages import STAGES
 from launch.config import CONF_DIR
 
 REPORTED_STAGES = ("run", "audit")  # stages whose points write audit results
@@ -25,7 +26,6 @@ def multirun(stage: str, overrides: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from launch.cli import _stage_fn
     from launch.validate import validate
 
     overrides = with_concrete_sweep_dir(overrides)
@@ -41,7 +41,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
             cfg.logger.group = Path(hc.sweep.dir).name
         validate(cfg)
         try:
-            _stage_fn(stage)(cfg)
+            STAGES[stage].fn()(cfg)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
             raise SystemExit(Preempted.exit_code if isinstance(e, Preempted) else 2) from None  # 75: requeue
@@ -119,7 +119,7 @@ def _resolve(path: str) -> str:
 
 def write_report_after_sweep(sweep_dir: Path) -> Path:
     """The aggregate report, with alpha and the logger from the points' own configs."""
-    from launch.sweep_report import load_run, sweep_runs, write_sweep_report
+    from report.sweep_report import load_run, sweep_runs, write_sweep_report
 
     runs = [load_run(sweep_dir, p) for p in sweep_runs(sweep_dir)]
     cfg = next((r.config for r in runs if r.config), None) or {}

@@ -11,26 +11,25 @@ stage's plan and state, and writes nothing.
 """
 from __future__ import annotations
 
-import importlib
 import shutil
 import threading
 
 from omegaconf import OmegaConf, open_dict
 
 from core.atomic import write_text
-from core.run_dir import STAGE_ORDER, RunDir
+from core.run_dir import RunDir
 from core.run_lock import check_run_dir, stage_locks
 from core.stage_state import StageState
+from core.stages import PIPELINE, STAGES
 from core.wandb_log import redact
 
-LOCKED_STAGES = STAGE_ORDER  # held by the pipeline while it runs
-STAGE_MODULES = {"inject": "inject.stage", "train": "train.stage", "audit": "audit.stage", "report": "launch.report"}
+LOCKED_STAGES = PIPELINE  # held by the pipeline while it runs
 
 
 def run_pipeline(cfg) -> int:
     from audit.stage import run_audit
     from inject.stage import run_inject
-    from launch.report import run_report
+    from report.report import run_report
     from train.stage import run_train
 
     if cfg.dry_run:
@@ -55,8 +54,8 @@ def run_pipeline(cfg) -> int:
 def stage_states(cfg) -> list[StageState]:
     """Every stage's state, in order (reads only). Below a conflicting output, whatever
     exists was made from it and is conflicting too (with the same changed keys)."""
-    rd, states = RunDir(cfg.run_dir), []
-    for name in STAGE_ORDER:
+    rd, states = RunDir(cfg.run_dir), list[StageState]()
+    for name in PIPELINE:
         upstream = next((s for s in states if s.status == "conflicting"), None)
         if upstream is None:
             states.append(_module(name).stage_state(cfg))
@@ -104,7 +103,7 @@ def dry_run_text(cfg) -> str:
 
 
 def _module(stage: str):
-    return importlib.import_module(STAGE_MODULES[stage])
+    return STAGES[stage].module()
 
 
 def _resolved(cfg) -> dict:

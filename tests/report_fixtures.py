@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -11,11 +12,11 @@ from omegaconf import OmegaConf
 
 from audit.results import ROW_FIELDS, ResultsStore
 from core.atomic import write_json, write_text
+from core.checkpoint_index import Checkpoint, CheckpointIndex
 from core.run_dir import RunDir
 from core.wandb_log import redact
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
 from inject.plan import partition_names
-from train.checkpoint import new_index
 
 TOKENS_PER_STEP = 100
 
@@ -39,11 +40,9 @@ def write_manifest(run: Path, counts: Sequence[int], benchmarks: Sequence[str], 
 
 
 def write_index(run: Path, steps: Sequence[int]) -> None:
-    index = new_index(seq_len=TOKENS_PER_STEP // 4, global_batch=4)
-    index["checkpoints"] = [{"step": s, "tokens_seen": s * TOKENS_PER_STEP, "epochs": 0.0, "hf": f"step_{s}/hf", "ds": None}
-                            for s in steps]
-    index["finished"] = True
-    write_json(run / "checkpoints/index.json", index)
+    index = CheckpointIndex.new(seq_len=TOKENS_PER_STEP // 4, global_batch=4)
+    RunDir(run).write_index(replace(index, finished=True, checkpoints=tuple(
+        Checkpoint(s, s * TOKENS_PER_STEP, 0.0, f"step_{s}/hf") for s in steps)))
 
 
 def write_rows(run: Path, m: Manifest, p_of: PFn, steps: Sequence[int], detectors: Sequence[str],
@@ -81,7 +80,7 @@ def write_config(run: Path, cfg) -> dict:
 
 def settings_for(cfg, m: Manifest) -> dict[str, dict]:
     """detector -> the settings the audit would record for ``cfg`` (one benchmark's)."""
-    from launch.results import current_settings
+    from report.results import current_settings
 
     return {det: json.loads(s) for (bench, det), s in current_settings(cfg, m).items()
             if bench == m.benchmarks[0].name}

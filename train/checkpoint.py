@@ -11,28 +11,25 @@ from __future__ import annotations
 import random
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.atomic import fsync_dir, write_json
+from core.atomic import fsync_dir
+from core.checkpoint_index import Checkpoint, CheckpointIndex
 from core.errors import CorruptOutputError
 from core.run_dir import RunDir
 
 
-def new_index(seq_len: int, global_batch: int) -> dict[str, Any]:
-    return {"checkpoints": [], "finished": False, "seq_len": seq_len, "global_batch": global_batch,
-            "tokens_per_step": seq_len * global_batch}
-
-
-def latest_resumable(run_dir: str | Path) -> dict[str, Any] | None:
+def latest_resumable(run_dir: str | Path) -> Checkpoint | None:
     """The newest complete checkpoint that still has its DeepSpeed state."""
     rd = RunDir(run_dir)
-    index = rd.read_index() or {"checkpoints": []}
-    usable = [c for c in index["checkpoints"] if c.get("ds") and rd.checkpoint_file(c["ds"]).is_dir()]
-    return max(usable, key=lambda c: c["step"]) if usable else None
+    index = rd.read_index() or CheckpointIndex()
+    usable = [c for c in index.checkpoints if c.ds and rd.checkpoint_file(c.ds).is_dir()]
+    return max(usable, key=lambda c: c.step) if usable else None
 
 
 def remove_stale_temps(run_dir: str | Path) -> None:
@@ -119,33 +116,32 @@ def save_checkpoint(engine, run_dir: Path, step: int, *, client_state: dict[str,
         tmp.rename(final)
         fsync_dir(rd.checkpoints)
         hf, ds = (p.relative_to(rd.checkpoints).as_posix() for p in (rd.hf_dir(step), rd.ds_dir(step)))
-        entry = {"step": step, "tokens_seen": tokens_seen, "epochs": epochs,
-                 "hf": hf if with_hf else None, "ds": ds if client_state is not None else None,
-                 **(exposure or {})}
+        entry = Checkpoint(step, tokens_seen, epochs, hf if with_hf else None, ds if client_state is not None else None,
+                           dict(exposure or {}))
         _publish(run_dir, entry, keep_last, keep_hf)
     dist.barrier()
 
 
-def _publish(run_dir: Path, entry: dict[str, Any], keep_last: int, keep_hf: str) -> None:
+def _publish(run_dir: Path, entry: Checkpoint, keep_last: int, keep_hf: str) -> None:
     """List the new checkpoint, then prune: the index never names something deleted."""
     rd = RunDir(run_dir)
     index = rd.read_index()
     assert index is not None, "index.json is written before the first checkpoint"
-    entries = [c for c in index["checkpoints"] if c["step"] != entry["step"]] + [entry]
-    entries.sort(key=lambda c: c["step"])
+    entries = sorted([c for c in index.checkpoints if c.step != entry.step] + [entry], key=lambda c: c.step)
     doomed: list[str] = []
-    with_ds = [c for c in entries if c.get("ds")]
-    for c in with_ds[:-max(1, keep_last)]:
-        doomed += [c["ds"], c["ds"] + UNIVERSAL]
-        c["ds"] = None
-    if keep_hf == "last":  # the newest export stays, even when a preemption checkpoint (no hf) came after it
-        for c in [c for c in entries if c.get("hf")][:-1]:
-            if c.get("hf"):
-                doomed.append(c["hf"])
-                c["hf"] = None
-    kept = [c for c in entries if c.get("hf") or c.get("ds")]
-    gone = [rd.step_dir(c["step"]) for c in entries if c not in kept]
-    write_json(rd.index, {**index, "checkpoints": kept})
+    old_ds = {c.step for c in [c for c in entries if c.ds][:-max(1, keep_last)]}
+    # the newest export stays, even when a preemption checkpoint (no hf) came after it
+    old_hf = {c.step for c in [c for c in entries if c.hf][:-1]} if keep_hf == "last" else set()
+    pruned = []
+    for c in entries:
+        if c.step in old_ds and c.ds:
+            doomed += [c.ds, c.ds + UNIVERSAL]
+        if c.step in old_hf and c.hf:
+            doomed.append(c.hf)
+        pruned.append(c.without(hf=c.step in old_hf, ds=c.step in old_ds))
+    kept = [c for c in pruned if c.hf or c.ds]
+    gone = [rd.step_dir(c.step) for c in pruned if not (c.hf or c.ds)]
+    rd.write_index(replace(index, checkpoints=tuple(kept)))
     for path in [rd.checkpoint_file(rel) for rel in doomed] + gone:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -154,7 +150,7 @@ def mark_finished(run_dir: Path) -> None:
     rd = RunDir(run_dir)
     index = rd.read_index()
     assert index is not None
-    write_json(rd.index, {**index, "finished": True})
+    rd.write_index(replace(index, finished=True))
 
 
 # --- another world size: DeepSpeed universal checkpoints --------------------------
@@ -169,12 +165,13 @@ def saved_world_size(ds_dir: Path) -> int | None:
     return len(shards) or None
 
 
-def universal_dir(run_dir: Path, entry: dict[str, Any]) -> Path:
-    ds = RunDir(run_dir).checkpoint_file(entry["ds"])
+def universal_dir(run_dir: Path, entry: Checkpoint) -> Path:
+    assert entry.ds is not None, "a checkpoint with its DeepSpeed state"
+    ds = RunDir(run_dir).checkpoint_file(entry.ds)
     return ds.with_name(ds.name + UNIVERSAL)
 
 
-def make_universal(run_dir: Path, entry: dict[str, Any]) -> Path:
+def make_universal(run_dir: Path, entry: Checkpoint) -> Path:
     """Rank 0: ``ds_to_universal`` of the checkpoint (once; built aside, then renamed), so a
     run partitioned over N ranks resumes on M (DeepSpeed's ``checkpoint.load_universal``)."""
     import contextlib
@@ -186,9 +183,10 @@ def make_universal(run_dir: Path, entry: dict[str, Any]) -> Path:
     out = universal_dir(run_dir, entry)
     if out.is_dir():
         return out
+    assert entry.ds is not None  # universal_dir checked it
     tmp = out.with_name("." + out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry["ds"])), output_folder=str(tmp),
+    args = Namespace(input_folder=str(RunDir(run_dir).checkpoint_file(entry.ds)), output_folder=str(tmp),
                      num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True,
                      inject_missing_state=True)  # our checkpoints carry no Megatron-style TP/PP info
     with contextlib.redirect_stdout(io.StringIO()):  # its progress lines and bars
@@ -208,12 +206,12 @@ def _corrupt_file(ds_dir: Path, error: BaseException) -> Path:
     return broken[0] if broken else ds_dir
 
 
-def load_checkpoint(engine, run_dir: Path, entry: dict[str, Any], trajectory_hash: str,
+def load_checkpoint(engine, run_dir: Path, entry: Checkpoint, trajectory_hash: str,
                     universal: bool = False) -> dict[str, Any]:
     """Restore model, optimizer and scheduler; returns the client state (checked to match).
     ``universal``: from the universal copy (:func:`make_universal`), on another world size."""
     rd = RunDir(run_dir)
-    step_dir, ds_dir = rd.step_dir(entry["step"]), rd.ds_dir(entry["step"])
+    step_dir, ds_dir = rd.step_dir(entry.step), rd.ds_dir(entry.step)
     if universal:
         ds_dir = universal_dir(run_dir, entry)
     try:

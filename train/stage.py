@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from core.budget import Budget, resolve_budget
+from core.checkpoint_index import CheckpointIndex
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
@@ -104,8 +105,8 @@ def stage_state(cfg) -> StageState:
     rd = RunDir(cfg.run_dir)
     index = rd.read_index()
     if rd.read_manifest() is None:
-        if index and index["checkpoints"]:
-            return StageState("train", "resumable", f"checkpoints up to step {_last_step(index)}, "
+        if index and index.checkpoints:
+            return StageState("train", "resumable", f"checkpoints up to step {index.last_step}, "
                               "checked against the config once data/ is built")
         return StageState("train", "absent", f"no checkpoints in {rd.checkpoints}")
     with contextlib.redirect_stdout(io.StringIO()):  # its plan is printed when the stage runs
@@ -113,12 +114,12 @@ def stage_state(cfg) -> StageState:
     return training_state(settings, index)
 
 
-def training_state(settings: TrainSettings, index: dict[str, Any] | None) -> StageState:
+def training_state(settings: TrainSettings, index: CheckpointIndex | None) -> StageState:
     """done (the finished run of these settings), resumable, conflicting (another trajectory), absent."""
     rd = RunDir(settings.run_dir)
-    if not index or not index["checkpoints"]:
+    if not index or index.last_step is None:
         return StageState("train", "absent", f"no checkpoints in {rd.checkpoints}")
-    last, old = _last_step(index), rd.read_train_settings()
+    last, old = index.last_step, rd.read_train_settings()
     if old is None:  # each worker checks a checkpoint's trajectory before resuming from it
         return StageState("train", "resumable", f"checkpoints up to step {last}, no {rd.train_settings}")
     if old.get("trajectory_hash") != settings.trajectory_hash():
@@ -127,13 +128,9 @@ def training_state(settings: TrainSettings, index: dict[str, Any] | None) -> Sta
                    "pass overwrite=true to start over or choose another run_dir")
         return StageState("train", "conflicting", f"checkpoints up to step {last} of another train config "
                           f"(changed: {keys_text(keys)})", keys, refusal)
-    if index.get("finished") and last >= settings.max_steps:
+    if index.finished and last >= settings.max_steps:
         return StageState("train", "done", f"{rd.checkpoints} hold the finished run (step {settings.max_steps})")
     return StageState("train", "resumable", f"checkpoints up to step {last} of {settings.max_steps}")
-
-
-def _last_step(index: dict[str, Any]) -> int:
-    return max(int(c["step"]) for c in index["checkpoints"])
 
 
 def stage_plan(cfg) -> str:
@@ -149,7 +146,7 @@ def stage_plan(cfg) -> str:
     if state.status == "done":
         return f"nothing to train: {state.detail}"
     resume = ckpt.latest_resumable(rd.root) if state.status == "resumable" else None
-    start = resume["step"] if resume else 0
+    start = resume.step if resume else 0
     return f"{budget.describe(settings.seq_len)}, {settings.world_size} rank(s), from step {start}"
 
 

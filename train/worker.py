@@ -100,13 +100,13 @@ def train(s, run_dir: Path, rank: int, world: int) -> None:
 
 def _prepare_checkpoints_dir(run_dir: Path, s) -> None:
     """Rank 0, before anyone resumes: drop half-written checkpoints, start the index."""
-    from core.atomic import write_json
+    from core.checkpoint_index import CheckpointIndex
     from core.run_dir import RunDir
     from train import checkpoint as ckpt
 
     ckpt.remove_stale_temps(run_dir)
     if RunDir(run_dir).read_index() is None:
-        write_json(RunDir(run_dir).index, ckpt.new_index(s.seq_len, s.global_batch))
+        RunDir(run_dir).write_index(CheckpointIndex.new(s.seq_len, s.global_batch))
 
 
 def _device_type(engine) -> str:
@@ -145,13 +145,13 @@ def _resume_config(ds_config: dict, run_dir: Path, rank: int, world: int) -> tup
     from train import checkpoint as ckpt
 
     entry = ckpt.latest_resumable(run_dir)
-    saved = ckpt.saved_world_size(RunDir(run_dir).checkpoint_file(entry["ds"])) if entry else None
-    if saved in (None, world):
+    saved = ckpt.saved_world_size(RunDir(run_dir).checkpoint_file(entry.ds)) if entry and entry.ds else None
+    if entry is None or saved in (None, world):
         return ds_config, False
     assert entry is not None  # saved came from it
     if rank == 0:
         log.info("checkpoint step_%d was written by %d ranks, resuming on %d: DeepSpeed universal checkpoint",
-                 entry["step"], saved, world)
+                 entry.step, saved, world)
         ckpt.make_universal(run_dir, entry)
     dist.barrier()
     return {**ds_config, "checkpoint": {**ds_config.get("checkpoint", {}), "load_universal": True}}, True

@@ -44,6 +44,7 @@ from typing import Any, Iterator, Mapping
 from core.checks import choices
 from core.config import LauncherConfig, LauncherKind, typed_section
 from core.errors import Preempted, SpikeinError
+from core.run_dir import RunDir
 from core.workers import nodes
 from core.workers.env import cpu_threads, slurm_cpus_per_task, slurm_port
 from core.workers.faults import filesystem_fault
@@ -205,7 +206,7 @@ def launch_workers(module: str, run_dir: str | Path, launcher_cfg: LauncherConfi
     """Run ``python -m module run_dir`` on every rank; SpikeinError naming the rank that failed."""
     run_dir = Path(run_dir)
     lc = launcher_config(launcher_cfg)
-    log_dir = Path(log_dir or run_dir / "logs" / module.split(".")[0])
+    log_dir = Path(log_dir or RunDir(run_dir).worker_logs(module.split(".")[0]))
     new_attempt(log_dir)
     addr, port = _master(lc)
     port = nodes.worker_port(lc, port)

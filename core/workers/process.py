@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import Preempted, SpikeinError
+from core.run_dir import RunDir
 from core.workers.env import device_index, env_rank, map_launcher_env
 from core.workers.faults import fault_cause
 from core.workers.launch import die_with_parent
@@ -161,7 +162,7 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     map_launcher_env()  # before anything reads RANK: srun tasks log and mark as their real rank
     run_dir = Path(argv[0])
     rank = env_rank()
-    log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or run_dir / "logs" / prefix)
+    log_dir = Path(os.environ.get("SPIKEIN_LOG_DIR") or RunDir(run_dir).worker_logs(prefix))
     setup_logging(rank, log_dir, prefix)
     code = 0
     try:

@@ -24,6 +24,7 @@ import audit.stage as stage
 import audit.targets as targets
 from audit.detectors.ordering import Ordering
 from audit.results import ROW_FIELDS, ResultsStore, read_rows
+from core.checkpoint_index import CheckpointIndex
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from inject.manifest import load_manifest
@@ -319,7 +320,7 @@ def test_checkpoints_whose_hf_export_was_dropped_are_not_targets(tmp_path):
     checkpoints it can load and names the dropped ones when they are asked for by step."""
     index = {"checkpoints": [{"step": 10, "tokens_seen": 80, "hf": None, "ds": "step_10/ds"},
                              {"step": 20, "tokens_seen": 160, "hf": "step_20/hf", "ds": "step_20/ds"}]}
-    found = targets.targets_of(tmp_path, index)
+    found = targets.targets_of(tmp_path, CheckpointIndex.from_json(index))
     assert [t.step for t in found] == [20] and found[0].path == str(tmp_path / "checkpoints" / "step_20" / "hf")
     with pytest.raises(SpikeinError, match=r"no checkpoint at step 10; have: 20"):
         targets.select(found, [10])

@@ -14,6 +14,7 @@ import audit.stage as stage
 from audit import null_check
 from audit.detectors import AuditContext, PartitionData, get_detector
 from audit.engine import Engine, EngineSettings
+from audit.results import quantile
 from inject.items import permute_choices
 from inject.manifest import load_manifest
 from inject.render import encode_text
@@ -118,7 +119,7 @@ def test_a_control_whose_recorded_order_leaked_stands_out_from_fresh_draws(tmp_p
         part = PartitionData("b", "x0", 0, items, option_order="shuffled")
         observed = det.summarize([part], [det.score(ctx, part)])[0]["log10_p"]
         fresh = null_check.fresh_log10_ps(det, ctx, [part], [det.score(ctx, part)], draws=6, seed=3)["x0"]
-        q = null_check.quantile(observed, fresh)
+        q = quantile(observed, fresh)
         if leak:
             assert observed < -4 and min(fresh) > -2 and q == pytest.approx(1 / 7)
         else:

@@ -26,7 +26,8 @@ def spikein(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @shared_data(MMLU)
 def test_smollm2_against_itself_is_never_contaminated(smollm2, tmp_path):  # noqa: F811
-    from launch.results import audit_rows
+    from audit.results import read_rows
+    from core.run_dir import RunDir
 
     reference = tmp_path / "same_weights"
     reference.symlink_to(smollm2, target_is_directory=True)
@@ -38,7 +39,7 @@ def test_smollm2_against_itself_is_never_contaminated(smollm2, tmp_path):  # noq
                 "audit.progress=false", "logger.mode=disabled")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"reference {reference}: scoring 4 (benchmark, detector) pair(s)" in r.stderr  # scored, not copied
-    rows = audit_rows(run_dir)
+    rows = read_rows(RunDir(run_dir).results)
     assert {row["detector"] for row in rows} == {"option_shuffle", "ordering", "accuracy", "loss"}
     for row in rows:
         assert row["reference"] == str(reference) and row["paired_p"] == 1.0, row

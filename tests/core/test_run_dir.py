@@ -43,8 +43,9 @@ def test_each_stage_owns_its_outputs_and_no_two_overlap():
     # what the readers read lies inside the outputs of the stage that writes it
     assert rd.manifest.is_relative_to(rd.data) and rd.index.is_relative_to(rd.checkpoints)
     assert rd.results.is_relative_to(rd.audit) and rd.report_md.is_relative_to(rd.report)
+    assert rd.outputs("verify") == ()  # a registered stage that only reads
     with pytest.raises(KeyError):
-        rd.outputs("verify")
+        rd.outputs("nosuchstage")
 
 
 def test_with_results_under_finds_each_sweep_job_with_results_once_sorted(tmp_path):
@@ -64,7 +65,7 @@ def test_read_index_sorts_checkpoints_by_numeric_step(tmp_path):
     entries = [{"step": s, "hf": f"step_{s}/hf"} for s in (100, 9, 20)]
     rd.index.write_text(json.dumps({"checkpoints": entries, "finished": False}))
     index = rd.read_index()
-    assert [c["step"] for c in index["checkpoints"]] == [9, 20, 100] and index["finished"] is False
+    assert [c.step for c in index.checkpoints] == [9, 20, 100] and index.finished is False
 
 
 @pytest.mark.parametrize("text, reason", [('{"checkpoints": [', "Expecting"),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.results import audit_rows
+from audit.results import read_rows
+from core.run_dir import RunDir
 from tests.launch.cluster_fixtures import fake_srun
 from tests.launch.test_pipeline import needs_shared, tiny_run
 from tests.torchrun import run_nodes
@@ -43,7 +44,7 @@ def test_srun_tasks_without_torchrun_map_their_rank(tmp_path):
     r = spikein("run", *short_run(run_dir, "launcher=slurm", "launcher.nproc_per_node=2",
                                   "launcher.master_addr=127.0.0.1"), env={**env, "SLURM_CPUS_PER_TASK": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
-    keys = row_keys(audit_rows(run_dir))
+    keys = row_keys(read_rows(RunDir(run_dir).results))
     assert keys and set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1][:3]
     for stage in ("train", "audit"):
         logs = run_dir / stage / "logs" if stage == "train" else run_dir / "logs" / "audit"
@@ -63,7 +64,7 @@ def test_two_torchrun_nodes_run_the_pipeline_once(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     outs = run_nodes([[sys.executable, "-m", "launch.cli", "run", *common, f"launcher.node_rank={k}"] for k in (0, 1)],
               REPO, env, timeout=600)
-    keys = row_keys(audit_rows(run_dir))
+    keys = row_keys(read_rows(RunDir(run_dir).results))
     assert keys and set(keys.values()) == {1}
     assert (run_dir / "report" / "report.md").exists()
     for logs in (run_dir / "train" / "logs", run_dir / "logs" / "audit"):

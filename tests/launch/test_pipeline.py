@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, shared_data
 
-from launch.results import audit_rows, checkpoint_index
+from audit.results import read_rows
+from core.run_dir import RunDir
 
 SHARED = SHARED_DATA
 GUTENBERG = SHARED / "corpus" / "gutenberg"
@@ -45,8 +46,8 @@ def comparable(rows: list[dict]) -> list[tuple]:
 
 
 def final_weights(run_dir: Path) -> bytes:
-    last = checkpoint_index(run_dir)["checkpoints"][-1]
-    return (run_dir / "checkpoints" / last["hf"] / "model.safetensors").read_bytes()
+    last = RunDir(run_dir).read_index().checkpoints[-1]
+    return (run_dir / "checkpoints" / last.hf / "model.safetensors").read_bytes()
 
 
 @pytest.mark.slow
@@ -63,7 +64,7 @@ def test_real_text_pipeline_kill_and_rerun_equals_uninterrupted(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        steps = [c["step"] for c in checkpoint_index(killed)["checkpoints"]]
+        steps = [c.step for c in RunDir(killed).read_index().checkpoints]
         if any(s >= 60 for s in steps):  # killed mid-run, with a checkpoint to resume from
             break
         time.sleep(0.2)
@@ -75,7 +76,7 @@ def test_real_text_pipeline_kill_and_rerun_equals_uninterrupted(tmp_path):
     r = spikein("run", *tiny_run(killed))
     assert r.returncode == 0, r.stderr[-2000:]
     assert final_weights(killed) == final_weights(straight)
-    assert comparable(audit_rows(killed)) == comparable(audit_rows(straight))
+    assert comparable(read_rows(RunDir(killed).results)) == comparable(read_rows(RunDir(straight).results))
     md = (killed / "report" / "report.md").read_text()
     assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md
 
@@ -91,8 +92,8 @@ def test_two_process_pipeline_zero2(tmp_path):
                                  "deepspeed=zero2_cpu", "train.micro_batch=4", "train.max_steps=40",
                                  "train.checkpoint_every=20", "inject.allow_untrained_copies=true"))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert [c["step"] for c in checkpoint_index(run_dir)["checkpoints"]][-1] == 40
-    rows = audit_rows(run_dir)
+    assert RunDir(run_dir).read_index().last_step == 40
+    rows = read_rows(RunDir(run_dir).results)
     assert {r["detector"] for r in rows} == {"ordering", "option_shuffle", "accuracy"}
     assert {r["partition"] for r in rows} == {"x0", "x8"}
 
@@ -120,7 +121,7 @@ def test_audit_each_checkpoint_while_training(tmp_path):
                                  "train.max_steps=60", "train.checkpoint_every=20",
                                  "audit.detectors=[option_shuffle,accuracy]", "inject.allow_untrained_copies=true"))
     assert r.returncode == 0, r.stderr[-2000:]
-    steps = {row["step"] for row in audit_rows(run_dir)}
-    assert steps == {c["step"] for c in checkpoint_index(run_dir)["checkpoints"]} == {0, 20, 40, 60}
+    steps = {row["step"] for row in read_rows(RunDir(run_dir).results)}
+    assert steps == {c.step for c in RunDir(run_dir).read_index().checkpoints} == {0, 20, 40, 60}
     md = (run_dir / "report" / "report.md").read_text()  # the report covers the watched audit's rows
     assert "mine/x8 (8 copies)" in md and "mine/x0 (control)" in md

@@ -155,7 +155,8 @@ def test_hf_export_round_trips_the_source_model(cpt_run, smollm2):  # noqa: F811
 @pytest.mark.slow
 @needs_shared
 def test_public_model_audit_by_every_detector(smollm2, tmp_path):  # noqa: F811
-    from launch.results import audit_rows
+    from audit.results import read_rows
+    from core.run_dir import RunDir
 
     run_dir = tmp_path / "audit"
     r = spikein("audit", f"model={smollm2}", "benchmarks=arc_local", "benchmark=arc_challenge",
@@ -163,7 +164,7 @@ def test_public_model_audit_by_every_detector(smollm2, tmp_path):  # noqa: F811
                 "audit.detectors=[ordering,option_shuffle,accuracy]", "audit.ordering.shards=2",
                 "audit.ordering.permutations=3", "audit.progress=false", "logger.mode=disabled")
     assert r.returncode == 0, r.stderr[-3000:]
-    rows = audit_rows(run_dir)
+    rows = read_rows(RunDir(run_dir).results)
     assert {row["detector"] for row in rows} >= {"ordering", "option_shuffle", "accuracy"}
     assert all(row["benchmark"] == "arc_challenge" and row["n_items"] == 4 for row in rows)
     assert all(row.get("experiment") == f"audit-{smollm2.name}" for row in rows)  # no demo recipe

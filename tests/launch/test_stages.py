@@ -85,7 +85,7 @@ def test_dry_run_lists_every_stage_plan_and_state_and_writes_nothing(injected, c
 
 
 def test_each_stage_dry_run_prints_its_plan_and_writes_nothing(injected, capsys):
-    from launch.report import run_report
+    from report.report import run_report
     from train.stage import run_train
 
     cfg, rd, _ = injected
@@ -138,7 +138,7 @@ def test_read_index_sorts_steps_and_names_a_corrupt_file(tmp_path):
     assert rd.read_index() is None
     rd.checkpoints.mkdir()
     rd.index.write_text(json.dumps({"checkpoints": [{"step": 20}, {"step": 3}], "finished": False}))
-    assert [c["step"] for c in rd.read_index()["checkpoints"]] == [3, 20]
+    assert [c.step for c in rd.read_index().checkpoints] == [3, 20]
     rd.index.write_text('{"checkpoints": [')
     with pytest.raises(CorruptOutputError, match=f"corrupt checkpoint index {rd.index}"):
         rd.read_index()
@@ -163,11 +163,11 @@ def test_run_dir_names_every_file_the_real_stages_write(injected, tmp_path, caps
              *(rd.data_file(p.file) for p in manifest.partitions),
              rd.checkpoints, rd.index, rd.train, rd.train_settings, rd.metrics, rd.train_logs,
              rd.audit, rd.results, rd.audit_raw, rd.report, rd.report_md]
-    for c in index["checkpoints"]:
-        named += [rd.step_dir(c["step"]), rd.hf_dir(c["step"]), rd.checkpoint_file(c["hf"])]
-        named += [rd.ds_dir(c["step"]), rd.checkpoint_file(c["ds"])] if c["ds"] else []
+    for c in index.checkpoints:
+        named += [rd.step_dir(c.step), rd.hf_dir(c.step), rd.checkpoint_file(c.hf)]
+        named += [rd.ds_dir(c.step), rd.checkpoint_file(c.ds)] if c.ds else []
     assert [str(p) for p in named if not p.exists()] == []
-    assert [c["step"] for c in index["checkpoints"]] == [0, 2, 4]
+    assert [c.step for c in index.checkpoints] == [0, 2, 4]
     assert {p.name for p in rd.root.iterdir()} == {p.relative_to(rd.root).parts[0] for p in named}
     assert statuses(cfg) == {"inject": "done", "train": "done", "audit": "done", "report": "done"}
     assert "3 of 3 (checkpoint, detector) pairs audited" in dry_run_text(cfg)

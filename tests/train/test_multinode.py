@@ -88,10 +88,10 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_is_exact(tmp_path, one_node_tw
     assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
     stopped = int(re.search(r"at step (\d+) of 24", lines[0]).group(1))
     index = RunDir(run).read_index()
-    assert not index["finished"] and 2 <= stopped < 24
-    entry = next(c for c in index["checkpoints"] if c["step"] == stopped)
-    assert entry["ds"] and (run / "checkpoints" / entry["ds"]).is_dir()
-    assert max(c["step"] for c in index["checkpoints"]) == stopped
+    assert not index.finished and 2 <= stopped < 24
+    entry = next(c for c in index.checkpoints if c.step == stopped)
+    assert entry.ds and (run / "checkpoints" / entry.ds).is_dir()
+    assert index.last_step == stopped
     assert run_train(compose(args)) == 0  # the same command continues
     assert f"resuming from step {stopped}" in (run / "train" / "logs" / "rank0.log").read_text()
     final = lambda r: weights_hash(r / "checkpoints" / "step_24" / "hf")  # noqa: E731
@@ -102,14 +102,11 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_is_exact(tmp_path, one_node_tw
 
 def _as_if_killed_after(run: Path, step: int) -> None:
     """The run dir a kill right after checkpoint ``step`` leaves: later checkpoints unlisted."""
-    from core.atomic import write_json
-
     index = RunDir(run).read_index()
-    for c in index["checkpoints"]:
-        if c["step"] > step:
-            shutil.rmtree(run / "checkpoints" / f"step_{c['step']}")
-    write_json(RunDir(run).index, {**index, "finished": False,
-                                   "checkpoints": [c for c in index["checkpoints"] if c["step"] <= step]})
+    for c in index.checkpoints:
+        if c.step > step:
+            shutil.rmtree(run / "checkpoints" / f"step_{c.step}")
+    RunDir(run).write_index(index.up_to(step))
 
 
 @pytest.mark.slow
@@ -132,7 +129,7 @@ def test_zero2_two_ranks_continue_on_one_through_a_universal_checkpoint(tmp_path
     final = {r: load_file(str(r / "checkpoints" / "step_24" / "hf" / "model.safetensors")) for r in (run, one_node_two_ranks)}
     for name, tensor in final[run].items():
         torch.testing.assert_close(tensor, final[one_node_two_ranks][name], rtol=1e-4, atol=1e-5)
-    assert RunDir(run).read_index()["finished"]
+    assert RunDir(run).read_index().finished
 
 
 @pytest.fixture

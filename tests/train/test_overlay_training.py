@@ -149,7 +149,7 @@ def _kill_after_first_checkpoint(args: list[str], run: Path) -> None:
         deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None:
             index = RunDir(run).read_index()
-            if index and any(c["step"] >= 4 for c in index["checkpoints"]):
+            if index and any(c.step >= 4 for c in index.checkpoints):
                 break
             time.sleep(0.02)
     finally:
@@ -171,7 +171,7 @@ def test_kill_and_resume_on_a_corpus_gives_the_uninterrupted_weights(tmp_path, t
     run_inject(compose(args))
     _kill_after_first_checkpoint(args, killed / "run")
     index = RunDir(killed / "run").read_index()
-    assert not index["finished"]
+    assert not index.finished
     assert run_train(compose(args)) == 0
     assert "resuming from step" in (killed / "run" / "train" / "logs" / "rank0.log").read_text()
     final = lambda root: root / "run" / "checkpoints" / "step_12" / "hf"  # noqa: E731

@@ -69,8 +69,8 @@ def test_one_process_run_logs_copies_seen_and_exports(tmp_path, capsys):
         assert r["grad_norm"] > 0 and r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 and r["lr"] > 0
     assert [r["copies_seen"]["synth/p4"] for r in rows] == [0, 0, 1, 1, 2, 2, 2, 4, 4]
     index = RunDir(run).read_index()
-    assert index["finished"] and index["tokens_per_step"] == TPS
-    assert [(c["step"], c["ds"]) for c in index["checkpoints"]] == [
+    assert index.finished and index.tokens_per_step == TPS
+    assert [(c.step, c.ds) for c in index.checkpoints] == [
         (0, None), (4, None), (8, "step_8/ds"), (9, "step_9/ds")]  # step 0: initial weights, HF only
     assert not (run / "checkpoints" / "step_4" / "ds").exists()  # keep_last=2
     _logits_agree(run / "checkpoints" / "step_9" / "hf", run / "checkpoints" / "step_9" / "ds")
@@ -148,14 +148,14 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_identical_weights(tmp_path
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             index = RunDir(run).read_index()
-            if index and any(c["step"] >= 6 for c in index["checkpoints"]):
+            if index and any(c.step >= 6 for c in index.checkpoints):
                 break
             time.sleep(0.02)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the stage and both ranks, mid-training
         proc.wait()
     index = RunDir(run).read_index()
-    assert not index["finished"] and max(c["step"] for c in index["checkpoints"]) < 30
+    assert not index.finished and index.last_step < 30
     assert run_train(compose(args)) == 0  # the same command again resumes
     assert "resuming from step" in (run / "train" / "logs" / "rank0.log").read_text()
     final = run / "checkpoints" / "step_30" / "hf"
@@ -180,8 +180,8 @@ def injected(tmp_path_factory):
 def _final_exposures(run: Path) -> tuple[dict, dict]:
     from inject.manifest import load_manifest
 
-    entry = RunDir(run).read_index()["checkpoints"][-1]
-    return entry, load_manifest(run).copies_seen(entry["tokens_seen"])
+    entry = RunDir(run).read_index().checkpoints[-1]
+    return {"step": entry.step, **entry.exposure}, load_manifest(run).copies_seen(entry.tokens_seen)
 
 
 @pytest.mark.slow
@@ -221,7 +221,6 @@ def test_more_epochs_count_exposures_per_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_explicit_checkpoint_steps_and_exact_resume_from_one(tmp_path):
-    import json
     import shutil
 
     run = tmp_path / "run"
@@ -229,13 +228,12 @@ def test_explicit_checkpoint_steps_and_exact_resume_from_one(tmp_path):
     args = ("train.max_steps=12", "train.checkpoint_every=100", "train.checkpoint_steps=[1,2,4,8]", "train.keep_last=10")
     assert run_train(compose(train_overrides(run, *args))) == 0
     index = RunDir(run).read_index()
-    assert [c["step"] for c in index["checkpoints"]] == [0, 1, 2, 4, 8, 12]
-    assert [c["last_exposure_step"]["synth/p4"] for c in index["checkpoints"]] == [None, None, None, 3, 8, 8]
+    assert [c.step for c in index.checkpoints] == [0, 1, 2, 4, 8, 12]
+    assert [c.exposure["last_exposure_step"]["synth/p4"] for c in index.checkpoints] == [None, None, None, 3, 8, 8]
     # as if killed after step_4: the later checkpoints never written
     again = tmp_path / "again"
     shutil.copytree(run, again)
-    index["checkpoints"] = [c for c in index["checkpoints"] if c["step"] <= 4]
-    (again / "checkpoints" / "index.json").write_text(json.dumps({**index, "finished": False}))
+    RunDir(again).write_index(index.up_to(4))
     for step in (8, 12):
         shutil.rmtree(again / "checkpoints" / f"step_{step}")
     assert run_train(compose(train_overrides(again, *args))) == 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.budget import resolve_budget, step_law_batch_tokens, step_law_lr
+from core.checkpoint_index import Checkpoint, CheckpointIndex
 from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
@@ -144,36 +145,33 @@ def _fake_checkpoint(run: Path, step: int, keep_last: int = 2, keep_hf: str = "a
     (root / f"step_{step}" / "hf").mkdir(parents=True)
     if ds:
         (root / f"step_{step}" / "ds").mkdir()
-    entry = {"step": step, "tokens_seen": step * 10, "epochs": 0.0, "hf": f"step_{step}/hf",
-             "ds": f"step_{step}/ds" if ds else None}
+    entry = Checkpoint(step, step * 10, 0.0, f"step_{step}/hf", f"step_{step}/ds" if ds else None)
     ckpt._publish(run, entry, keep_last, keep_hf)
 
 
 def test_index_prunes_old_states_and_ignores_incomplete_checkpoints(tmp_path):
-    from core.atomic import write_json
-
-    write_json(RunDir(tmp_path).index, ckpt.new_index(32, 8))
+    RunDir(tmp_path).write_index(CheckpointIndex.new(32, 8))
     _fake_checkpoint(tmp_path, 0, ds=False)
     for step in (10, 20, 30):
         _fake_checkpoint(tmp_path, step)
     index = RunDir(tmp_path).read_index()
-    assert [c["step"] for c in index["checkpoints"]] == [0, 10, 20, 30]
-    assert [c["ds"] for c in index["checkpoints"]] == [None, None, "step_20/ds", "step_30/ds"]
+    assert [c.step for c in index.checkpoints] == [0, 10, 20, 30]
+    assert [c.ds for c in index.checkpoints] == [None, None, "step_20/ds", "step_30/ds"]
     root = RunDir(tmp_path).checkpoints
     assert not (root / "step_10" / "ds").exists() and (root / "step_10" / "hf").exists()
-    assert index["tokens_per_step"] == 256 and index["finished"] is False
+    assert index.tokens_per_step == 256 and index.finished is False
     # killed mid-write: a temp dir and a renamed dir the index never listed
     (root / ".step_40.tmp" / "ds").mkdir(parents=True)
     (root / "step_50" / "ds").mkdir(parents=True)
-    assert ckpt.latest_resumable(tmp_path)["step"] == 30
+    assert ckpt.latest_resumable(tmp_path).step == 30
     (root / "step_30" / "ds").rmdir()  # a listed state that vanished is skipped too
-    assert ckpt.latest_resumable(tmp_path)["step"] == 20
+    assert ckpt.latest_resumable(tmp_path).step == 20
     ckpt.remove_stale_temps(tmp_path)
     assert not (root / ".step_40.tmp").exists()
     _fake_checkpoint(tmp_path, 60, keep_hf="last")
     index = RunDir(tmp_path).read_index()
-    assert [c["hf"] for c in index["checkpoints"]][-1] == "step_60/hf"
-    assert all(c["hf"] is None for c in index["checkpoints"][:-1])
+    assert [c.hf for c in index.checkpoints][-1] == "step_60/hf"
+    assert all(c.hf is None for c in index.checkpoints[:-1])
     assert not (root / "step_0").exists()  # neither hf nor ds left: dropped
 
 

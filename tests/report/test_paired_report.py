@@ -9,7 +9,7 @@ from report_fixtures import write_index, write_manifest, write_rows
 
 from audit.results import ROW_FIELDS, ResultsStore
 from core.run_dir import RunDir
-from launch.report import write_report
+from report.report import write_report
 
 STEPS = (0, 50, 100)
 

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from launch.rates import Rate  # noqa: E402
+from audit.results import ResultRow  # noqa: E402
+from report.rates import Rate, row_log10_p  # noqa: E402
 
 P_DETECTORS_EXCLUDE = {"accuracy"}  # accuracy is reported as accuracy, not as a test
 
@@ -33,10 +34,11 @@ def benchmark_styles(benchmarks) -> dict[str, tuple[str, str]]:
             for i, b in enumerate(sorted(set(benchmarks)))}
 
 
-def _log10p(r: dict[str, Any]) -> float:
-    if r.get("log10_p") is not None:
-        return float(r["log10_p"])
-    return math.log10(max(float(r["p"]), 1e-300))
+def _log10p(r: ResultRow) -> float:
+    """Of a row with a p (the plots draw no other)."""
+    lp = row_log10_p(r)
+    assert lp is not None, "a row with a p"
+    return lp
 
 
 def _xcount(c: int) -> float:
@@ -65,14 +67,14 @@ def _mean_line(ax, pts: list[tuple[int, float]], label: str, marker: str = "o", 
                marker=marker)
 
 
-def detection_vs_copies(rows: list[dict[str, Any]], alpha: float, path: Path, title: str) -> Path:
+def detection_vs_copies(rows: list[ResultRow], alpha: float, path: Path, title: str) -> Path:
     """log10 p against copies, one line per (benchmark, detector): colour = detector, line
     style = benchmark; the alpha line drawn."""
     fig, ax = plt.subplots(figsize=(8.0, 4.2))
     series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
-        if r["detector"] not in P_DETECTORS_EXCLUDE and r.get("p") is not None:
-            series[(r["benchmark"], r["detector"])].append((r["count"], _log10p(r)))
+        if r.detector not in P_DETECTORS_EXCLUDE and r.p is not None and r.count is not None:
+            series[(r.benchmark, r.detector)].append((r.count, _log10p(r)))
     colours = detector_colours(d for _, d in series)
     styles = benchmark_styles(b for b, _ in series)
     for (bench, det), pts in sorted(series.items()):
@@ -100,12 +102,12 @@ def _key_legend(ax, colours: dict[str, str], styles: dict[str, tuple[str, str]],
               title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over the data
 
 
-def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+def accuracy_vs_copies(rows: list[ResultRow], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
-        if r["detector"] == "accuracy":
-            series[r["benchmark"]].append((r["count"], float(r.get("accuracy", r["statistic"]))))
+        if r.detector == "accuracy" and r.accuracy is not None and r.count is not None:
+            series[r.benchmark].append((r.count, r.accuracy))
     styles = benchmark_styles(series)
     for bench, pts in sorted(series.items()):
         _mean_line(ax, pts, bench, marker=styles[bench][1], linestyle=styles[bench][0])
@@ -117,13 +119,13 @@ def accuracy_vs_copies(rows: list[dict[str, Any]], path: Path, title: str) -> Pa
     return _save(fig, path)
 
 
-def detection_vs_step(rows: list[dict[str, Any]], detector: str, alpha: float, path: Path, title: str) -> Path:
+def detection_vs_step(rows: list[ResultRow], detector: str, alpha: float, path: Path, title: str) -> Path:
     """log10 p against step, one line per partition: colour = copies, line style = benchmark."""
     fig, ax = plt.subplots(figsize=(8.0, 4.2))
-    series: dict[tuple[str, str, int], list[tuple[int, float]]] = defaultdict(list)
+    series: dict[tuple[str, str, int | None], list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
-        if r["detector"] == detector and r.get("p") is not None:
-            series[(r["benchmark"], r["partition"], r["count"])].append((r["step"], _log10p(r)))
+        if r.detector == detector and r.p is not None and r.step is not None:
+            series[(r.benchmark, r.partition, r.count)].append((r.step, _log10p(r)))
     counts = sorted({c for _, _, c in series}, key=lambda c: (c is None, c or 0))
     colours = {_count_label(c): ("grey" if c == 0 else PALETTE[i % len(PALETTE)]) for i, c in enumerate(counts)}
     styles = benchmark_styles(b for b, _, _ in series)

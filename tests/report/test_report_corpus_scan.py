@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from core.atomic import write_json
 from inject.corpus_scan import Found, ScanResult, scan_json
-from launch.corpus_scan_table import wandb_counts
-from launch.report import write_report
+from report.corpus_scan_table import wandb_counts
+from report.report import write_report
 from tests.report_fixtures import write_index, write_manifest, write_rows
 
 

@@ -10,9 +10,9 @@ from matplotlib import image as mpimg
 from omegaconf import OmegaConf
 from scipy import stats
 
-from launch import plots
-from launch.rates import fisher_log10_p, wilson
-from launch.sweep_report import group_rates, load_run, sweep_runs, write_sweep_report
+from report import plots
+from report.rates import fisher_log10_p, wilson
+from report.sweep_report import group_rates, load_run, sweep_runs, write_sweep_report
 from tests.report_fixtures import compose_config, settings_for, write_config, write_index, write_manifest, write_rows
 
 Z = stats.norm.ppf(0.975)
@@ -171,7 +171,7 @@ def test_sweep_rates_go_to_wandb(sweep, monkeypatch):
 def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch, capsys):
     """Points may run anywhere (submitit): the parent finds the sweep on disk afterwards,
     with a `${now:...}` sweep dir resolved once, and each point prints its overrides."""
-    import launch.cli
+    from core.stages import Stage
     from launch.multirun import multirun
 
     def fake_stage(cfg):
@@ -181,7 +181,7 @@ def test_multirun_writes_the_sweep_report_from_the_parent(tmp_path, monkeypatch,
         write_index(run, STEPS)
         write_rows(run, m, lambda b, p, c, d, s: 1e-4 if c else 0.5, STEPS, ("ordering",))
 
-    monkeypatch.setattr(launch.cli, "_stage_fn", lambda stage: fake_stage)
+    monkeypatch.setattr(Stage, "fn", lambda self: fake_stage)
     monkeypatch.chdir(tmp_path)
     assert multirun("run", ["seed=1,2", "hydra.sweep.dir=sw/${now:%Y}", "logger.mode=disabled"]) == 0
     sweep = next((tmp_path / "sw").iterdir())

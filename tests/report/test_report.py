@@ -3,9 +3,10 @@ import math
 from pathlib import Path
 
 from core.atomic import append_jsonl, write_json
+from core.checkpoint_index import Checkpoint, CheckpointIndex
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
-from launch.report import write_report
-from launch.sweep_report import write_sweep_report
+from report.report import write_report
+from report.sweep_report import write_sweep_report
 
 
 def fake_run(run: Path, strong: float) -> None:
@@ -57,12 +58,13 @@ def test_sweep_report_aggregates_runs(tmp_path):
 
 
 def test_an_early_dip_below_alpha_is_not_a_detection():
-    from launch.results import sustained_detection
-    rows = [dict(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
+    from audit.results import ResultRow
+    from report.results import sustained_detection
+    rows = [ResultRow(step=s, benchmark="b", partition="x4", detector="ordering", p=p)
             for s, p in ((0, 0.5), (50, 0.001), (100, 0.2), (150, 0.005), (200, 0.004))]
-    rows += [dict(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
+    rows += [ResultRow(step=s, benchmark="b", partition="x8", detector="ordering", p=p) for s, p in ((50, 0.001), (100, 0.3))]
     found = sustained_detection(rows, 0.01)
-    assert found[("b", "x4", "ordering")]["step"] == 150 and found[("b", "x4", "ordering")]["final_p"] == 0.004
+    assert found[("b", "x4", "ordering")].since.step == 150 and found[("b", "x4", "ordering")].final.p == 0.004
     assert ("b", "x8", "ordering") not in found
 
 
@@ -72,9 +74,9 @@ def test_an_early_dip_below_alpha_is_not_a_detection():
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from launch import plots  # noqa: E402
-from launch.report import forgetting_series  # noqa: E402
-from launch.results import audit_rows, checkpoint_index, current_settings, last_exposure_steps, sustained_detection  # noqa: E402
+from report import plots  # noqa: E402
+from report.report import forgetting_series  # noqa: E402
+from report.results import audit_rows, checkpoint_index, current_settings, last_exposure_steps, sustained_detection  # noqa: E402
 from tests.report_fixtures import compose_config, settings_for, write_index, write_manifest, write_rows  # noqa: E402
 
 STEPS = (20, 50, 100)  # copies end at token 4000: exposure completes at step 40
@@ -154,13 +156,13 @@ def test_detector_comparison_fisher_and_smallest_counts(tmp_path):
 
 
 def test_sustained_detection_differs_from_detection_since_exposure(tmp_path):
-    from launch.results import audit_rows, detected_since_exposure
+    from report.results import audit_rows, detected_since_exposure
 
     two_bench_run(tmp_path)
     rows = audit_rows(tmp_path)
     since = detected_since_exposure(rows, 0.01)
     assert since[("b1", "x4", "ordering")] is False and since[("b1", "x16", "ordering")] is True
-    assert sustained_detection(rows, 0.01)[("b1", "x4", "ordering")]["step"] == 100  # the trailing run only
+    assert sustained_detection(rows, 0.01)[("b1", "x4", "ordering")].since.step == 100  # the trailing run only
     assert ("b1", "x0", "loss") not in since  # controls are never "exposed"
 
 
@@ -187,7 +189,7 @@ def test_forgetting_view_after_the_last_exposure(tmp_path):
 
 def test_last_exposure_prefers_the_manifest_and_counts_later_epochs(tmp_path):
     m = write_manifest(tmp_path, (0, 4), ("b",), copies_end=4000)
-    index = {"checkpoints": [{"step": 1100, "tokens_seen": 110_000}], "tokens_per_step": 100}
+    index = CheckpointIndex((Checkpoint(1100, 110_000),), tokens_per_step=100)
     assert last_exposure_steps(m, index)[("b", "x4")] == 1040  # second epoch: 100_000 + 4000 tokens
     m.extra["last_exposure_step"] = {"b/x4": 7}
     assert last_exposure_steps(m, index)[("b", "x4")] == 7
@@ -225,7 +227,7 @@ def test_wandb_curves_never_mix_settings():
 
 def test_run_report_logs_the_comparison_table_to_wandb(tmp_path, monkeypatch):
     import core.wandb_log
-    from launch.report import run_report
+    from report.report import run_report
 
     two_bench_run(tmp_path)
     logged = []

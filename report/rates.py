@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 from scipy import special, stats
+
+from audit.results import ResultRow
 
 LN10 = math.log(10.0)
 
@@ -32,21 +34,21 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> Rate:
     return Rate(k, n, float(ci.low), float(ci.high))
 
 
-def row_log10_p(r: dict[str, Any]) -> float | None:
+def row_log10_p(r: ResultRow) -> float | None:
     """A row's log10 p: the recorded one (it survives where p underflows to 0), else from p."""
-    if r.get("log10_p") is not None:
-        return float(r["log10_p"])
-    if r.get("p") is None:
+    if r.log10_p is not None:
+        return float(r.log10_p)
+    if r.p is None:
         return None
-    return math.log10(max(float(r["p"]), 1e-300))
+    return math.log10(max(float(r.p), 1e-300))
 
 
-def flagged(r: dict[str, Any], alpha: float) -> bool:
+def flagged(r: ResultRow, alpha: float) -> bool:
     lp = row_log10_p(r)
     return lp is not None and lp < math.log10(alpha)
 
 
-def detection_rate(rows: Iterable[dict[str, Any]], alpha: float) -> Rate:
+def detection_rate(rows: Iterable[ResultRow], alpha: float) -> Rate:
     """The share of rows (one per partition) with p < alpha."""
     hits = [flagged(r, alpha) for r in rows if row_log10_p(r) is not None]
     return wilson(sum(hits), len(hits))

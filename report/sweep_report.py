@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from audit.results import ResultRow
 from core.atomic import write_text
 from core.errors import SpikeinError
 from core.run_dir import RunDir
-from launch import plots
-from launch.rates import Rate, detection_rate, fmt_rate
-from launch.results import audit_rows, current_settings, final_rows, split_by_settings
+from report import plots
+from report.rates import Rate, detection_rate, fmt_rate
+from report.results import audit_rows, current_settings, final_rows, split_by_settings
 
 # Keys that differ between sweep points without being swept (each point has its own run dir).
 NOT_SWEPT = {"run_dir", "sweep_dir", "seed"}
@@ -26,7 +27,7 @@ class SweepRun:
     name: str  # relative to the sweep dir
     config: dict[str, Any] | None  # the run's resolved config.yaml, if it wrote one
     overrides: list[str]  # Hydra's record of the point's overrides, if any
-    rows: list[dict[str, Any]]  # final audited checkpoint, the run's own settings only
+    rows: list[ResultRow]  # final audited checkpoint, the run's own settings only
 
 
 def sweep_runs(sweep_dir: Path) -> list[Path]:
@@ -89,7 +90,7 @@ def swept_keys(configs: list[dict[str, Any]]) -> list[str]:
 def group_runs(runs: list[SweepRun]) -> dict[str, list[SweepRun]]:
     """Label (``key=value, ...`` of the swept keys other than seed) -> its runs."""
     with_cfg = [r for r in runs if r.config is not None]
-    keys = swept_keys([r.config for r in with_cfg]) if len(with_cfg) > 1 else []
+    keys = swept_keys([r.config for r in with_cfg if r.config is not None]) if len(with_cfg) > 1 else []
     groups: dict[str, list[SweepRun]] = defaultdict(list)
     for r in runs:
         if r.config is None:
@@ -103,11 +104,11 @@ def group_runs(runs: list[SweepRun]) -> dict[str, list[SweepRun]]:
 def group_rates(runs: list[SweepRun], alpha: float) -> dict[str, dict[int, Rate]]:
     """detector -> copies -> share of partitions (over runs and benchmarks) with p < alpha;
     copies 0 is the controls' false-positive rate."""
-    cells: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    cells: dict[tuple[str, int], list[ResultRow]] = defaultdict(list)
     for run in runs:
         for r in run.rows:
-            if r["detector"] not in plots.P_DETECTORS_EXCLUDE and r.get("count") is not None:
-                cells[(r["detector"], r["count"])].append(r)
+            if r.detector not in plots.P_DETECTORS_EXCLUDE and r.count is not None:
+                cells[(r.detector, r.count)].append(r)
     out: dict[str, dict[int, Rate]] = defaultdict(dict)
     for (det, count), rs in sorted(cells.items()):
         rate = detection_rate(rs, alpha)
@@ -131,7 +132,7 @@ def write_sweep_report(sweep_dir: Path, alpha: float, logger_cfg: Mapping[str, A
         if rates:
             plots.power_curve(rates, alpha, fig, f"{sweep_dir.name}: {label} ({len(members)} runs)")
         sections.append(rates_section(label, members, rates, alpha, fig.name if rates else None))
-    fig = _plot([{**r, "run": run.name} for run in runs for r in run.rows], alpha, out / "sweep_detection.png")
+    fig = _plot(runs, alpha, out / "sweep_detection.png")
     write_text(out / "report.md", "\n".join([
         f"# spikein sweep report: {sweep_dir.name}\n",
         f"{len(runs)} runs; the final audited checkpoint of each; detected = p < {alpha}.\n",
@@ -177,11 +178,11 @@ def rates_section(label: str, members: list[SweepRun], rates: dict[str, dict[int
 
 def per_run_table(runs: list[SweepRun]) -> str:
     head = "| run | benchmark | partition | copies | detector | statistic | log10 p |\n|---|---|---|---|---|---|---|"
-    rows = [{**r, "run": run.name} for run in runs for r in run.rows]
+    rows = [(run.name, r) for run in runs for r in run.rows]
     body = [
-        f"| {r['run']} | {r['benchmark']} | {r['partition']} | {r['count']} | {r['detector']} | "
-        f"{_num(r.get('statistic'), '.4g')} | {_num(r.get('log10_p'), '.2f')} |"
-        for r in sorted(rows, key=lambda r: (r["run"], r["benchmark"], r["count"], r["partition"], r["detector"]))
+        f"| {name} | {r.benchmark} | {r.partition} | {r.count} | {r.detector} | "
+        f"{_num(r.statistic, '.4g')} | {_num(r.log10_p, '.2f')} |"
+        for name, r in sorted(rows, key=lambda nr: (nr[0], nr[1].benchmark, nr[1].count, nr[1].partition, nr[1].detector))
     ]
     return "## Per run (final checkpoint)\n\n" + "\n".join([head, *body]) + "\n"
 
@@ -190,8 +191,8 @@ def _num(x, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def _plot(rows, alpha: float, path: Path) -> Path:
-    relabelled = [{**r, "benchmark": f"{r['run']}:{r['benchmark']}"} for r in rows]
+def _plot(runs: list[SweepRun], alpha: float, path: Path) -> Path:
+    relabelled = [replace(r, benchmark=f"{run.name}:{r.benchmark}") for run in runs for r in run.rows]
     return plots.detection_vs_copies(relabelled, alpha, path, "sweep: detection at the final checkpoint")
 
 

@@ -3,33 +3,37 @@ it per run: which settings variant to report, detection since exposure, last exp
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-from core.errors import SpikeinError
+from audit.results import ResultRow, expected_settings, read_result_rows
+from core.checkpoint_index import CheckpointIndex
 from core.run_dir import RunDir
 
 
-def audit_rows(run_dir: Path) -> list[dict[str, Any]]:
-    from audit.results import read_rows
-
-    return read_rows(RunDir(run_dir).results)
+def audit_rows(run_dir: Path) -> list[ResultRow]:
+    return read_result_rows(RunDir(run_dir))
 
 
-def checkpoint_index(run_dir: Path) -> dict[str, Any]:
-    return RunDir(run_dir).read_index() or {"checkpoints": [], "finished": False}
+def checkpoint_index(run_dir: Path) -> CheckpointIndex:
+    return RunDir(run_dir).read_index() or CheckpointIndex()
 
 
-def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def final_rows(rows: list[ResultRow]) -> list[ResultRow]:
     """Rows of the last audited step only."""
     if not rows:
         return []
-    last = max(r["step"] for r in rows)
-    return [r for r in rows if r["step"] == last]
+    last = max((r.step for r in rows if r.step is not None), default=None)
+    return [r for r in rows if r.step == last]
 
 
-def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str, str], dict[str, Any]]:
+@dataclass(frozen=True)
+class Detection:
+    since: ResultRow  # the first row of the run of p < alpha that lasts to the last audited step
+    final: ResultRow  # the last audited step's row
+
+
+def sustained_detection(rows: list[ResultRow], alpha: float) -> dict[tuple[str, str, str], Detection]:
     """(benchmark, partition, detector) -> the row from which p < alpha held to the last step.
 
     A detection must hold at the final audited checkpoint and at every one after the
@@ -38,46 +42,34 @@ def sustained_detection(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[
     not "detected at every checkpoint since exposure" (see detected_since_exposure), which
     also requires p < alpha at the checkpoints between exposure and that date.
     """
-    series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: r["step"]):
-        if r.get("p") is not None:
-            series.setdefault((r["benchmark"], r["partition"], r["detector"]), []).append(r)
+    series: dict[tuple[str, str, str], list[ResultRow]] = {}
+    for r in sorted(rows, key=lambda r: r.step or 0):
+        if r.p is not None:
+            series.setdefault((r.benchmark, r.partition, r.detector), []).append(r)
     out = {}
     for key, rs in series.items():
         since = None
         for r in reversed(rs):
-            if r["p"] >= alpha:
+            if r.p is None or r.p >= alpha:
                 break
             since = r
         if since is not None:
-            out[key] = {**since, "final_p": rs[-1]["p"], "final_log10_p": rs[-1].get("log10_p")}
+            out[key] = Detection(since, rs[-1])
     return out
 
 
-def settings_key(row: dict[str, Any]) -> str:
-    """What a row's number depends on besides the model (detector settings, renderer, engine)."""
-    return json.dumps(row.get("settings"), sort_keys=True)
+def settings_key(row: ResultRow) -> str:
+    return row.settings_key()
 
 
 def current_settings(cfg, manifest) -> dict[tuple[str, str], str]:
     """(benchmark, detector) -> the settings key the config ``cfg`` would audit with now."""
-    from audit.detectors import get_detector
-    from audit.stage import row_settings
-
-    out = {}
-    for name in cfg.audit.get("detectors") or []:
-        try:
-            det = get_detector(str(name), cfg.audit.get(str(name)))
-        except SpikeinError:  # a detector this checkout does not have: fall back to the newest rows
-            continue
-        for plan in manifest.benchmarks:
-            bench = SimpleNamespace(name=plan.name, renderer=plan.renderer)
-            out[(plan.name, det.name)] = json.dumps(row_settings(cfg, bench, det), sort_keys=True)
-    return out
+    benchmarks = [(plan.name, plan.renderer) for plan in manifest.benchmarks]
+    return {key: json.dumps(settings, sort_keys=True) for key, settings in expected_settings(cfg, benchmarks).items()}
 
 
-def split_by_settings(rows: list[dict[str, Any]], current: dict[tuple[str, str], str] | None = None
-                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_by_settings(rows: list[ResultRow], current: dict[tuple[str, str], str] | None = None
+                      ) -> tuple[list[ResultRow], list[ResultRow]]:
     """(rows to report, rows scored with other settings).
 
     Per (benchmark, detector) one settings variant is reported: the current config's
@@ -86,34 +78,34 @@ def split_by_settings(rows: list[dict[str, Any]], current: dict[tuple[str, str],
     """
     chosen: dict[tuple[str, str], str] = {}
     for r in rows:  # file order: later rows win
-        chosen[(r["benchmark"], r["detector"])] = settings_key(r)
-    present = {(r["benchmark"], r["detector"], settings_key(r)) for r in rows}
+        chosen[(r.benchmark, r.detector)] = settings_key(r)
+    present = {(r.benchmark, r.detector, settings_key(r)) for r in rows}
     for key, s in (current or {}).items():
         if (*key, s) in present:
             chosen[key] = s
-    keep = [r for r in rows if settings_key(r) == chosen[(r["benchmark"], r["detector"])]]
-    other = [r for r in rows if settings_key(r) != chosen[(r["benchmark"], r["detector"])]]
+    keep = [r for r in rows if settings_key(r) == chosen[(r.benchmark, r.detector)]]
+    other = [r for r in rows if settings_key(r) != chosen[(r.benchmark, r.detector)]]
     return keep, other
 
 
-def exposed(r: dict[str, Any]) -> bool:
+def exposed(r: ResultRow) -> bool:
     """Every planned copy of the row's partition was trained on by its checkpoint."""
-    return bool(r.get("count")) and r.get("copies_seen") is not None and r["copies_seen"] >= r["count"]
+    return r.count is not None and r.count > 0 and r.copies_seen is not None and r.copies_seen >= r.count
 
 
-def detected_since_exposure(rows: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str, str], bool]:
+def detected_since_exposure(rows: list[ResultRow], alpha: float) -> dict[tuple[str, str, str], bool]:
     """(benchmark, partition, detector) -> p < alpha at every audited checkpoint since the
     first one that had trained on all of the partition's copies.
 
     Only injected partitions with at least one audited checkpoint after exposure appear.
     """
-    from launch.rates import flagged
+    from report.rates import flagged
 
     out: dict[tuple[str, str, str], bool] = {}
     for r in rows:
-        if r.get("p") is None or not exposed(r):
+        if r.p is None or not exposed(r):
             continue
-        key = (r["benchmark"], r["partition"], r["detector"])
+        key = (r.benchmark, r.partition, r.detector)
         out[key] = out.get(key, True) and flagged(r, alpha)
     return out
 
@@ -127,23 +119,16 @@ def smallest_count(hits: dict[tuple[str, str, str], bool], counts: dict[tuple[st
     return min((c for c, hs in by_count.items() if all(hs)), default=None)
 
 
-def tokens_per_step(index: dict[str, Any]) -> int | None:
-    if index.get("tokens_per_step"):
-        return int(index["tokens_per_step"])
-    return next((c["tokens_seen"] // c["step"] for c in index.get("checkpoints", [])
-                 if c.get("step") and c.get("tokens_seen")), None)
-
-
-def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+def last_exposure_steps(manifest, index: CheckpointIndex) -> dict[tuple[str, str], int]:
     """(benchmark, partition) -> the first checkpoint step after the partition's last copy
     was trained on: the manifest's record where it has one, else from the copies' token
     offsets (a copy ending at token e is complete after step ceil(e / tokens per step);
     later epochs see it again every n_tokens)."""
     recorded = _recorded_exposures(manifest)
-    tps, ckpts = tokens_per_step(index), index.get("checkpoints", [])
-    if not tps or not ckpts:
+    tps = index.step_tokens()
+    if not tps or not index.checkpoints:
         return recorded
-    trained = max(c.get("tokens_seen") or 0 for c in ckpts)
+    trained = index.tokens_seen
     out: dict[tuple[str, str], int] = {}
     for c in manifest.copies:
         if c.end > trained:
@@ -155,10 +140,10 @@ def last_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str]
     return {**out, **recorded}
 
 
-def first_exposure_steps(manifest, index: dict[str, Any]) -> dict[tuple[str, str], int]:
+def first_exposure_steps(manifest, index: CheckpointIndex) -> dict[tuple[str, str], int]:
     """(benchmark, partition) -> the first step whose checkpoint has trained on a whole copy
     of the partition (a copy ending at token e: step ceil(e / tokens per step))."""
-    tps = tokens_per_step(index)
+    tps = index.step_tokens()
     if not tps:
         return {}
     out: dict[tuple[str, str], int] = {}

@@ -7,9 +7,10 @@ import math
 from report_fixtures import write_index, write_manifest, write_rows  # noqa: E402
 
 from audit.null_check import null_check_path
+from audit.results import ResultRow
 from core.atomic import append_jsonl
-from launch import plots
-from launch.report import write_report
+from report import plots
+from report.report import write_report
 
 STEPS = (20, 50, 100)  # copies end by token 4000: the first whole copy by step 39, all by step 40
 
@@ -59,7 +60,7 @@ def test_no_null_check_rows_no_section(tmp_path):
 
 def test_detection_plot_gives_each_detector_one_colour_and_each_benchmark_one_line_style(tmp_path, monkeypatch):
     dets = ("loss", "min_k", "min_k_pp", "option_shuffle", "ordering", "successor", "zlib")
-    rows = [dict(benchmark=b, partition=f"x{c}", count=c, detector=d, p=0.5 / (1 + c * k), log10_p=None)
+    rows = [ResultRow(benchmark=b, partition=f"x{c}", count=c, detector=d, p=0.5 / (1 + c * k), log10_p=None)
             for b in ("synth_people", "synth_places") for c in (0, 4, 16, 64) for k, d in enumerate(dets, 1)]
     drawn = {}
 
@@ -88,7 +89,7 @@ def test_a_null_check_newer_than_the_report_makes_the_report_stage_run_again(tmp
 
     from audit.null_check import null_check_path
     from core.run_dir import RunDir
-    from launch.report import stage_state
+    from report.report import stage_state
 
     rd, cfg = RunDir(tmp_path), SimpleNamespace(run_dir=str(tmp_path))
     for path in (rd.results, rd.report_md, null_check_path(tmp_path)):

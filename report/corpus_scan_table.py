@@ -2,9 +2,11 @@
 partition with items found in the corpus wherever a table shows that partition."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from audit.results import ResultRow
 from core.run_dir import RunDir
 from inject.corpus_scan import found_counts
 
@@ -37,11 +39,11 @@ def corpus_scan_section(scan: dict[str, Any] | None) -> str:
     return head + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def mark_found(rows: list[dict[str, Any]], scan: dict[str, Any] | None) -> list[dict[str, Any]]:
+def mark_found(rows: list[ResultRow], scan: dict[str, Any] | None) -> list[ResultRow]:
     """Rows whose partition has items in the corpus, its name marked (for any table of rows)."""
     found = found_counts(scan or {})
-    return [{**r, "partition": f"{r['partition']} (in corpus: {found[(r['benchmark'], r['partition'])]})"}
-            if found.get((r["benchmark"], r["partition"])) else r for r in rows]
+    return [replace(r, partition=f"{r.partition} (in corpus: {found[(r.benchmark, r.partition)]})")
+            if found.get((r.benchmark, r.partition)) else r for r in rows]
 
 
 def flag_verdicts(text: str, scan: dict[str, Any] | None) -> str:
