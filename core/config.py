@@ -1,13 +1,18 @@
 """The typed config groups: one dataclass per group, the only home of defaults.
 
-Every package reads its settings through these (workers receive them typed). The composed
-tree, with each detector's ``Config`` as ``audit.<name>``, is assembled and registered with
-Hydra in ``launch/schema.py``; value checks that a type cannot say live in ``launch/validate.py``.
+Every package reads its settings through these: ``launch/config.compose`` turns Hydra's tree
+into one :class:`SpikeinConfig` and every stage and worker receives that object. The detector
+sections (each detector's ``Config`` as ``audit.<name>``) are added by :func:`config_class`
+from the detector registry (``launch/schema.py`` registers the result with Hydra); value
+checks that a type cannot say live in ``launch/validate.py``. A worker process gets the
+config through :func:`config_to_yaml` and :func:`config_from_yaml`, the only conversion
+outside composition.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, TypeVar
+import dataclasses
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any, Dict, List, Mapping, Optional, TypeVar
 
 from omegaconf import II, MISSING
 
@@ -203,10 +208,59 @@ class AuditBase:
     reference_model: Optional[str] = None  # hub id, local dir, or step_<N> of this run (step_0): paired tests against it
     chunk_tokens: int = 32768  # inputs per independently scored chunk: ranks score whole chunks (rank-free scores)
 
+    def detector(self, name: str) -> Any:
+        """``audit.<name>``: the detector's ``Config`` instance (None for a detector without one)."""
+        return getattr(self, name, None)
+
 
 @dataclass
 class ReportConfig:
     alpha: float = 0.01  # a partition counts as detected when p < alpha
+
+
+@dataclass
+class SpikeinConfig:
+    """The whole composed tree (field order is the order of config.yaml and of W&B's config)."""
+
+    experiment_name: str = "demo"  # names run_dir and the W&B group
+    run_dir: str = "runs/${experiment_name}"  # every stage's input and output
+    seed: int = 1234  # the seed every ${seed} interpolation reads
+    overwrite: bool = False  # rebuild a stage whose output came from another config
+    dry_run: bool = False  # print the resolved plan and budget, touch nothing
+    sweep_dir: Optional[str] = None  # `spikein report sweep_dir=...`: aggregate a sweep
+    benchmarks: Dict[str, Any] = field(default_factory=dict)  # name -> BenchmarkConfig entry, kept as written
+    model: ModelConfig = field(default_factory=ModelConfig)  # the model trained (and its tokenizer)
+    data: DataConfig = field(default_factory=DataConfig)  # the pretraining corpus
+    inject: InjectConfig = field(default_factory=InjectConfig)  # partitions and copies
+    train: TrainConfig = field(default_factory=TrainConfig)  # continual pretraining
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)  # the DeepSpeed engine
+    audit: AuditBase = field(default_factory=AuditBase)  # detectors (each one's section: config_class)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # W&B
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)  # how worker processes start
+    report: ReportConfig = field(default_factory=ReportConfig)  # the report's thresholds
+
+
+def config_class(detector_configs: Mapping[str, type]) -> type[SpikeinConfig]:
+    """:class:`SpikeinConfig` whose ``audit`` also holds ``<name>: Config`` per detector
+    (``detector_configs``: the registry's name -> ``Config``, sorted by name)."""
+    sections = [(name, cls, field(default_factory=cls)) for name, cls in sorted(detector_configs.items())]
+    audit = make_dataclass("AuditConfig", sections, bases=(AuditBase,))
+    top = make_dataclass("SpikeinConfig", [("audit", audit, field(default_factory=audit))], bases=(SpikeinConfig,))
+    return top  # type: ignore[return-value]  (make_dataclass's result is the subclass)
+
+
+def config_to_yaml(cfg: SpikeinConfig | Mapping[str, Any]) -> str:
+    """The resolved config (or its plain form, e.g. redacted) as YAML: config.yaml, a worker's config file."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(dict(cfg) if isinstance(cfg, Mapping) else dataclasses.asdict(cfg))
+
+
+def config_from_yaml(text: str, cls: type[T]) -> T:
+    """What :func:`config_to_yaml` wrote, typed again as ``cls`` (a :func:`config_class`)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(text)))  # type: ignore[return-value]
 
 
 def typed_section(cls: type[T], section: Any) -> T:

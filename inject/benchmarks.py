@@ -9,11 +9,10 @@ them and says how many on stderr: never silently dropped.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
-
-from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError, InputDataError, SpikeinError
 from inject.benchmark_formats import (
@@ -106,8 +105,10 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else (
-        dict(node) if isinstance(node, Mapping) else node)
+    """A spec as a dict; a typed section (``data.synthetic``) as its fields."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return dataclasses.asdict(node)
+    return dict(node) if isinstance(node, Mapping) else node
 
 
 def _need(spec: Mapping, key: str, name: str) -> Any:

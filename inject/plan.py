@@ -1,12 +1,14 @@
 """The injection plan: seeded disjoint partitions per benchmark, and where copies go."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from core.config import InjectConfig
 from core.errors import SpikeinError
 from inject.items import Item, permute_choices
 from inject.render import RENDERERS
@@ -32,8 +34,9 @@ class PlanSettings:
     option_order: str  # shuffled: each item's choices permuted by a seeded order
 
     @classmethod
-    def from_config(cls, inject: Mapping[str, Any], override: Mapping[str, Any] | None = None):
-        merged = {**dict(inject), **dict(override or {})}
+    def from_config(cls, inject: InjectConfig | Mapping[str, Any], override: Mapping[str, Any] | None = None):
+        base = dataclasses.asdict(inject) if isinstance(inject, InjectConfig) else dict(inject)
+        merged = {**base, **dict(override or {})}
         s = cls(
             counts=tuple(int(c) for c in merged["counts"]),
             partition_size=merged["partition_size"],

@@ -1,12 +1,15 @@
-"""Compose the Hydra config tree and turn Hydra's multi-line errors into one line."""
+"""Compose the Hydra config tree into the typed :class:`core.config.SpikeinConfig` (the one
+conversion: every stage takes that object), and turn Hydra's multi-line errors into one line."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.config import SpikeinConfig
 from core.errors import ConfigError
 from launch import schema
 from launch.validate import validate
@@ -15,8 +18,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 schema.register()  # conf/config.yaml's defaults start with the schema
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved config for ``overrides`` (Hydra syntax), struct mode on."""
+def compose(overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """The resolved, validated config for ``overrides`` (Hydra syntax), typed."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -24,10 +27,20 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         cfg = _compose_plain(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
+    return typed(cfg, overrides)
+
+
+def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """Hydra's composed tree (``compose``, a multirun point) checked and converted, interpolations resolved."""
+    from omegaconf.errors import OmegaConfBaseException
+
     OmegaConf.set_struct(cfg, True)
     _refuse_appended_keys(cfg)
     validate(cfg)
-    return cfg
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]  (the schema's class: spikein_config_class())
+    except OmegaConfBaseException as e:  # e.g. a required value left ??? or an interpolation to nothing
+        raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
 
 
 def _refuse_appended_keys(cfg: DictConfig) -> None:
@@ -137,5 +150,14 @@ def user_conf_dirs(overrides: Sequence[str]) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def to_container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+def to_container(cfg: SpikeinConfig) -> dict:
+    """The config as plain, JSON-ready data (what the stages hash: the same dict Hydra's tree resolved to)."""
+    return dataclasses.asdict(cfg)
+
+
+def plain(path: str) -> str:
+    """``path`` with Hydra's resolvers (``${now:...}``) applied, before any point of a sweep runs."""
+    from hydra.core.utils import setup_globals
+
+    setup_globals()  # Hydra's `now` resolver
+    return str(OmegaConf.create({"d": path}).d)
