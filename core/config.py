@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Dict, List, Mapping, Optional, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, TypeVar, get_type_hints
 
 from omegaconf import II, MISSING
 
@@ -256,11 +256,34 @@ def config_to_yaml(cfg: SpikeinConfig | Mapping[str, Any]) -> str:
     return OmegaConf.to_yaml(dict(cfg) if isinstance(cfg, Mapping) else dataclasses.asdict(cfg))
 
 
-def config_from_yaml(text: str, cls: type[T]) -> T:
-    """What :func:`config_to_yaml` wrote, typed again as ``cls`` (a :func:`config_class`)."""
+def config_from_yaml(text: str | Mapping[str, Any], cls: type[T]) -> T:
+    """What :func:`config_to_yaml` wrote (or its plain form) typed again as ``cls`` (a
+    :func:`config_class`). A run's config.yaml from another version reads too: keys this
+    checkout does not declare are dropped, keys it added take their defaults."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(text)))  # type: ignore[return-value]
+    from core.errors import ConfigError
+
+    try:
+        plain = OmegaConf.to_container(OmegaConf.create(text)) if isinstance(text, str) else dict(text)
+        merged = OmegaConf.merge(OmegaConf.structured(cls), _declared_only(plain, cls))
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except (OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(f"unreadable config: {str(e).splitlines()[0]}") from None
+
+
+def _declared_only(node: Any, cls: type) -> Any:
+    """``node`` without the keys the dataclass ``cls`` (recursively) does not declare."""
+    if not isinstance(node, Mapping):
+        return node
+    hints = get_type_hints(cls)
+    out = {}
+    for key, value in node.items():
+        if key in hints:
+            sub = hints[key]
+            out[key] = _declared_only(value, sub) if dataclasses.is_dataclass(sub) else value
+    return out
 
 
 def typed_section(cls: type[T], section: Any) -> T:

@@ -20,6 +20,11 @@ schema.register()  # conf/config.yaml's defaults start with the schema
 
 def compose(overrides: Sequence[str] = ()) -> SpikeinConfig:
     """The resolved, validated config for ``overrides`` (Hydra syntax), typed."""
+    return typed(compose_tree(overrides), overrides)
+
+
+def compose_tree(overrides: Sequence[str] = ()) -> DictConfig:
+    """Hydra's tree for ``overrides``, checked and validated, interpolations kept (``--help``)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -27,20 +32,30 @@ def compose(overrides: Sequence[str] = ()) -> SpikeinConfig:
         cfg = _compose_plain(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
-    return typed(cfg, overrides)
+    check(cfg)
+    return cfg
 
 
-def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
-    """Hydra's composed tree (``compose``, a multirun point) checked and converted, interpolations resolved."""
-    from omegaconf.errors import OmegaConfBaseException
-
+def check(cfg: DictConfig) -> None:
+    """Struct mode on, appended keys refused, values validated (a composed tree or a sweep point's)."""
     OmegaConf.set_struct(cfg, True)
     _refuse_appended_keys(cfg)
     validate(cfg)
+
+
+def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """A checked tree as the schema's dataclasses, interpolations resolved: what every stage takes."""
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]  (the schema's class: spikein_config_class())
     except OmegaConfBaseException as e:  # e.g. a required value left ??? or an interpolation to nothing
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
+
+
+def tree_yaml(overrides: Sequence[str] = ()) -> str:
+    """The composed tree as YAML, interpolations as written (``spikein <stage> --help``)."""
+    return OmegaConf.to_yaml(compose_tree(overrides), resolve=False)
 
 
 def _refuse_appended_keys(cfg: DictConfig) -> None:

@@ -8,11 +8,10 @@ processes or on other hosts (submitit), so nothing is collected from them in mem
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
-
-from omegaconf import OmegaConf, open_dict
 
 from core.errors import ConfigError, Preempted, SpikeinError
 from launch.config import CONF_DIR
@@ -25,7 +24,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from launch.cli import _stage_fn
-    from launch.validate import validate
+    from launch.config import check, typed
 
     overrides = with_concrete_sweep_dir(overrides)
     check_points(overrides)  # every point's config, before the first point runs
@@ -35,12 +34,12 @@ def multirun(stage: str, overrides: list[str]) -> int:
     def point(cfg) -> None:
         hc = HydraConfig.get()
         print(point_header(hc.job.num, list(hc.overrides.task)), file=sys.stderr, flush=True)
-        with open_dict(cfg):
-            cfg.run_dir = hc.runtime.output_dir
-            cfg.logger.group = Path(hc.sweep.dir).name
-        validate(cfg)
         try:
-            _stage_fn(stage)(cfg)
+            check(cfg)
+            here = typed(cfg)
+            here = dataclasses.replace(here, run_dir=hc.runtime.output_dir,
+                                       logger=dataclasses.replace(here.logger, group=Path(hc.sweep.dir).name))
+            _stage_fn(stage)(here)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
             raise SystemExit(Preempted.exit_code if isinstance(e, Preempted) else 2) from None  # 75: requeue
@@ -107,11 +106,10 @@ def with_concrete_sweep_dir(overrides: list[str]) -> list[str]:
 def _resolve(path: str) -> str:
     if "${" not in path:
         return path
-    from hydra.core.utils import setup_globals
+    from launch.config import plain
 
-    setup_globals()  # Hydra's `now` resolver
     try:
-        return str(OmegaConf.create({"d": path}).d)
+        return plain(path)
     except Exception as e:  # OmegaConf's resolver errors have no common base worth naming
         raise SpikeinError(f"hydra.sweep.dir={path}: cannot resolve it before the sweep ({e}); give a plain path") from None
 

@@ -11,13 +11,13 @@ stage's plan and state, and writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import shutil
 import threading
 
-from omegaconf import OmegaConf, open_dict
-
 from core.atomic import write_text
+from core.config import SpikeinConfig, config_to_yaml
 from core.run_dir import STAGE_ORDER, RunDir
 from core.run_lock import check_run_dir, stage_locks
 from core.stage_state import StageState
@@ -27,7 +27,7 @@ LOCKED_STAGES = STAGE_ORDER  # held by the pipeline while it runs
 STAGE_MODULES = {"inject": "inject.stage", "train": "train.stage", "audit": "audit.stage", "report": "launch.report"}
 
 
-def run_pipeline(cfg) -> int:
+def run_pipeline(cfg: SpikeinConfig) -> int:
     from audit.stage import run_audit
     from inject.stage import run_inject
     from launch.report import run_report
@@ -42,7 +42,7 @@ def run_pipeline(cfg) -> int:
     with stage_locks(run_dir, LOCKED_STAGES):
         run_inject(cfg)
         settle(cfg, stage_states(cfg))  # against the data now in place (it may have been rebuilt)
-        write_text(RunDir(run_dir).config_yaml, OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
+        write_text(RunDir(run_dir).config_yaml, config_to_yaml(redact(dataclasses.asdict(cfg))))
         if cfg.audit.watch:  # audit each checkpoint as it lands, while training
             _train_with_watching_audit(cfg, run_train, run_audit)
         else:
@@ -52,7 +52,7 @@ def run_pipeline(cfg) -> int:
     return 0
 
 
-def stage_states(cfg) -> list[StageState]:
+def stage_states(cfg: SpikeinConfig) -> list[StageState]:
     """Every stage's state, in order (reads only). Below a conflicting output, whatever
     exists was made from it and is conflicting too (with the same changed keys)."""
     rd, states = RunDir(cfg.run_dir), []
@@ -68,14 +68,14 @@ def stage_states(cfg) -> list[StageState]:
     return states
 
 
-def refuse_conflicts(cfg, states: list[StageState]) -> None:
+def refuse_conflicts(cfg: SpikeinConfig, states: list[StageState]) -> None:
     """The first conflicting stage's one-line refusal, unless overwrite=true."""
     if not cfg.overwrite:
         for state in states:
             state.refuse()
 
 
-def settle(cfg, states: list[StageState]) -> None:
+def settle(cfg: SpikeinConfig, states: list[StageState]) -> None:
     """Refuse (without overwrite) or remove every conflicting output."""
     refuse_conflicts(cfg, states)
     rd = RunDir(cfg.run_dir)
@@ -88,7 +88,7 @@ def settle(cfg, states: list[StageState]) -> None:
                 shutil.rmtree(path)
 
 
-def dry_run_text(cfg) -> str:
+def dry_run_text(cfg: SpikeinConfig) -> str:
     """The resolved config's summary, then each stage's plan and the state of its output now."""
     from launch.dry_run import describe
 
@@ -107,11 +107,7 @@ def _module(stage: str):
     return importlib.import_module(STAGE_MODULES[stage])
 
 
-def _resolved(cfg) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
-def _audit_checkpoints(cfg, run_audit) -> None:
+def _audit_checkpoints(cfg: SpikeinConfig, run_audit) -> None:
     """In this process, or data-parallel on the launcher's workers when it has several."""
     from core.workers.launch import launch_workers, world_size
 
@@ -124,11 +120,9 @@ def _audit_checkpoints(cfg, run_audit) -> None:
     launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
 
 
-def _train_with_watching_audit(cfg, run_train, run_audit) -> None:
+def _train_with_watching_audit(cfg: SpikeinConfig, run_train, run_audit) -> None:
     """Audit each checkpoint as it lands while the training workers run."""
-    watch_cfg = OmegaConf.create(_resolved(cfg))
-    with open_dict(watch_cfg):
-        watch_cfg.audit.watch = True
+    watch_cfg = dataclasses.replace(cfg, audit=dataclasses.replace(cfg.audit, watch=True))
     failure: list[BaseException] = []
 
     def audit_loop() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 
@@ -59,15 +60,15 @@ def settings_key(row: dict[str, Any]) -> str:
     return json.dumps(row.get("settings"), sort_keys=True)
 
 
-def current_settings(cfg, manifest) -> dict[tuple[str, str], str]:
+def current_settings(cfg: SpikeinConfig, manifest) -> dict[tuple[str, str], str]:
     """(benchmark, detector) -> the settings key the config ``cfg`` would audit with now."""
     from audit.detectors import get_detector
     from audit.stage import row_settings
 
     out = {}
-    for name in cfg.audit.get("detectors") or []:
+    for name in cfg.audit.detectors:
         try:
-            det = get_detector(str(name), cfg.audit.get(str(name)))
+            det = get_detector(name, cfg.audit.detector(name))
         except SpikeinError:  # a detector this checkout does not have: fall back to the newest rows
             continue
         for plan in manifest.benchmarks:

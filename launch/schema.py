@@ -10,7 +10,6 @@ and become ``audit.<name>`` here through the detector registry.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import fields, is_dataclass
 from typing import Any, get_type_hints
 
@@ -28,18 +27,16 @@ from core.config import (  # noqa: F401  (re-exported: the schema's groups)
     SpikeinConfig,
     SyntheticWorldConfig,
     TrainConfig,
-    config_class,
 )
 
 SCHEMA_NAME = "spikein_schema"
 
 
-@functools.cache
 def spikein_config_class() -> type[SpikeinConfig]:
     """The whole tree: :class:`SpikeinConfig` with every registered detector's section in ``audit``."""
-    from audit.detectors import REGISTRY
+    from audit.detectors import spikein_config_class as with_detectors
 
-    return config_class({name: cls.Config for name, cls in REGISTRY.items()})
+    return with_detectors()
 
 
 def audit_config_class() -> type:
