@@ -249,6 +249,20 @@ def config_class(detector_configs: Mapping[str, type]) -> type[SpikeinConfig]:
     return top  # type: ignore[return-value]  (make_dataclass's result is the subclass)
 
 
+def with_values(cfg: T, values: Mapping[str, Any]) -> T:
+    """``cfg`` with the dotted keys of ``values`` replaced (``{"audit.watch": True}``); a
+    new object, the sections it does not touch shared with ``cfg``."""
+    for dotted, value in values.items():
+        cfg = _replaced(cfg, dotted.split("."), value)
+    return cfg
+
+
+def _replaced(node: Any, path: list[str], value: Any) -> Any:
+    head, *rest = path
+    new = _replaced(node[head] if isinstance(node, dict) else getattr(node, head), rest, value) if rest else value
+    return {**node, head: new} if isinstance(node, dict) else dataclasses.replace(node, **{head: new})
+
+
 def config_to_yaml(cfg: SpikeinConfig | Mapping[str, Any]) -> str:
     """The resolved config (or its plain form, e.g. redacted) as YAML: config.yaml, a worker's config file."""
     from omegaconf import OmegaConf

@@ -8,11 +8,11 @@ processes or on other hosts (submitit), so nothing is collected from them in mem
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
+from core.config import with_values
 from core.errors import ConfigError, Preempted, SpikeinError
 from launch.config import CONF_DIR
 
@@ -36,9 +36,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
         print(point_header(hc.job.num, list(hc.overrides.task)), file=sys.stderr, flush=True)
         try:
             check(cfg)
-            here = typed(cfg)
-            here = dataclasses.replace(here, run_dir=hc.runtime.output_dir,
-                                       logger=dataclasses.replace(here.logger, group=Path(hc.sweep.dir).name))
+            here = with_values(typed(cfg), {"run_dir": hc.runtime.output_dir, "logger.group": Path(hc.sweep.dir).name})
             _stage_fn(stage)(here)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)

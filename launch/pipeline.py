@@ -17,7 +17,7 @@ import shutil
 import threading
 
 from core.atomic import write_text
-from core.config import SpikeinConfig, config_to_yaml
+from core.config import SpikeinConfig, config_to_yaml, with_values
 from core.run_dir import STAGE_ORDER, RunDir
 from core.run_lock import check_run_dir, stage_locks
 from core.stage_state import StageState
@@ -122,7 +122,7 @@ def _audit_checkpoints(cfg: SpikeinConfig, run_audit) -> None:
 
 def _train_with_watching_audit(cfg: SpikeinConfig, run_train, run_audit) -> None:
     """Audit each checkpoint as it lands while the training workers run."""
-    watch_cfg = dataclasses.replace(cfg, audit=dataclasses.replace(cfg.audit, watch=True))
+    watch_cfg = with_values(cfg, {"audit.watch": True})
     failure: list[BaseException] = []
 
     def audit_loop() -> None:
