@@ -37,7 +37,7 @@ def twice_cfg(tmp_path_factory):
 def test_duplicates_are_named_in_one_line_at_load(twice_cfg, capsys):
     from inject.benchmarks import load_benchmark
 
-    items = load_benchmark("copa", twice_cfg.benchmarks.copa)
+    items = load_benchmark("copa", twice_cfg.benchmarks["copa"])
     assert [it.id for it in items] == [str(i) for i in range(60)]  # the first of each pair, file order
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1

@@ -183,7 +183,7 @@ def test_shuffled_options_stored_as_injected_and_scored_as_injected(built_option
     m = load_manifest(run)
     tok = load_run_tokenizer(run, m)
     stream = open_stream(run, m)
-    published = [json.loads(x) for x in Path(cfg.benchmarks.toy.path).read_text().splitlines()]
+    published = [json.loads(x) for x in Path(cfg.benchmarks["toy"]["path"]).read_text().splitlines()]
     moved = 0
     for part in m.partitions:
         rows = [json.loads(x) for x in (run / "data" / part.file).read_text().splitlines()]
