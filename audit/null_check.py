@@ -56,7 +56,9 @@ def fresh_log10_ps(det: Detector, ctx: AuditContext, parts: Sequence[PartitionDa
     for d in range(draws):
         fresh_parts, fresh_raws = list(parts), list(raws)
         for i in controls:
-            fresh_parts[i] = det.fresh_draw(parts[i], draw_rng(seed, parts[i], det.name, d))
+            drawn = det.fresh_draw(parts[i], draw_rng(seed, parts[i], det.name, d))
+            assert drawn is not None  # only detectors with an order null (has_order_null) are drawn
+            fresh_parts[i] = drawn
             fresh_raws[i] = det.score(ctx, fresh_parts[i])
         rows = det.summarize(fresh_parts, fresh_raws)
         for i in controls:

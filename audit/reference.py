@@ -76,7 +76,7 @@ def resolve(cfg: SpikeinConfig) -> Reference | None:
                            "nobody trained here: give the reference as a hub id or model directory")
     index = RunDir(cfg.run_dir).read_index() if collective.is_main() else None
     index = collective.broadcast(index)
-    have = {t.step: t for t in targets_of(cfg.run_dir, index)} if index else {}
+    have = {t.step: t for t in targets_of(cfg.run_dir, index) if t.step is not None} if index else {}
     if int(step.group(1)) not in have:
         listed = ", ".join(f"step_{s}" for s in sorted(have)) or "none yet"
         raise SpikeinError(f"audit.reference_model={name}: no checkpoint with an HF export at that step "

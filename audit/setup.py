@@ -3,6 +3,7 @@ partitions, read from a run's data (the manifest) or, for a public model, from c
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,7 @@ def model_setup(cfg: SpikeinConfig) -> AuditSetup:
     for name in names:
         if name not in cfg.benchmarks:
             raise SpikeinError(f"audit.benchmark: unknown benchmark '{name}'; configured: {', '.join(cfg.benchmarks)}")
-        items = load_benchmark(name, cfg.benchmarks[name], synthetic=cfg.data.synthetic)
+        items = load_benchmark(name, cfg.benchmarks[name], synthetic=dataclasses.asdict(cfg.data.synthetic))
         items = list(items)[:limit] if limit else list(items)
         renderer = configured_renderer(cfg, name)
         get_renderer(renderer)

@@ -32,7 +32,7 @@ from core.config import AuditBase, SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
-from core.stage_state import StageState
+from core.stage_state import StageState, Status
 from core.wandb_log import NullRun
 from core.workers import collective
 from inject.benchmark_checks import warn_answer_position
@@ -287,7 +287,7 @@ def stage_state(cfg: SpikeinConfig) -> StageState:
     done = sum(ok for _, _, ok in pairs)
     if not pairs:
         return StageState("audit", "absent", "no checkpoint listed yet")
-    status = "done" if done == len(pairs) else "resumable" if done else "absent"
+    status: Status = "done" if done == len(pairs) else "resumable" if done else "absent"
     return StageState("audit", status, f"{done} of {len(pairs)} (checkpoint, detector) pairs audited")
 
 

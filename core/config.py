@@ -246,7 +246,7 @@ def config_class(detector_configs: Mapping[str, type]) -> type[SpikeinConfig]:
     sections = [(name, cls, field(default_factory=cls)) for name, cls in sorted(detector_configs.items())]
     audit = make_dataclass("AuditConfig", sections, bases=(AuditBase,))
     top = make_dataclass("SpikeinConfig", [("audit", audit, field(default_factory=audit))], bases=(SpikeinConfig,))
-    return top  # type: ignore[return-value]  (make_dataclass's result is the subclass)
+    return top
 
 
 def with_values(cfg: T, values: Mapping[str, Any]) -> T:
@@ -296,7 +296,7 @@ def _declared_only(node: Any, cls: type) -> Any:
     for key, value in node.items():
         if key in hints:
             sub = hints[key]
-            out[key] = _declared_only(value, sub) if dataclasses.is_dataclass(sub) else value
+            out[key] = _declared_only(value, sub) if isinstance(sub, type) and dataclasses.is_dataclass(sub) else value
     return out
 
 

@@ -18,7 +18,7 @@ from core.errors import CorruptOutputError
 STAGE_ORDER = ("inject", "train", "audit", "report")  # each stage reads what the ones before it wrote
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RunDir:
     """A run directory::
 
@@ -53,8 +53,8 @@ class RunDir:
 
     root: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+    def __init__(self, root: str | Path) -> None:  # the config's run_dir is a str
+        object.__setattr__(self, "root", Path(root))
 
     @classmethod
     def with_results_under(cls, parent: Path) -> list[RunDir]:

@@ -9,7 +9,6 @@ them and says how many on stderr: never silently dropped.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -87,7 +86,12 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
     first_seen: dict[str, str] = {}
     bad: list[str] = []
     for where, got in rows:
-        reason = got if isinstance(got, str) else got.problems()
+        if isinstance(got, str):  # the row could not be read as an item: the reason why
+            if not skip:
+                raise InputDataError(f"{where}: {got}")
+            bad.append(f"{where}: {got}")
+            continue
+        reason = got.problems()
         if reason is None and got.id in first_seen:
             reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
         if reason is not None:
@@ -105,9 +109,6 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
 
 
 def _plain(node: Any) -> Any:
-    """A spec as a dict; a typed section (``data.synthetic``) as its fields."""
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return dataclasses.asdict(node)
     return dict(node) if isinstance(node, Mapping) else node
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,7 +48,7 @@ def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]  (the schema's class: spikein_config_class())
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as e:  # e.g. a required value left ??? or an interpolation to nothing
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
 
@@ -59,7 +59,7 @@ def tree_yaml(overrides: Sequence[str] = ()) -> str:
 
 
 def _refuse_appended_keys(cfg: DictConfig) -> None:
-    found = schema.unknown_key(OmegaConf.to_container(cfg), schema.spikein_config_class())
+    found = schema.unknown_key(cast(dict, OmegaConf.to_container(cfg)), schema.spikein_config_class())
     if found:
         dotted, declared = found
         raise ConfigError(f"unknown config key '{dotted}'; {_has(dotted.rpartition('.')[0] or 'top level', declared)}")
@@ -97,7 +97,7 @@ def _one_line_error(message: str, overrides: Sequence[str]) -> str:
     missing_key = re.search(r"Key '([^']+)' is not in struct", message)
     bad_override = re.search(r"Could not override '([^']+)'", message)
     if missing_key or bad_override:
-        dotted = bad_override.group(1) if bad_override else missing_key.group(1)
+        dotted = (bad_override or missing_key).group(1)  # type: ignore[union-attr]
         return f"unknown config key '{dotted}'; {_alternatives(dotted, overrides)}"
     missing_option = re.search(r"Could not find '([^']+)'", message)
     if missing_option:

@@ -55,7 +55,7 @@ def run_pipeline(cfg: SpikeinConfig) -> int:
 def stage_states(cfg: SpikeinConfig) -> list[StageState]:
     """Every stage's state, in order (reads only). Below a conflicting output, whatever
     exists was made from it and is conflicting too (with the same changed keys)."""
-    rd, states = RunDir(cfg.run_dir), []
+    rd, states = RunDir(cfg.run_dir), list[StageState]()
     for name in STAGE_ORDER:
         upstream = next((s for s in states if s.status == "conflicting"), None)
         if upstream is None:

@@ -40,7 +40,7 @@ def run_report(cfg: SpikeinConfig) -> int:
     if sweep_dir:
         from launch.sweep_report import write_sweep_report
 
-        print(f"report: {write_sweep_report(Path(sweep_dir), cfg.report.alpha, cfg.logger)}")
+        print(f"report: {write_sweep_report(Path(sweep_dir), cfg.report.alpha, dataclasses.asdict(cfg.logger))}")
         return 0
     rd = RunDir(cfg.run_dir)
     current = current_settings(cfg, load_manifest(rd.root)) if rd.manifest.exists() else None
