@@ -98,7 +98,7 @@ def init_wandb(
     if mode == "online" and _failed_this_session(marker):
         return WandbRun(wandb.init(mode="offline", **kwargs))  # said once already: no second wait or warning
     try:
-        return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=float(lc.init_timeout_s)), **kwargs))
+        return WandbRun(wandb.init(mode=mode, settings=wandb.Settings(init_timeout=lc.init_timeout_s), **kwargs))
     except Exception as e:  # noqa: BLE001 - no network, bad key, W&B down: keep the run going
         if mode != "online":
             raise
