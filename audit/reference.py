@@ -152,7 +152,7 @@ def paired_tests(cfg: SpikeinConfig, store, bench, det, raws: Sequence[dict[str,
     return [{KEY: ref.name, **fields} for fields in det.paired(bench.partitions, raws, reference)]
 
 
-def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], cfg) -> dict | None:
+def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], cfg: SpikeinConfig) -> dict | None:
     """The reference's cached scores of one partition (read on rank 0, broadcast), under the
     key :func:`audit.stage._scored` wrote them with (the engine settings and device kind)."""
     from audit.stage import raw_key

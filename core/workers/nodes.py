@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Iterator, Mapping
 
-from core.config import LauncherConfig, typed_section
+from core.config import LauncherConfig, SpikeinConfig, typed_section
 from core.errors import Preempted, SpikeinError
 
 JOIN_TIMEOUT_S = 1800  # how long a node waits for node 0 to come up (node 0 may be injecting)
@@ -108,7 +108,7 @@ def node_group(launcher_cfg: Any) -> Iterator[None]:
         group.finish(code)
 
 
-def follow_node0(cfg, launch_share) -> int:
+def follow_node0(cfg: SpikeinConfig, launch_share) -> int:
     """Node ``node_rank > 0``: start this node's workers for each launch node 0 announces;
     exit with node 0's status. ``launch_share(module, log_dir, env)`` runs one launch here."""
     from torch.distributed import TCPStore
