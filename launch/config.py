@@ -170,7 +170,7 @@ def to_container(cfg: SpikeinConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def plain(path: str) -> str:
+def resolve_now(path: str) -> str:
     """``path`` with Hydra's resolvers (``${now:...}``) applied, before any point of a sweep runs."""
     from hydra.core.utils import setup_globals
 

@@ -104,10 +104,10 @@ def with_concrete_sweep_dir(overrides: list[str]) -> list[str]:
 def _resolve(path: str) -> str:
     if "${" not in path:
         return path
-    from launch.config import plain
+    from launch.config import resolve_now
 
     try:
-        return plain(path)
+        return resolve_now(path)
     except Exception as e:  # OmegaConf's resolver errors have no common base worth naming
         raise SpikeinError(f"hydra.sweep.dir={path}: cannot resolve it before the sweep ({e}); give a plain path") from None
 
