@@ -45,11 +45,13 @@ def check(cfg: DictConfig) -> None:
 
 def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
     """A checked tree as the schema's dataclasses, interpolations resolved: what every stage takes."""
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     try:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:  # e.g. a required value left ??? or an interpolation to nothing
+    except MissingMandatoryValue as e:  # a key without a default that no option file set
+        raise ConfigError(f"{e.full_key} is not set and has no default; set {e.full_key}=...") from None
+    except OmegaConfBaseException as e:  # e.g. an interpolation to nothing
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
 
 

@@ -130,3 +130,10 @@ def test_with_values_replaces_dotted_keys_and_leaves_the_original():
     assert (new.audit.watch, new.inject.counts, new.benchmarks["synth_people"]["name"]) == (True, [0, 2], "x")
     assert (cfg.audit.watch, cfg.benchmarks["synth_people"]["name"]) == (False, "people")
     assert type(new.audit) is type(cfg.audit) and new.audit.detector("ordering") == cfg.audit.detector("ordering")
+
+
+def test_a_required_value_left_unset_is_one_line_naming_it():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model\.name is not set and has no default; set model\.name=\.\.\.$"):
+        compose(["model.name=???"])
