@@ -301,6 +301,6 @@ def _declared_only(node: Any, cls: type) -> Any:
 
 
 def typed_section(cls: type[T], section: Any) -> T:
-    """A config group as its dataclass: callers hold the composed mapping (``cfg.launcher``),
-    or a plain dict in tests; an instance passes through."""
+    """A config group as its dataclass: the typed section (``cfg.launcher``) passes through;
+    a plain dict (tests, settings written by hand) is built into one."""
     return section if isinstance(section, cls) else cls(**dict(section))
