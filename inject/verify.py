@@ -142,10 +142,9 @@ def run_verify(cfg: SpikeinConfig) -> int:
     from core.run_dir import RunDir
 
     summary = verify_run_data(Path(cfg.run_dir))
-    where = RunDir(cfg.run_dir).stream
     manifest = load_manifest(Path(cfg.run_dir))
-    if manifest.corpus:
-        where = f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged"
+    where = (f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged" if manifest.corpus
+             else str(RunDir(cfg.run_dir).stream))
     print(f"verify: ok ({summary['copies']} copies, {summary['items']} items, "
           f"{summary['tokens']:,} tokens in {where})")
     return 0
