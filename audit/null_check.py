@@ -26,6 +26,7 @@ import numpy as np
 from audit.detectors.base import AuditContext, Detector, PartitionData
 from audit.sequences import rng_for
 from core.atomic import append_jsonl
+from core.config import SpikeinConfig
 from core.run_dir import RunDir
 from core.workers import collective
 
@@ -73,12 +74,12 @@ def read_null_rows(run_dir) -> list[dict[str, Any]]:
     return read_rows(null_check_path(run_dir))
 
 
-def run(cfg, setup, detectors: Sequence[Detector], store, target, settings_of: Callable) -> int:
+def run(cfg: SpikeinConfig, setup, detectors: Sequence[Detector], store, target, settings_of: Callable) -> int:
     """Null-check every control of every benchmark on ``target`` for each order detector;
     returns the rows written. ``settings_of(cfg, bench, det)``: the audit rows' settings
     (the scores of the injected partitions come from the audit's cache under them)."""
     nc = cfg.audit.null_check
-    draws, seed = int(nc.draws), int(nc.seed)
+    draws, seed = nc.draws, nc.seed
     if draws <= 0 or setup.manifest is None:
         return 0
     path = null_check_path(cfg.run_dir)
@@ -124,13 +125,13 @@ def _raw(store, target, bench, det: Detector, part: PartitionData, ctx: AuditCon
     return cached if cached is not None else det.score(ctx, part)
 
 
-def _scorer(cfg, target):
+def _scorer(cfg: SpikeinConfig, target):
     from audit.engine import Engine, EngineSettings
     from audit.model import load_model
 
     a = cfg.audit
-    model = load_model(target.path, str(a.precision), str(a.device), bool(cfg.model.trust_remote_code))
-    settings = EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse), False)
+    model = load_model(target.path, a.precision, a.device, cfg.model.trust_remote_code)
+    settings = EngineSettings(a.context, a.stride, a.token_budget, a.prefix_reuse, False)
     return Engine(model, settings), model
 
 

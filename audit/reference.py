@@ -25,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any, Sequence
 
 from audit.targets import Target, targets_of
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.workers import collective
@@ -43,12 +44,12 @@ class Reference:
         return self.target.step is not None
 
 
-def configured(cfg) -> str | None:
-    value = cfg.audit.get("reference_model")
-    return str(value) if value not in (None, "") else None
+def configured(cfg: SpikeinConfig) -> str | None:
+    value = cfg.audit.reference_model
+    return value if value not in (None, "") else None
 
 
-def row_setting(cfg) -> dict[str, str]:
+def row_setting(cfg: SpikeinConfig) -> dict[str, str]:
     """The reference as part of a row's settings ({} without one: old rows keep their keys)."""
     name = configured(cfg)
     return {KEY: name} if name else {}
@@ -59,7 +60,7 @@ def raw_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k != KEY}
 
 
-def resolve(cfg) -> Reference | None:
+def resolve(cfg: SpikeinConfig) -> Reference | None:
     """The configured reference, or None; one line naming ``audit.reference_model`` when it cannot be."""
     name = configured(cfg)
     if name is None:
@@ -83,7 +84,7 @@ def resolve(cfg) -> Reference | None:
     return Reference(name, have[int(step.group(1))])
 
 
-def check(cfg, tokenizer) -> None:
+def check(cfg: SpikeinConfig, tokenizer) -> None:
     """Refuse, before any scoring, a reference that cannot be used: a step the run has no
     checkpoint of (unless watching: it may land), or a tokenizer other than the audited one's
     (the paired tests compare the two models on the same token sequences; a run's
@@ -99,7 +100,7 @@ def check(cfg, tokenizer) -> None:
     from inject.tokenizer import load_tokenizer, tokenizer_hash
 
     check_source(name, key="audit.reference_model")
-    theirs = tokenizer_hash(load_tokenizer(name, bool(cfg.model.trust_remote_code)))
+    theirs = tokenizer_hash(load_tokenizer(name, cfg.model.trust_remote_code))
     ours = tokenizer_hash(tokenizer)
     if theirs != ours:
         raise SpikeinError(f"audit.reference_model={name}: its tokenizer ({theirs}) differs from the audited "
@@ -107,7 +108,7 @@ def check(cfg, tokenizer) -> None:
                            "reference with the same tokenizer")
 
 
-def ensure_scored(cfg, setup, todo: Sequence[tuple[Any, Any]], store) -> None:
+def ensure_scored(cfg: SpikeinConfig, setup, todo: Sequence[tuple[Any, Any]], store) -> None:
     """Score, with the reference model, every partition of the (benchmark, detector) pairs
     ``todo`` whose reference scores are not cached yet (the reference is loaded only then)."""
     from audit.stage import _scored, row_settings
@@ -135,7 +136,7 @@ def ensure_scored(cfg, setup, todo: Sequence[tuple[Any, Any]], store) -> None:
         gc.collect()
 
 
-def paired_tests(cfg, store, bench, det, raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def paired_tests(cfg: SpikeinConfig, store, bench, det, raws: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per partition: the detector's paired test against the reference's cached scores
     (``reference`` names it), or {} per partition without a reference."""
     ref = resolve(cfg)
@@ -151,7 +152,7 @@ def paired_tests(cfg, store, bench, det, raws: Sequence[dict[str, Any]]) -> list
     return [{KEY: ref.name, **fields} for fields in det.paired(bench.partitions, raws, reference)]
 
 
-def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], cfg) -> dict | None:
+def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], cfg: SpikeinConfig) -> dict | None:
     """The reference's cached scores of one partition (read on rank 0, broadcast), under the
     key :func:`audit.stage._scored` wrote them with (the engine settings and device kind)."""
     from audit.stage import raw_key
@@ -161,17 +162,17 @@ def _cached(store, ref: Reference, bench, det, part, settings: dict[str, Any], c
     return collective.broadcast(mine)
 
 
-def _load_scorer(cfg, path: str):
+def _load_scorer(cfg: SpikeinConfig, path: str):
     """The reference's engine: the audited model's settings, precision and device."""
     from audit.engine import Engine
     from audit.model import load_model
     from audit.stage import audit_device, engine_settings
 
-    model = load_model(path, str(cfg.audit.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
+    model = load_model(path, cfg.audit.precision, audit_device(cfg), cfg.model.trust_remote_code)
     return Engine(model, engine_settings(cfg.audit)), model
 
 
-def _key_scorer(cfg) -> SimpleNamespace:
+def _key_scorer(cfg: SpikeinConfig) -> SimpleNamespace:
     """What the raw cache key reads off an engine (device kind, chunks, settings), without a model."""
     from audit.model import resolve_device
     from audit.stage import audit_device, engine_settings

@@ -14,11 +14,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from core.atomic import append_jsonl, write_json, write_text
 from core.errors import SpikeinError
 from core.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from core.config import SpikeinConfig
 
 ROW_FIELDS = (
     "experiment", "model", "step", "tokens_seen", "epochs", "benchmark", "partition", "count",
@@ -93,7 +96,7 @@ def quantile(observed: float | None, fresh: Sequence[float | None]) -> float | N
     return (1 + sum(f <= observed for f in fs)) / (1 + len(fs))
 
 
-def expected_settings(cfg, benchmarks: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def expected_settings(cfg: SpikeinConfig, benchmarks: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(benchmark, detector) -> the settings rows audited under ``cfg`` would carry, for each
     (benchmark name, renderer); detectors this checkout does not have are left out."""
     from audit.detectors import get_detector
@@ -101,14 +104,22 @@ def expected_settings(cfg, benchmarks: Iterable[tuple[str, str]]) -> dict[tuple[
     from audit.stage import row_settings
 
     out = {}
-    for name in cfg.audit.get("detectors") or []:
+    for name in cfg.audit.detectors:
         try:
-            det = get_detector(str(name), cfg.audit.get(str(name)))
+            det = get_detector(name, cfg.audit.detector(name))
         except SpikeinError:  # a detector this checkout does not have
             continue
         for bench, renderer in benchmarks:
             out[(bench, det.name)] = row_settings(cfg, BenchmarkData(bench, renderer, []), det)
     return out
+
+
+def saved_config(config: Mapping[str, Any]) -> SpikeinConfig:
+    """A run's saved config.yaml (a mapping) typed, with this checkout's detector sections."""
+    from audit.detectors import spikein_config_class
+    from core.config import config_from_yaml
+
+    return config_from_yaml(config, spikein_config_class())
 
 
 def row_key(row: dict[str, Any]) -> tuple:

@@ -3,11 +3,12 @@ partitions, read from a run's data (the manifest) or, for a public model, from c
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from audit.detectors import PartitionData
-from core.config import benchmark_plan
+from core.config import SpikeinConfig, benchmark_plan
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer
@@ -37,12 +38,12 @@ def benchmark_names(value: Any) -> list[str] | None:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-def configured_renderer(cfg, name: str) -> str:
+def configured_renderer(cfg: SpikeinConfig, name: str) -> str:
     """The renderer the config gives benchmark ``name`` (per-benchmark override, else inject's)."""
     return str(cfg.audit.renderer or benchmark_plan(cfg.inject, cfg.benchmarks.get(name)).renderer)
 
 
-def run_setup(cfg) -> AuditSetup:
+def run_setup(cfg: SpikeinConfig) -> AuditSetup:
     """A spikein run: the manifest's tokenizer, separator, BOS, renderers and partitions."""
     manifest = load_manifest(cfg.run_dir)
     tokenizer = load_run_tokenizer(cfg.run_dir, manifest)
@@ -73,23 +74,26 @@ def run_setup(cfg) -> AuditSetup:
     return AuditSetup(tokenizer, list(manifest.separator_ids), manifest.bos_id, benchmarks, manifest)
 
 
-def model_setup(cfg) -> AuditSetup:
+def model_setup(cfg: SpikeinConfig) -> AuditSetup:
     """A model nobody trained here: its own tokenizer, each benchmark whole as one partition."""
     from audit.model import check_source
     from inject.benchmarks import load_benchmark
 
-    check_source(str(cfg.audit.model))
-    tokenizer = load_tokenizer(str(cfg.audit.tokenizer or cfg.audit.model), bool(cfg.model.trust_remote_code))
+    model = cfg.audit.model
+    if model is None:
+        raise SpikeinError("audit.model is not set: no model to audit")
+    check_source(model)
+    tokenizer = load_tokenizer(cfg.audit.tokenizer or model, cfg.model.trust_remote_code)
     names = benchmark_names(cfg.audit.benchmark) or list(cfg.benchmarks.keys())
     limit = cfg.audit.limit
     benchmarks = []
     for name in names:
         if name not in cfg.benchmarks:
             raise SpikeinError(f"audit.benchmark: unknown benchmark '{name}'; configured: {', '.join(cfg.benchmarks)}")
-        items = load_benchmark(name, cfg.benchmarks[name], synthetic=cfg.data.synthetic)
-        items = list(items)[: int(limit)] if limit else list(items)
+        items = load_benchmark(name, cfg.benchmarks[name], synthetic=dataclasses.asdict(cfg.data.synthetic))
+        items = list(items)[:limit] if limit else list(items)
         renderer = configured_renderer(cfg, name)
         get_renderer(renderer)
         benchmarks.append(BenchmarkData(name, renderer, [PartitionData(name, "all", None, items)]))
-    separator = encode_text(tokenizer, str(cfg.inject.separator))
+    separator = encode_text(tokenizer, cfg.inject.separator)
     return AuditSetup(tokenizer, separator, special_ids(tokenizer).bos, benchmarks, None)

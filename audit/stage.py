@@ -28,10 +28,11 @@ from audit.model import load_model
 from audit.results import ROW_FIELDS, ResultsStore, read_rows, row_key
 from audit.setup import AuditSetup, BenchmarkData, benchmark_names, configured_renderer, model_setup, run_setup
 from audit.targets import Target, select, targets_of, watch
+from core.config import AuditBase, SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
-from core.stage_state import StageState
+from core.stage_state import StageState, Status
 from core.wandb_log import NullRun
 from core.workers import collective
 from inject.benchmark_checks import warn_answer_position
@@ -43,7 +44,7 @@ def log(msg: str) -> None:
         print(f"audit: {msg}", file=sys.stderr, flush=True)
 
 
-def run_audit(cfg) -> int:
+def run_audit(cfg: SpikeinConfig) -> int:
     """The audit stage of one process, or the parent of data-parallel workers when the
     launcher gives several ranks (`spikein audit launcher=torchrun launcher.nproc_per_node=8`);
     a watching audit stays one process beside training."""
@@ -61,13 +62,13 @@ def run_audit(cfg) -> int:
         return audit_stage(cfg)
 
 
-def audit_device(cfg) -> str:
+def audit_device(cfg: SpikeinConfig) -> str:
     """``audit.device``, except that a watching audit on ``auto`` never takes a GPU training
     uses: the first GPU past training's ranks on this node, else the CPU."""
     a = cfg.audit
-    if str(a.device) != "auto" or not a.watch or not torch.cuda.is_available():
-        return str(a.device)
-    training = int(cfg.launcher.nproc_per_node) if str(cfg.deepspeed.backend) == "nccl" else 0
+    if a.device != "auto" or not a.watch or not torch.cuda.is_available():
+        return a.device
+    training = cfg.launcher.nproc_per_node if cfg.deepspeed.backend == "nccl" else 0
     if training == 0:
         return "auto"
     if torch.cuda.device_count() > training:
@@ -76,12 +77,12 @@ def audit_device(cfg) -> str:
     return "cpu"
 
 
-def audit_stage(cfg) -> int:
+def audit_stage(cfg: SpikeinConfig) -> int:
     """Every rank's audit (the lock is the caller's)."""
     collective.maybe_init()
     a = cfg.audit
     setup = model_setup(cfg) if a.model else run_setup(cfg)
-    detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
+    detectors = detectors_of(a)
     for bench in setup.benchmarks:
         warn_answer_position(bench.name, [it for p in bench.partitions for it in p.items], log)
         for part in bench.partitions:
@@ -99,7 +100,7 @@ def audit_stage(cfg) -> int:
     collective.barrier()
     store = ResultsStore(rd, writer=collective.is_main())
     collective.barrier()  # every rank has read the cache before rank 0 appends to it
-    run = wandb_plots.start(cfg, str(cfg.run_dir)) if collective.is_main() else NullRun()
+    run = wandb_plots.start(cfg, cfg.run_dir) if collective.is_main() else NullRun()
     try:
         checked = None  # the null check's target (audit.null_check.checkpoints)
         for target in _targets(cfg):
@@ -118,10 +119,10 @@ def audit_stage(cfg) -> int:
     return 0
 
 
-def _targets(cfg) -> Iterator[Target]:
+def _targets(cfg: SpikeinConfig) -> Iterator[Target]:
     a, rd = cfg.audit, RunDir(cfg.run_dir)
     if a.model:
-        yield Target(model=str(a.model), path=str(a.model))
+        yield Target(model=a.model, path=a.model)
         return
     if a.watch:
         spec = a.checkpoints  # watching: all and last both mean every new checkpoint
@@ -133,7 +134,7 @@ def _targets(cfg) -> Iterator[Target]:
         def wanted(index):
             return [t for t in targets_of(cfg.run_dir, index) if steps is None or t.step in steps]
 
-        yield from watch(read, wanted, float(a.poll_s), float(a.watch_idle_s))
+        yield from watch(read, wanted, a.poll_s, a.watch_idle_s)
         return
     index = rd.read_index()
     if index is None:
@@ -152,13 +153,18 @@ def _steps(spec) -> list[int]:
     return [int(spec)] if isinstance(spec, (int, str)) else [int(s) for s in spec]
 
 
-def row_settings(cfg, bench: BenchmarkData, det: Detector) -> dict[str, Any]:
+def detectors_of(a: AuditBase) -> list[Detector]:
+    """The detectors ``audit.detectors`` names, each with its ``audit.<name>`` settings."""
+    return [get_detector(n, a.detector(n)) for n in a.detectors]
+
+
+def row_settings(cfg: SpikeinConfig, bench: BenchmarkData, det: Detector) -> dict[str, Any]:
     a = cfg.audit
-    return {**det.settings(), "renderer": bench.renderer, "context": int(a.context),
-            "stride": int(a.stride), "precision": str(a.precision), **reference.row_setting(cfg)}
+    return {**det.settings(), "renderer": bench.renderer, "context": a.context,
+            "stride": a.stride, "precision": a.precision, **reference.row_setting(cfg)}
 
 
-def base_row(cfg, setup: AuditSetup, target: Target, part: PartitionData, det: Detector, settings) -> dict:
+def base_row(cfg: SpikeinConfig, setup: AuditSetup, target: Target, part: PartitionData, det: Detector, settings) -> dict:
     return {
         "experiment": cfg.experiment_name, "model": target.model, "step": target.step,
         "tokens_seen": target.tokens_seen, "epochs": target.epochs, "benchmark": part.benchmark,
@@ -178,7 +184,7 @@ def copies_seen(setup: AuditSetup, target: Target, part: PartitionData) -> float
     return seen
 
 
-def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: ResultsStore, target: Target) -> list[dict]:
+def audit_target(cfg: SpikeinConfig, setup: AuditSetup, detectors: list[Detector], store: ResultsStore, target: Target) -> list[dict]:
     """All detectors on all partitions for one model; returns the rows it added."""
     a = cfg.audit
     todo = [
@@ -191,7 +197,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
         return []
     reference.ensure_scored(cfg, setup, todo, store)  # the reference model's scores, before this model loads
     log(f"{target.tag}: loading {target.path}")
-    model = load_model(target.path, str(a.precision), audit_device(cfg), bool(cfg.model.trust_remote_code))
+    model = load_model(target.path, a.precision, audit_device(cfg), cfg.model.trust_remote_code)
     scorer = Engine(model, engine_settings(a))
     added: list[dict] = []
     try:
@@ -206,7 +212,7 @@ def audit_target(cfg, setup: AuditSetup, detectors: list[Detector], store: Resul
     return added
 
 
-def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, ctx: AuditContext) -> list[dict]:
+def _audit_one(cfg: SpikeinConfig, setup, store, target, bench: BenchmarkData, det: Detector, ctx: AuditContext) -> list[dict]:
     settings = row_settings(cfg, bench, det)
     raws = [_scored(store, target, bench, det, part, ctx, reference.raw_settings(settings)) for part in bench.partitions]
     paired = reference.paired_tests(cfg, store, bench, det, raws)
@@ -225,10 +231,9 @@ def _audit_one(cfg, setup, store, target, bench: BenchmarkData, det: Detector, c
     return added
 
 
-def engine_settings(a) -> EngineSettings:
+def engine_settings(a: AuditBase) -> EngineSettings:
     """The scoring engine's settings from ``cfg.audit`` (the audited model's and the reference's)."""
-    return EngineSettings(int(a.context), int(a.stride), int(a.token_budget), bool(a.prefix_reuse),
-                          bool(a.progress), chunk_tokens=int(a.chunk_tokens))
+    return EngineSettings(a.context, a.stride, a.token_budget, a.prefix_reuse, a.progress, chunk_tokens=a.chunk_tokens)
 
 
 def raw_key(settings: dict, scorer) -> dict:
@@ -265,7 +270,7 @@ def _fmt(row: dict) -> str:
     return f"log10p={row['log10_p']:.2f}" if row.get("log10_p") is not None else "p=?"
 
 
-def _print_plan(cfg, setup: AuditSetup, detectors: list[Detector]) -> None:
+def _print_plan(cfg: SpikeinConfig, setup: AuditSetup, detectors: list[Detector]) -> None:
     source = cfg.audit.model or f"checkpoints of {cfg.run_dir}"
     print(f"audit plan: {source}; detectors: {', '.join(d.name for d in detectors)}")
     for bench in setup.benchmarks:
@@ -276,17 +281,17 @@ def _print_plan(cfg, setup: AuditSetup, detectors: list[Detector]) -> None:
 
 # --- the stage's plan and state (reads only: no model, no worker) ----------------------
 
-def stage_state(cfg) -> StageState:
+def stage_state(cfg: SpikeinConfig) -> StageState:
     """How many (checkpoint, detector) pairs already hold every row this config would write."""
     pairs = _pairs(cfg)
     done = sum(ok for _, _, ok in pairs)
     if not pairs:
         return StageState("audit", "absent", "no checkpoint listed yet")
-    status = "done" if done == len(pairs) else "resumable" if done else "absent"
+    status: Status = "done" if done == len(pairs) else "resumable" if done else "absent"
     return StageState("audit", status, f"{done} of {len(pairs)} (checkpoint, detector) pairs audited")
 
 
-def stage_plan(cfg) -> str:
+def stage_plan(cfg: SpikeinConfig) -> str:
     a, pairs = cfg.audit, _pairs(cfg)
     listed = a.model or RunDir(cfg.run_dir).index.exists()
     n = f"{len({t for t, _, _ in pairs})} checkpoint(s)" if listed else "the checkpoints training writes"
@@ -296,10 +301,10 @@ def stage_plan(cfg) -> str:
     return f"{n} x {len(a.detectors)} detector(s) ({', '.join(map(str, a.detectors))}), {redo}; {which}"
 
 
-def _pairs(cfg) -> list[tuple[Target, str, bool]]:
+def _pairs(cfg: SpikeinConfig) -> list[tuple[Target, str, bool]]:
     """(target, detector, all its rows present) for the targets listed now."""
     rd, a = RunDir(cfg.run_dir), cfg.audit
-    detectors = [get_detector(str(n), a.get(str(n))) for n in a.detectors]
+    detectors = detectors_of(a)
     have = set() if cfg.overwrite else {row_key(r) for r in read_rows(rd.results)}
     benches = _row_benchmarks(cfg, rd)
 
@@ -311,7 +316,7 @@ def _pairs(cfg) -> list[tuple[Target, str, bool]]:
     return [(t, d.name, audited(t, d)) for t in _listed_targets(cfg, rd) for d in detectors]
 
 
-def _row_benchmarks(cfg, rd: RunDir) -> list[tuple[BenchmarkData, list[str]]]:
+def _row_benchmarks(cfg: SpikeinConfig, rd: RunDir) -> list[tuple[BenchmarkData, list[str]]]:
     """Each audited benchmark (name, renderer) with its partition names, without loading items."""
     wanted = benchmark_names(cfg.audit.benchmark)
     if cfg.audit.model:
@@ -323,11 +328,11 @@ def _row_benchmarks(cfg, rd: RunDir) -> list[tuple[BenchmarkData, list[str]]]:
             for b in m.benchmarks if wanted is None or b.name in wanted]
 
 
-def _listed_targets(cfg, rd: RunDir) -> list[Target]:
+def _listed_targets(cfg: SpikeinConfig, rd: RunDir) -> list[Target]:
     """What the stage would audit from the index as it is now (steps not yet written are left out)."""
     a = cfg.audit
     if a.model:
-        return [Target(model=str(a.model), path=str(a.model))]
+        return [Target(model=a.model, path=a.model)]
     index = rd.read_index()
     targets = targets_of(rd.root, index) if index else []
     if a.checkpoints in (None, "all") or (a.watch and a.checkpoints == "last"):

@@ -3,23 +3,24 @@ scalars, and at the end a results table plus line plots (log10 p against count, 
 step; accuracy against count)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from typing import Any, Iterable
+
+from core.config import SpikeinConfig
 
 TABLE_COLUMNS = ("step", "tokens_seen", "benchmark", "partition", "count", "copies_seen",
                  "detector", "statistic", "p", "log10_p", "n_items", "wall_s",
                  "null", "calibrated", "settings")  # what each number depends on, beside it
 
 
-def start(cfg, run_dir: str):
-    from omegaconf import OmegaConf
-
+def start(cfg: SpikeinConfig, run_dir: str):
     from core.wandb_log import init_wandb
 
     run = init_wandb(
         cfg.logger, run_dir=run_dir, job_type="audit",
-        config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-audit",
+        config=dataclasses.asdict(cfg), name=f"{cfg.experiment_name}-audit",
     )
     run.define_metric("audit/step")
     run.define_metric("audit/*", step_metric="audit/step")

@@ -18,18 +18,19 @@ Also checked without a model: every stored control's option order equals
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from audit.detectors import AuditContext, PartitionData, get_detector
+from audit.detectors import AuditContext, PartitionData, get_detector, spikein_config_class
 from audit.engine import Engine, EngineSettings
 from audit.model import load_model
 from core.checkpoint_index import CheckpointIndex
+from core.config import config_from_yaml
 from core.run_dir import RunDir
 from inject.benchmarks import load_benchmark
 from inject.items import permute_choices
@@ -49,7 +50,7 @@ def recorded_orders_match(cfg, m, run_dir) -> int:
     for p in m.partitions:
         rows = [json.loads(x) for x in RunDir(run_dir).data_file(p.file).read_text().splitlines() if x.strip()]
         for idx, row in zip(p.item_indices, rows):
-            bad += tuple(row["option_order"]) != option_order_for(int(cfg.inject.seed), p.benchmark, idx, len(row["choices"]))
+            bad += tuple(row["option_order"]) != option_order_for(cfg.inject.seed, p.benchmark, idx, len(row["choices"]))
     return bad
 
 
@@ -71,13 +72,13 @@ def questions_in_stream(m, tok, run_dir, parts) -> int:
 def virtual_controls(cfg, m, size: int) -> list[PartitionData]:
     """Items no partition holds, in their option_order_for orders, in partitions of ``size``."""
     out = []
-    synthetic = OmegaConf.to_container(cfg.data.synthetic, resolve=True)
+    synthetic = dataclasses.asdict(cfg.data.synthetic)
     for plan in m.benchmarks:
-        spec = OmegaConf.to_container(cfg.benchmarks[plan.name], resolve=True)
+        spec = cfg.benchmarks[plan.name]
         items = load_benchmark(plan.name, spec, synthetic=synthetic)
         used = {i for p in m.partitions if p.benchmark == plan.name for i in p.item_indices}
         free = [i for i in range(len(items)) if i not in used]
-        seeded = [permute_choices(items[i], option_order_for(int(cfg.inject.seed), plan.name, i, len(items[i].choices)))
+        seeded = [permute_choices(items[i], option_order_for(cfg.inject.seed, plan.name, i, len(items[i].choices)))
                   for i in free]
         for k in range(len(seeded) // size):
             out.append(PartitionData(plan.name, f"v{k}", 0, seeded[k * size:(k + 1) * size], option_order="shuffled"))
@@ -92,19 +93,19 @@ def main() -> int:
     ap.add_argument("--out")
     a = ap.parse_args()
     run_dir = Path(a.run_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = config_from_yaml((run_dir / "config.yaml").read_text(), spikein_config_class())
     m = load_manifest(run_dir)
     tok = load_run_tokenizer(run_dir, m)
     controls = [PartitionData(p.benchmark, p.name, p.count, load_partition(run_dir, p), option_order="shuffled")
                 for p in m.partitions if p.count == 0]
     virtual = virtual_controls(cfg, m, a.size)
-    report = {"run_dir": str(run_dir), "seed": int(cfg.seed), "order_mismatches": recorded_orders_match(cfg, m, run_dir),
+    report = {"run_dir": str(run_dir), "seed": cfg.seed, "order_mismatches": recorded_orders_match(cfg, m, run_dir),
               "control_questions_in_stream": questions_in_stream(m, tok, run_dir, controls),
               "virtual_questions_in_stream": questions_in_stream(m, tok, run_dir, virtual),
               "n_virtual": len(virtual), "steps": {}}
     print(json.dumps({k: v for k, v in report.items() if k != "steps"}), flush=True)
     index = RunDir(run_dir).read_index() or CheckpointIndex()
-    det = get_detector("option_shuffle", {"isolation_forest": False, "seed": int(cfg.seed)})
+    det = get_detector("option_shuffle", {"isolation_forest": False, "seed": cfg.seed})
     for c in index.with_hf():
         if a.steps and c.step not in a.steps:
             continue

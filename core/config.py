@@ -1,22 +1,27 @@
 """The typed config groups: one dataclass per group, the only home of defaults.
 
-Every package reads its settings through these (workers receive them typed). The composed
-tree, with each detector's ``Config`` as ``audit.<name>``, is assembled and registered with
-Hydra in ``launch/schema.py``. Each class checks what a type cannot say (ranges, choices,
-files that must exist) in its own ``validate()``; :func:`validate_config` runs them all on
-the composed config, plus the few checks across groups.
+Every package reads its settings through these: ``launch/config.compose`` turns Hydra's tree
+into one :class:`SpikeinConfig` and every stage and worker receives that object. The detector
+sections (each detector's ``Config`` as ``audit.<name>``) are added by :func:`config_class`
+from the detector registry (``launch/schema.py`` registers the result with Hydra). A worker
+process gets the config through :func:`config_to_yaml` and :func:`config_from_yaml`, the only
+conversion outside composition.
 
-A choice field is a ``str`` for OmegaConf (which cannot hold ``Literal``) whose allowed
-values are the ``Literal`` alias named in its comment: the check and its message read them
-from there (``core.checks.choices``), and so do the modules that act on the value.
+Each class checks what a type cannot say (ranges, choices, files that must exist) in its own
+``validate()``; :func:`validate_config` runs them all on the composed config, plus the few
+checks across groups. A choice field is a ``str`` for OmegaConf (which cannot hold
+``Literal``) whose allowed values are the ``Literal`` alias named in its comment: the check
+and its message read them from there (``core.checks.choices``), and so do the modules that act
+on the value.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, TypeVar
+from typing import Any, Dict, List, Literal, Mapping, Optional, TypeVar, get_type_hints
 
 from omegaconf import II, MISSING, OmegaConf
 
@@ -412,6 +417,10 @@ class AuditBase:
     reference_model: Optional[str] = None  # hub id, local dir, or step_<N> of this run (step_0): paired tests against it
     chunk_tokens: int = 32768  # inputs per independently scored chunk: ranks score whole chunks (rank-free scores)
 
+    def detector(self, name: str) -> Any:
+        """``audit.<name>``: the detector's ``Config`` instance (None for a detector without one)."""
+        return getattr(self, name, None)
+
     def validate(self, where: str = "audit") -> None:
         """These settings, and those of each detector in ``detectors`` (its section ``<where>.<name>``)."""
         sections = sorted(f.name for f in fields(self) if f.name not in AUDIT_BASE_FIELDS)
@@ -468,7 +477,89 @@ def validate_config(cfg: Any) -> None:
     cfg.report.validate("report")
 
 
+@dataclass
+class SpikeinConfig:
+    """The whole composed tree (field order is the order of config.yaml and of W&B's config)."""
+
+    experiment_name: str = "demo"  # names run_dir and the W&B group
+    run_dir: str = "runs/${experiment_name}"  # every stage's input and output
+    seed: int = 1234  # the seed every ${seed} interpolation reads
+    overwrite: bool = False  # rebuild a stage whose output came from another config
+    dry_run: bool = False  # print the resolved plan and budget, touch nothing
+    sweep_dir: Optional[str] = None  # `spikein report sweep_dir=...`: aggregate a sweep
+    benchmarks: Dict[str, Any] = field(default_factory=dict)  # name -> BenchmarkConfig entry, kept as written
+    model: ModelConfig = field(default_factory=ModelConfig)  # the model trained (and its tokenizer)
+    data: DataConfig = field(default_factory=DataConfig)  # the pretraining corpus
+    inject: InjectConfig = field(default_factory=InjectConfig)  # partitions and copies
+    train: TrainConfig = field(default_factory=TrainConfig)  # continual pretraining
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)  # the DeepSpeed engine
+    audit: AuditBase = field(default_factory=AuditBase)  # detectors (each one's section: config_class)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # W&B
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)  # how worker processes start
+    report: ReportConfig = field(default_factory=ReportConfig)  # the report's thresholds
+
+
+def config_class(detector_configs: Mapping[str, type]) -> type[SpikeinConfig]:
+    """:class:`SpikeinConfig` whose ``audit`` also holds ``<name>: Config`` per detector
+    (``detector_configs``: the registry's name -> ``Config``, sorted by name)."""
+    sections = [(name, cls, field(default_factory=cls)) for name, cls in sorted(detector_configs.items())]
+    audit = make_dataclass("AuditConfig", sections, bases=(AuditBase,))
+    top = make_dataclass("SpikeinConfig", [("audit", audit, field(default_factory=audit))], bases=(SpikeinConfig,))
+    return top
+
+
+def with_values(cfg: T, values: Mapping[str, Any]) -> T:
+    """``cfg`` with the dotted keys of ``values`` replaced (``{"audit.watch": True}``); a
+    new object, the sections it does not touch shared with ``cfg``."""
+    for dotted, value in values.items():
+        cfg = _replaced(cfg, dotted.split("."), value)
+    return cfg
+
+
+def _replaced(node: Any, path: list[str], value: Any) -> Any:
+    head, *rest = path
+    new = _replaced(node[head] if isinstance(node, dict) else getattr(node, head), rest, value) if rest else value
+    return {**node, head: new} if isinstance(node, dict) else dataclasses.replace(node, **{head: new})
+
+
+def config_to_yaml(cfg: SpikeinConfig | Mapping[str, Any]) -> str:
+    """The resolved config (or its plain form, e.g. redacted) as YAML: config.yaml, a worker's config file."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(dict(cfg) if isinstance(cfg, Mapping) else dataclasses.asdict(cfg))
+
+
+def config_from_yaml(text: str | Mapping[str, Any], cls: type[T]) -> T:
+    """What :func:`config_to_yaml` wrote (or its plain form) typed again as ``cls`` (a
+    :func:`config_class`). A run's config.yaml from another version reads too: keys this
+    checkout does not declare are dropped, keys it added take their defaults."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from core.errors import ConfigError
+
+    try:
+        plain = OmegaConf.to_container(OmegaConf.create(text)) if isinstance(text, str) else dict(text)
+        merged = OmegaConf.merge(OmegaConf.structured(cls), _declared_only(plain, cls))
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except (OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(f"unreadable config: {str(e).splitlines()[0]}") from None
+
+
+def _declared_only(node: Any, cls: type) -> Any:
+    """``node`` without the keys the dataclass ``cls`` (recursively) does not declare."""
+    if not isinstance(node, Mapping):
+        return node
+    hints = get_type_hints(cls)
+    out = {}
+    for key, value in node.items():
+        if key in hints:
+            sub = hints[key]
+            out[key] = _declared_only(value, sub) if isinstance(sub, type) and dataclasses.is_dataclass(sub) else value
+    return out
+
+
 def typed_section(cls: type[T], section: Any) -> T:
-    """A config group as its dataclass: callers hold the composed mapping (``cfg.launcher``),
-    or a plain dict in tests; an instance passes through."""
+    """A config group as its dataclass: the typed section (``cfg.launcher``) passes through;
+    a plain dict (tests, settings written by hand) is built into one."""
     return section if isinstance(section, cls) else cls(**dict(section))

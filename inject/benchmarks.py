@@ -14,8 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from omegaconf import DictConfig, OmegaConf
-
 from core.checks import choices
 from core.config import BENCHMARK_SOURCES, HubFormat, benchmark_spec
 from core.errors import ConfigError, InputDataError, SpikeinError
@@ -93,18 +91,19 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
     first_seen: dict[str, str] = {}
     bad: list[str] = []
     for where, got in rows:
-        if isinstance(got, str):
-            reason: str | None = got
-        else:
-            reason = got.problems()
-            if reason is None and got.id in first_seen:
-                reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
+        if isinstance(got, str):  # the row could not be read as an item: the reason why
+            if not skip:
+                raise InputDataError(f"{where}: {got}")
+            bad.append(f"{where}: {got}")
+            continue
+        reason = got.problems()
+        if reason is None and got.id in first_seen:
+            reason = f"duplicate id {got.id!r} (first at {first_seen[got.id]})"
         if reason is not None:
             if not skip:
                 raise InputDataError(f"{where}: {reason}")
             bad.append(f"{where}: {reason}")
             continue
-        assert not isinstance(got, str)
         first_seen[got.id] = where
         items.append(got)
     if bad:
@@ -115,8 +114,7 @@ def _collect(name: str, rows: Iterable[Row], skip: bool) -> list[Item]:
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else (
-        dict(node) if isinstance(node, Mapping) else node)
+    return dict(node) if isinstance(node, Mapping) else node
 
 
 def _need(spec: Mapping, key: str, name: str) -> Any:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from core.atomic import write_json
+from core.config import SpikeinConfig
 from core.errors import ConfigError, SpikeinError
 from core.run_dir import RunDir
 from inject.manifest import Copy, Manifest
@@ -22,13 +21,13 @@ from sources.formats import open_corpus
 from sources.tokens import TokenCorpus
 
 
-def corpus_tokenizer(cfg, out: Path):
+def corpus_tokenizer(cfg: SpikeinConfig, out: Path):
     """The corpus's tokenizer is the model's (``model.pretrained``) or named (``model.tokenizer``)."""
     source = cfg.model.tokenizer or cfg.model.pretrained
     if not source:
         raise ConfigError("data.kind=tokens needs the tokenizer the corpus was tokenized with: "
                           "set model.tokenizer (or model.pretrained)")
-    tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.trust_remote_code))
+    tok = load_tokenizer(source, trust_remote_code=cfg.model.trust_remote_code)
     tok.save_pretrained(str(out))
     return tok
 
@@ -43,24 +42,24 @@ def corpus_specials(tok, eos_id) -> SpecialIds:
         return SpecialIds(eos=int(eos_id), bos=None)
 
 
-def sample_length(cfg) -> int:
-    seq = int(cfg.train.seq_len)
-    length = int(cfg.data.sample_length) if cfg.data.sample_length is not None else seq
+def sample_length(cfg: SpikeinConfig) -> int:
+    seq = cfg.train.seq_len
+    length = cfg.data.sample_length if cfg.data.sample_length is not None else seq
     if length != seq:
         raise ConfigError(f"data.sample_length={length} differs from train.seq_len={seq}: each training "
                           "sequence is one stored sample; set them equal")
     return length
 
 
-def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
+def build_overlay_data(cfg: SpikeinConfig, rd: RunDir, digest: str) -> Manifest:
     """``rd.data`` for a pre-tokenized corpus: tokenizer, partitions, overlay, manifest."""
     from inject.stage import _check_share, write_partitions
 
     rd.data.mkdir(parents=True)
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = cfg.data
     length = sample_length(cfg)
-    if data["kind"] == "tokens":
-        reader = reader_settings(data)
+    if data.kind == "tokens":
+        reader = reader_settings(dataclasses.asdict(data))
         tok = corpus_tokenizer(cfg, rd.tokenizer)
     else:  # a text corpus, tokenized once into the token cache
         from inject.token_cache import cached_corpus
@@ -69,12 +68,12 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
     corpus = open_corpus(reader, length)
     vsize = vocab_size(tok)
     check_vocabulary(corpus, vsize)
-    special = corpus_specials(tok, data.get("eos_id"))
-    sep = encode_text(tok, str(cfg.inject.separator))
+    special = corpus_specials(tok, data.eos_id)
+    sep = encode_text(tok, cfg.inject.separator)
     benchmarks, partitions, copies = write_partitions(cfg, rd, tok, sep, special.bos)
-    start_row, n_samples, per_step, consumed = _geometry(cfg, corpus, int(data.get("start_step") or 0))
-    _check_share(copies, consumed * length, float(cfg.inject.max_injected_share))
-    places = place_in_samples(copies, consumed, length, int(cfg.inject.seed))
+    start_row, n_samples, per_step, consumed = _geometry(cfg, corpus, data.start_step)
+    _check_share(copies, consumed * length, cfg.inject.max_injected_share)
+    places = place_in_samples(copies, consumed, length, cfg.inject.seed)
     overlay_dtype = stream_dtype(max(vsize, special.eos + 1))
     write_overlay(rd.data, copies, places, special.eos, overlay_dtype)
     plan_of = {b.name: b for b in benchmarks}
@@ -84,20 +83,20 @@ def build_overlay_data(cfg, rd: RunDir, digest: str) -> Manifest:
                 for c, p in zip(copies, places)]
     rows = sorted({start_row + p.sample for p in places})
     info = {"reader": reader, "format": corpus.format, "sample_length": length,
-            "start_step": int(data.get("start_step") or 0), "start_row": start_row, "n_samples": n_samples,
+            "start_step": data.start_step, "start_row": start_row, "n_samples": n_samples,
             "consumed_samples": consumed, "rows_total": corpus.n_rows, "corpus_dtype": corpus.dtype,
             "overlay": {"tokens": OVERLAY_TOKENS, "index": OVERLAY_INDEX, "dtype": overlay_dtype}, "fingerprint": fingerprint(corpus, rows)}
     manifest = Manifest(
         config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir=rd.tokenizer.name,
         vocab_size=vsize, dtype=corpus.dtype, n_tokens=n_samples * length, eos_id=special.eos, bos_id=special.bos,
-        separator=str(cfg.inject.separator), separator_ids=sep, benchmarks=benchmarks, partitions=partitions,
+        separator=cfg.inject.separator, separator_ids=sep, benchmarks=benchmarks, partitions=partitions,
         copies=recorded, n_documents=0, injected_tokens=sum(c.displaced or 0 for c in recorded),
         tokens_per_step=per_step, epoch_tokens=epoch_tokens(n_samples * length, per_step), corpus=info)
     write_json(rd.manifest, manifest.to_json())
     return manifest
 
 
-def _geometry(cfg, corpus: TokenCorpus, start_step: int) -> tuple[int, int, int, int]:
+def _geometry(cfg: SpikeinConfig, corpus: TokenCorpus, start_step: int) -> tuple[int, int, int, int]:
     """(first row, rows from there, tokens per step, samples training consumes in one epoch)."""
     from inject.stage import training_budget
 

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from core.atomic import fsync_dir, write_json, write_text
 from core.budget import resolve_budget
-from core.config import TrainConfig, benchmark_plan
+from core.config import SpikeinConfig, benchmark_plan
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
@@ -35,9 +34,10 @@ from inject.verify import verify_run_data
 NOT_HASHED = {"workers", "chunk_documents", "allow_untrained_copies"}
 
 
-def data_config(cfg) -> dict[str, Any]:
-    """The part of the config that determines data/ (hashed for reuse and change detection)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
+def data_config(cfg: SpikeinConfig) -> dict[str, Any]:
+    """The part of the config that determines data/ (hashed for reuse and change detection;
+    ``asdict`` gives the dict Hydra's resolved tree did, so existing run dirs keep their hash)."""
+    c = dataclasses.asdict(cfg)
     model = c["model"]
     return {
         "data": c["data"],
@@ -57,13 +57,13 @@ def batch_keys(c: dict[str, Any]) -> dict[str, Any]:
             "world_size": world_size(c.get("launcher") or {}), "max_tokens": t.get("max_tokens")}  # batch rounding; "auto" reads the budget
 
 
-def training_budget(cfg, stream_tokens: int) -> tuple[int, int]:
+def training_budget(cfg: SpikeinConfig, stream_tokens: int) -> tuple[int, int]:
     """(tokens per step, tokens trained on) as `spikein train` will resolve them for this stream.
 
     Where copies may go depends on training's batches, so this is :mod:`core.budget`'s
     resolution, the same one `spikein train` runs.
     """
-    train = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
+    train = cfg.train
     budget = resolve_budget(train, stream_tokens=stream_tokens, n_params=1,  # N only sets lr, unused here
                             world_size=world_size(cfg.launcher), from_scratch=True)
     per_step = budget.global_batch * train.seq_len
@@ -74,13 +74,13 @@ def config_hash(conf: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def stage_state(cfg) -> StageState:
+def stage_state(cfg: SpikeinConfig) -> StageState:
     """data/ against this config: done (same config hash), conflicting (names the changed keys), absent."""
     conf = data_config(cfg)
     return _state(RunDir(cfg.run_dir), conf, config_hash(conf))
 
 
-def stage_plan(cfg) -> str:
+def stage_plan(cfg: SpikeinConfig) -> str:
     conf = data_config(cfg)
     digest, rd = config_hash(conf), RunDir(cfg.run_dir)
     status = _state(rd, conf, digest).status
@@ -104,7 +104,7 @@ def _state(rd: RunDir, conf: dict, digest: str) -> StageState:
                       f"(changed: {keys_text(keys)})", keys, refusal)
 
 
-def run_inject(cfg) -> int:
+def run_inject(cfg: SpikeinConfig) -> int:
     rd = RunDir(cfg.run_dir)
     conf = data_config(cfg)
     digest = config_hash(conf)
@@ -126,7 +126,7 @@ def run_inject(cfg) -> int:
     return 0
 
 
-def _build_and_publish(cfg, rd: RunDir, conf: dict, digest: str) -> tuple[Manifest, dict]:
+def _build_and_publish(cfg: SpikeinConfig, rd: RunDir, conf: dict, digest: str) -> tuple[Manifest, dict]:
     """Build under a fresh ``.inject.*.tmp`` (a killed run's leftovers go first), then swap in."""
     for stale in rd.root.glob(".inject.*.tmp"):  # we hold the lock: no live inject owns them
         shutil.rmtree(stale, ignore_errors=True)
@@ -135,7 +135,7 @@ def _build_and_publish(cfg, rd: RunDir, conf: dict, digest: str) -> tuple[Manife
         manifest = build_data(cfg, stage, digest)
         write_json(stage.inject_config, conf)
         scan_cache = cache_root(cfg) if manifest.corpus is not None else None  # shared by runs on one corpus
-        write_run_scan(stage.root, manifest, int(cfg.inject.workers), scan_cache)  # before verify, which counts its finds
+        write_run_scan(stage.root, manifest, cfg.inject.workers, scan_cache)  # before verify, which counts its finds
         summary = verify_run_data(stage.root, manifest)
         _publish(stage.data, rd.data)
     finally:
@@ -154,25 +154,32 @@ def _publish(new: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def prepare_tokenizer(cfg, out: Path):
+def prepare_tokenizer(cfg: SpikeinConfig, out: Path):
     """The model's tokenizer copied into the run, or a BPE trained on the corpus."""
     from inject.corpus import iter_documents
 
     source = cfg.model.tokenizer or cfg.model.pretrained
     if source:
-        tok = load_tokenizer(str(source), trust_remote_code=bool(cfg.model.trust_remote_code))
+        tok = load_tokenizer(source, trust_remote_code=cfg.model.trust_remote_code)
         tok.save_pretrained(str(out))
         return tok
     print(f"inject: training a byte-level BPE ({cfg.model.bpe_vocab_size} tokens) on the corpus")
-    return train_bpe(iter_documents(cfg.data), int(cfg.model.bpe_vocab_size), out)
+    return train_bpe(iter_documents(cfg.data), bpe_vocab_size(cfg), out)
 
 
-def plan_benchmarks(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
+def bpe_vocab_size(cfg: SpikeinConfig) -> int:
+    """``model.bpe_vocab_size``, needed when the model names no tokenizer (a BPE is trained here)."""
+    if cfg.model.bpe_vocab_size is None:
+        raise SpikeinError("model.bpe_vocab_size is not set: the model names no tokenizer, so a BPE is trained here")
+    return cfg.model.bpe_vocab_size
+
+
+def plan_benchmarks(cfg: SpikeinConfig, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition]]]:
     """Load every configured benchmark and split it into partitions."""
     return [(settings, parts) for settings, parts, _ in plan_with_notes(cfg, corpus)]
 
 
-def plan_with_notes(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition], dict]]:
+def plan_with_notes(cfg: SpikeinConfig, corpus=None) -> list[tuple[PlanSettings, list[PlannedPartition], dict]]:
     """:func:`plan_benchmarks`, each with what loading merged and, given the tokenized
     ``corpus`` (``inject.exclude_found``), which items it dropped as found there."""
     from inject.benchmark_checks import warn_answer_position
@@ -183,13 +190,12 @@ def plan_with_notes(cfg, corpus=None) -> list[tuple[PlanSettings, list[PlannedPa
         raise SpikeinError("no benchmarks configured (benchmarks=...)")
     loaded = {}
     for name, spec in cfg.benchmarks.items():
-        spec_d = OmegaConf.to_container(spec, resolve=True)
-        settings = PlanSettings.from_config(benchmark_plan(cfg.inject, spec_d))
-        items, dups = load_benchmark_items(str(name), spec_d, skip_bad_rows=bool(cfg.inject.skip_bad_rows),
-                                           synthetic=OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+        settings = PlanSettings.from_config(benchmark_plan(cfg.inject, spec))
+        items, dups = load_benchmark_items(name, spec, skip_bad_rows=cfg.inject.skip_bad_rows,
+                                           synthetic=dataclasses.asdict(cfg.data.synthetic))
         loaded[str(name)] = (settings, items, {"duplicates": dups.to_json(), "excluded_found": []})
     if corpus is not None:
-        loaded = drop_found(loaded, corpus, int(cfg.inject.workers))
+        loaded = drop_found(loaded, corpus, cfg.inject.workers)
     plans = []
     for name, (settings, items, notes) in loaded.items():
         warn_answer_position(name, items, option_order=getattr(settings, "option_order", None))
@@ -216,7 +222,7 @@ def planned_copies(tokenizer, s: PlanSettings, part: PlannedPartition, sep: list
     ]
 
 
-def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos, corpus=None) -> tuple[list, list, list[PlannedCopy]]:
+def write_partitions(cfg: SpikeinConfig, rd: RunDir, tok, sep: list[int], bos, corpus=None) -> tuple[list, list, list[PlannedCopy]]:
     """Every benchmark's plan, its partition files (in injected order) and their planned copies."""
     benchmarks, partitions, copies = [], [], []
     for s, parts, notes in plan_with_notes(cfg, corpus):
@@ -231,7 +237,7 @@ def write_partitions(cfg, rd: RunDir, tok, sep: list[int], bos, corpus=None) -> 
     return benchmarks, partitions, copies
 
 
-def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
+def build_data(cfg: SpikeinConfig, rd: RunDir, digest: str) -> Manifest:
     """``rd.data`` from scratch: tokenizer, partitions, stream (or overlay), manifest."""
     from inject.corpus import iter_documents
 
@@ -243,16 +249,16 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     tok = prepare_tokenizer(cfg, rd.tokenizer)
     special = special_ids(tok)
     vsize = vocab_size(tok)
-    dtype = stream_dtype(vsize, str(cfg.inject.dtype))
-    sep = encode_text(tok, str(cfg.inject.separator))
+    dtype = stream_dtype(vsize, cfg.inject.dtype)
+    sep = encode_text(tok, cfg.inject.separator)
     scratch = rd.data / "corpus.scratch"  # removed once the stream is written
     lengths = tokenize_corpus(iter_documents(cfg.data), rd.tokenizer, special, scratch,
-                              int(cfg.inject.workers), int(cfg.inject.chunk_documents))
+                              cfg.inject.workers, cfg.inject.chunk_documents)
     corpus = (scratch, tok, int(lengths.sum())) if cfg.inject.exclude_found else None  # scanned before partitioning
     benchmarks, partitions, copies = write_partitions(cfg, rd, tok, sep, special.bos, corpus)
-    _check_share(copies, int(lengths.sum()), float(cfg.inject.max_injected_share))
+    _check_share(copies, int(lengths.sum()), cfg.inject.max_injected_share)
     per_step, trained = training_budget(cfg, int(lengths.sum()) + sum(len(c.tokens) + 1 for c in copies))
-    plan = plan_stream(lengths, copies, int(cfg.data.shuffle_seed), per_step)
+    plan = plan_stream(lengths, copies, cfg.data.shuffle_seed, per_step)
     _check_trained(cfg, plan, trained)
     result = write_stream(rd.stream, scratch, lengths, plan, special.eos, dtype)
     scratch.unlink()
@@ -262,7 +268,7 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     manifest = Manifest(
         config_hash=digest, tokenizer_hash=tokenizer_hash(tok), tokenizer_dir=rd.tokenizer.name,
         vocab_size=vsize, dtype=dtype, n_tokens=result.n_tokens, eos_id=special.eos, bos_id=special.bos,
-        separator=str(cfg.inject.separator), separator_ids=sep, benchmarks=benchmarks,
+        separator=cfg.inject.separator, separator_ids=sep, benchmarks=benchmarks,
         partitions=partitions, copies=recorded, n_documents=result.n_documents,
         injected_tokens=result.injected_tokens, tokens_per_step=per_step, epoch_tokens=plan.epoch_tokens,
     )
@@ -270,12 +276,12 @@ def build_data(cfg, rd: RunDir, digest: str) -> Manifest:
     return manifest
 
 
-def _check_trained(cfg, plan: StreamPlan, trained_tokens: int) -> None:
+def _check_trained(cfg: SpikeinConfig, plan: StreamPlan, trained_tokens: int) -> None:
     """Refuse (or, if allowed, warn about) copies placed past what training will consume."""
     problem = untrained_copies(plan.copies, trained_tokens, plan.epoch_tokens)
     if problem is None:
         return
-    if not bool(cfg.inject.allow_untrained_copies):
+    if not cfg.inject.allow_untrained_copies:
         raise SpikeinError(problem)
     print(f"inject: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 

@@ -10,6 +10,7 @@ name and renamed into place, so a reader never sees half a cache.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -18,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from core.atomic import write_json
+from core.config import SpikeinConfig
 from inject.tokenizer import load_tokenizer, special_ids, tokenizer_hash, train_bpe, vocab_size
 
 CONTENT_KEYS = ("kind", "paths", "text_field", "hub", "max_doc_chars", "max_documents", "synthetic")
 TOKENS = "tokens.bin"
 
 
-def cache_root(cfg) -> Path:
+def cache_root(cfg: SpikeinConfig) -> Path:
     """``data.cache_dir``, or ``.token_cache`` beside the run dirs (shared by a sweep's points)."""
     if cfg.data.cache_dir:
-        return Path(str(cfg.data.cache_dir))
-    return Path(str(cfg.run_dir)).resolve().parent / ".token_cache"
+        return Path(cfg.data.cache_dir)
+    return Path(cfg.run_dir).resolve().parent / ".token_cache"
 
 
 def corpus_key(data: dict[str, Any]) -> str:
@@ -46,9 +47,9 @@ def corpus_key(data: dict[str, Any]) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_corpus(cfg, tokenizer_out: Path) -> tuple[Any, dict[str, Any]]:
+def cached_corpus(cfg: SpikeinConfig, tokenizer_out: Path) -> tuple[Any, dict[str, Any]]:
     """(tokenizer, reader settings of the cached tokens), tokenizing the corpus if no run did yet."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = dataclasses.asdict(cfg.data)  # keyed as the plain section: existing cache entries keep their key
     root = cache_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
     ckey = corpus_key(data)
@@ -62,32 +63,34 @@ def cached_corpus(cfg, tokenizer_out: Path) -> tuple[Any, dict[str, Any]]:
         print(f"inject: corpus tokens from the cache {entry}")
     meta = json.loads((entry / "meta.json").read_text())
     reader = {"format": "numpy", "paths": [str((entry / TOKENS).resolve())], "dtype": meta["dtype"],
-              "row_seed": int(data["shuffle_seed"])}
+              "row_seed": cfg.data.shuffle_seed}
     return tok, reader
 
 
-def _tokenizer(cfg, data: dict, root: Path, ckey: str):
+def _tokenizer(cfg: SpikeinConfig, data: dict, root: Path, ckey: str):
     source = cfg.model.tokenizer or cfg.model.pretrained
     if source:
-        return load_tokenizer(str(source), trust_remote_code=bool(cfg.model.trust_remote_code))
+        return load_tokenizer(source, trust_remote_code=cfg.model.trust_remote_code)
     from inject.corpus import iter_documents
+    from inject.stage import bpe_vocab_size
 
-    out = root / f"bpe-{ckey}-{int(cfg.model.bpe_vocab_size)}"
+    size = bpe_vocab_size(cfg)
+    out = root / f"bpe-{ckey}-{size}"
     if not (out / "tokenizer.json").is_file():
-        print(f"inject: training a byte-level BPE ({cfg.model.bpe_vocab_size} tokens) on the corpus (cached)")
-        _publish(out, lambda tmp: train_bpe(iter_documents(data), int(cfg.model.bpe_vocab_size), tmp))
+        print(f"inject: training a byte-level BPE ({size} tokens) on the corpus (cached)")
+        _publish(out, lambda tmp: train_bpe(iter_documents(data), size, tmp))
     return load_tokenizer(str(out))
 
 
-def _build(cfg, data: dict, entry: Path, tokenizer_dir: Path, tok) -> None:
+def _build(cfg: SpikeinConfig, data: dict, entry: Path, tokenizer_dir: Path, tok) -> None:
     from inject.corpus import iter_documents
     from inject.stream import stream_dtype, tokenize_corpus
 
-    dtype = stream_dtype(vocab_size(tok), str(cfg.inject.dtype))
+    dtype = stream_dtype(vocab_size(tok), cfg.inject.dtype)
 
     def build(tmp: Path) -> None:
         lengths = tokenize_corpus(iter_documents(data), tokenizer_dir, special_ids(tok), tmp / "tokens.u32",
-                                  int(cfg.inject.workers), int(cfg.inject.chunk_documents))
+                                  cfg.inject.workers, cfg.inject.chunk_documents)
         wide = np.memmap(tmp / "tokens.u32", dtype=np.uint32, mode="r")
         with (tmp / TOKENS).open("wb") as f:
             for i in range(0, len(wide), 1 << 24):  # narrowed in chunks: memory stays flat

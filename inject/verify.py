@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.progress import show_bars
 from inject.manifest import Manifest, load_manifest, load_partition, load_run_tokenizer, open_stream
@@ -138,14 +139,13 @@ def _cause(twins: list[tuple[str, int]], in_corpus: int | None) -> str:
     return ": data/corpus_scan.json found it nowhere in the corpus text, so the stream differs from its plan"
 
 
-def run_verify(cfg) -> int:
+def run_verify(cfg: SpikeinConfig) -> int:
     from core.run_dir import RunDir
 
     summary = verify_run_data(Path(cfg.run_dir))
-    where = str(RunDir(cfg.run_dir).stream)
     manifest = load_manifest(Path(cfg.run_dir))
-    if manifest.corpus:
-        where = f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged"
+    where = (f"the {manifest.corpus['format']} corpus + overlay, fingerprint unchanged" if manifest.corpus
+             else str(RunDir(cfg.run_dir).stream))
     print(f"verify: ok ({summary['copies']} copies, {summary['items']} items, "
           f"{summary['tokens']:,} tokens in {where})")
     return 0

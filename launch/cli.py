@@ -12,8 +12,7 @@ if __name__ == "__main__":  # `python -m launch.cli`: a user's train.py in the c
     if _CWD != Path(__file__).resolve().parents[1]:
         sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _CWD]
 
-from omegaconf import DictConfig, OmegaConf
-
+from core.config import SpikeinConfig
 from core.errors import Preempted, SpikeinError
 from core.run_lock import check_run_dir
 from core.stages import STAGES
@@ -23,7 +22,7 @@ USAGE = "usage: spikein <stage> [key=value ...] [--help]   stages: " + ", ".join
 
 
 def _help(stage: str, overrides: list[str]) -> None:
-    from launch.config import compose, config_groups
+    from launch.config import config_groups, tree_yaml
 
     print(f"spikein {stage}: {STAGES[stage].description}\n")
     print("config groups (pick with group=option):")
@@ -32,7 +31,7 @@ def _help(stage: str, overrides: list[str]) -> None:
     print("\nresolved config (override any key with key=value):\n")
     if stage == "audit":
         overrides = _audit_shorthand(overrides)
-    print(OmegaConf.to_yaml(compose(overrides), resolve=False))
+    print(tree_yaml(overrides))
 
 
 def _audit_shorthand(overrides: list[str]) -> list[str]:
@@ -79,12 +78,12 @@ def refuse_sweep_dir_outside_report(stage: str, overrides: list[str]) -> None:
                            "(a multirun's own directory is hydra.sweep.dir)")
 
 
-def _run_stage(stage: str, cfg: DictConfig) -> int:
+def _run_stage(stage: str, cfg: SpikeinConfig) -> int:
     """The stage here; with several torchrun nodes only node 0 runs it, the others follow
     (core/workers/nodes.py): one writer per run dir."""
     from core.workers import nodes
 
-    if cfg.get("dry_run"):  # plans only: no node waits for another
+    if cfg.dry_run:  # plans only: no node waits for another
         result = STAGES[stage].fn()(cfg)
         return int(result) if isinstance(result, int) else 0
     if nodes.is_follower(cfg.launcher):

@@ -1,12 +1,15 @@
-"""Compose the Hydra config tree and turn Hydra's multi-line errors into one line."""
+"""Compose the Hydra config tree into the typed :class:`core.config.SpikeinConfig` (the one
+conversion: every stage takes that object), and turn Hydra's multi-line errors into one line."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.config import SpikeinConfig
 from core.errors import ConfigError
 from launch import schema
 from launch.validate import validate
@@ -15,8 +18,13 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 schema.register()  # conf/config.yaml's defaults start with the schema
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved config for ``overrides`` (Hydra syntax), struct mode on."""
+def compose(overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """The resolved, validated config for ``overrides`` (Hydra syntax), typed."""
+    return typed(compose_tree(overrides), overrides)
+
+
+def compose_tree(overrides: Sequence[str] = ()) -> DictConfig:
+    """Hydra's tree for ``overrides``, checked and validated, interpolations kept (``--help``)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -24,14 +32,36 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         cfg = _compose_plain(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
-    OmegaConf.set_struct(cfg, True)
-    _refuse_appended_keys(cfg)
-    validate(cfg)
+    check(cfg)
     return cfg
 
 
+def check(cfg: DictConfig) -> None:
+    """Struct mode on, appended keys refused, values validated (a composed tree or a sweep point's)."""
+    OmegaConf.set_struct(cfg, True)
+    _refuse_appended_keys(cfg)
+    validate(cfg)
+
+
+def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """A checked tree as the schema's dataclasses, interpolations resolved: what every stage takes."""
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except MissingMandatoryValue as e:  # a key without a default that no option file set
+        raise ConfigError(f"{e.full_key} is not set and has no default; set {e.full_key}=...") from None
+    except OmegaConfBaseException as e:  # e.g. an interpolation to nothing
+        raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
+
+
+def tree_yaml(overrides: Sequence[str] = ()) -> str:
+    """The composed tree as YAML, interpolations as written (``spikein <stage> --help``)."""
+    return OmegaConf.to_yaml(compose_tree(overrides), resolve=False)
+
+
 def _refuse_appended_keys(cfg: DictConfig) -> None:
-    found = schema.unknown_key(OmegaConf.to_container(cfg), schema.spikein_config_class())
+    found = schema.unknown_key(cast(dict, OmegaConf.to_container(cfg)), schema.spikein_config_class())
     if found:
         dotted, declared = found
         raise ConfigError(f"unknown config key '{dotted}'; {_has(dotted.rpartition('.')[0] or 'top level', declared)}")
@@ -69,7 +99,7 @@ def _one_line_error(message: str, overrides: Sequence[str]) -> str:
     missing_key = re.search(r"Key '([^']+)' is not in struct", message)
     bad_override = re.search(r"Could not override '([^']+)'", message)
     if missing_key or bad_override:
-        dotted = bad_override.group(1) if bad_override else missing_key.group(1)
+        dotted = (bad_override or missing_key).group(1)  # type: ignore[union-attr]
         return f"unknown config key '{dotted}'; {_alternatives(dotted, overrides)}"
     missing_option = re.search(r"Could not find '([^']+)'", message)
     if missing_option:
@@ -137,5 +167,14 @@ def user_conf_dirs(overrides: Sequence[str]) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def to_container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+def to_container(cfg: SpikeinConfig) -> dict:
+    """The config as plain, JSON-ready data (what the stages hash: the same dict Hydra's tree resolved to)."""
+    return dataclasses.asdict(cfg)
+
+
+def resolve_now(path: str) -> str:
+    """``path`` with Hydra's resolvers (``${now:...}``) applied, before any point of a sweep runs."""
+    from hydra.core.utils import setup_globals
+
+    setup_globals()  # Hydra's `now` resolver
+    return str(OmegaConf.create({"d": path}).d)

@@ -1,11 +1,10 @@
 """`dry_run=true`: the resolved plan, token budget and a GPU-hour estimate; no network, no files."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from core.config import benchmark_plan
+from core.config import SpikeinConfig, benchmark_plan
 
 ASSUMED_MFU = 0.4  # what a tuned DeepSpeed run reaches on H100s
 ASSUMED_GPU = "H100"  # the GPU-hour estimate's GPU (its dense bf16 peak, train/metrics.py GPU_PEAKS)
@@ -31,8 +30,8 @@ def train_tokens(train: dict[str, Any]) -> int | None:
     return None
 
 
-def describe(cfg) -> str:
-    c = OmegaConf.to_container(cfg, resolve=True)
+def describe(cfg: SpikeinConfig) -> str:
+    c = dataclasses.asdict(cfg)
     inj, lines = c["inject"], [f"experiment {c['experiment_name']} -> {c['run_dir']}"]
     lines.append(f"model: {c['model']['pretrained'] or c['model']['name']} "
                  f"({'continual pretraining' if c['model']['pretrained'] else 'from scratch'})")

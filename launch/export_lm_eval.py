@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import yaml
 
 from core.atomic import staging_dir, write_text
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from inject.items import LETTERS, Item
@@ -165,7 +166,7 @@ def export_lm_eval(run_dir: str | Path) -> Path:
     return final
 
 
-def run_export(cfg) -> int:
+def run_export(cfg: SpikeinConfig) -> int:
     out = export_lm_eval(cfg.run_dir)
     print(f"export-lm-eval: {out} (see {out / 'README.md'})")
     return 0

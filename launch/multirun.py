@@ -12,9 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf, open_dict
-
-from core.config import ReportConfig
+from core.config import ReportConfig, with_values
 from core.errors import ConfigError, Preempted, SpikeinError
 from core.stages import STAGES
 from launch.config import CONF_DIR
@@ -26,7 +24,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from launch.validate import validate
+    from launch.config import check, typed
 
     overrides = with_concrete_sweep_dir(overrides)
     check_points(overrides)  # every point's config, before the first point runs
@@ -36,12 +34,10 @@ def multirun(stage: str, overrides: list[str]) -> int:
     def point(cfg) -> None:
         hc = HydraConfig.get()
         print(point_header(hc.job.num, list(hc.overrides.task)), file=sys.stderr, flush=True)
-        with open_dict(cfg):
-            cfg.run_dir = hc.runtime.output_dir
-            cfg.logger.group = Path(hc.sweep.dir).name
-        validate(cfg)
         try:
-            STAGES[stage].fn()(cfg)
+            check(cfg)
+            here = with_values(typed(cfg), {"run_dir": hc.runtime.output_dir, "logger.group": Path(hc.sweep.dir).name})
+            STAGES[stage].fn()(here)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)
             raise SystemExit(Preempted.exit_code if isinstance(e, Preempted) else 2) from None  # 75: requeue
@@ -108,11 +104,10 @@ def with_concrete_sweep_dir(overrides: list[str]) -> list[str]:
 def _resolve(path: str) -> str:
     if "${" not in path:
         return path
-    from hydra.core.utils import setup_globals
+    from launch.config import resolve_now
 
-    setup_globals()  # Hydra's `now` resolver
     try:
-        return str(OmegaConf.create({"d": path}).d)
+        return resolve_now(path)
     except Exception as e:  # OmegaConf's resolver errors have no common base worth naming
         raise SpikeinError(f"hydra.sweep.dir={path}: cannot resolve it before the sweep ({e}); give a plain path") from None
 

@@ -11,12 +11,12 @@ stage's plan and state, and writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 
-from omegaconf import OmegaConf, open_dict
-
 from core.atomic import write_text
+from core.config import SpikeinConfig, config_to_yaml, with_values
 from core.run_dir import RunDir
 from core.run_lock import check_run_dir, stage_locks
 from core.stage_state import StageState
@@ -26,7 +26,7 @@ from core.wandb_log import redact
 LOCKED_STAGES = PIPELINE  # held by the pipeline while it runs
 
 
-def run_pipeline(cfg) -> int:
+def run_pipeline(cfg: SpikeinConfig) -> int:
     from audit.stage import run_audit
     from inject.stage import run_inject
     from report.report import run_report
@@ -41,7 +41,7 @@ def run_pipeline(cfg) -> int:
     with stage_locks(run_dir, LOCKED_STAGES):
         run_inject(cfg)
         settle(cfg, stage_states(cfg))  # against the data now in place (it may have been rebuilt)
-        write_text(RunDir(run_dir).config_yaml, OmegaConf.to_yaml(OmegaConf.create(redact(_resolved(cfg)))))
+        write_text(RunDir(run_dir).config_yaml, config_to_yaml(redact(dataclasses.asdict(cfg))))
         if cfg.audit.watch:  # audit each checkpoint as it lands, while training
             _train_with_watching_audit(cfg, run_train, run_audit)
         else:
@@ -51,7 +51,7 @@ def run_pipeline(cfg) -> int:
     return 0
 
 
-def stage_states(cfg) -> list[StageState]:
+def stage_states(cfg: SpikeinConfig) -> list[StageState]:
     """Every stage's state, in order (reads only). Below a conflicting output, whatever
     exists was made from it and is conflicting too (with the same changed keys)."""
     rd, states = RunDir(cfg.run_dir), list[StageState]()
@@ -67,14 +67,14 @@ def stage_states(cfg) -> list[StageState]:
     return states
 
 
-def refuse_conflicts(cfg, states: list[StageState]) -> None:
+def refuse_conflicts(cfg: SpikeinConfig, states: list[StageState]) -> None:
     """The first conflicting stage's one-line refusal, unless overwrite=true."""
     if not cfg.overwrite:
         for state in states:
             state.refuse()
 
 
-def settle(cfg, states: list[StageState]) -> None:
+def settle(cfg: SpikeinConfig, states: list[StageState]) -> None:
     """Refuse (without overwrite) or remove every conflicting output."""
     refuse_conflicts(cfg, states)
     rd = RunDir(cfg.run_dir)
@@ -87,7 +87,7 @@ def settle(cfg, states: list[StageState]) -> None:
                 shutil.rmtree(path)
 
 
-def dry_run_text(cfg) -> str:
+def dry_run_text(cfg: SpikeinConfig) -> str:
     """The resolved config's summary, then each stage's plan and the state of its output now."""
     from launch.dry_run import describe
 
@@ -106,11 +106,7 @@ def _module(stage: str):
     return STAGES[stage].module()
 
 
-def _resolved(cfg) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
-def _audit_checkpoints(cfg, run_audit) -> None:
+def _audit_checkpoints(cfg: SpikeinConfig, run_audit) -> None:
     """In this process, or data-parallel on the launcher's workers when it has several."""
     from core.workers.launch import launch_workers, world_size
 
@@ -123,11 +119,9 @@ def _audit_checkpoints(cfg, run_audit) -> None:
     launch_workers("audit.worker", cfg.run_dir, cfg.launcher)
 
 
-def _train_with_watching_audit(cfg, run_train, run_audit) -> None:
+def _train_with_watching_audit(cfg: SpikeinConfig, run_train, run_audit) -> None:
     """Audit each checkpoint as it lands while the training workers run."""
-    watch_cfg = OmegaConf.create(_resolved(cfg))
-    with open_dict(watch_cfg):
-        watch_cfg.audit.watch = True
+    watch_cfg = with_values(cfg, {"audit.watch": True})
     failure: list[BaseException] = []
 
     def audit_loop() -> None:

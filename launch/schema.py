@@ -10,8 +10,8 @@ and become ``audit.<name>`` here through the detector registry.
 """
 from __future__ import annotations
 
-from dataclasses import field, fields, is_dataclass, make_dataclass
-from typing import Any, Dict, Optional
+from dataclasses import fields, is_dataclass
+from typing import Any, get_type_hints
 
 from core.config import (  # noqa: F401  (re-exported: the schema's groups)
     AuditBase,
@@ -24,6 +24,7 @@ from core.config import (  # noqa: F401  (re-exported: the schema's groups)
     LoggerConfig,
     ModelConfig,
     ReportConfig,
+    SpikeinConfig,
     SyntheticWorldConfig,
     TrainConfig,
 )
@@ -31,31 +32,16 @@ from core.config import (  # noqa: F401  (re-exported: the schema's groups)
 SCHEMA_NAME = "spikein_schema"
 
 
+def spikein_config_class() -> type[SpikeinConfig]:
+    """The whole tree: :class:`SpikeinConfig` with every registered detector's section in ``audit``."""
+    from audit.detectors import spikein_config_class as with_detectors
+
+    return with_detectors()
+
+
 def audit_config_class() -> type:
     """``AuditBase`` plus ``<name>: <detector>.Config`` for every registered detector."""
-    from audit.detectors import REGISTRY
-
-    extra = [(name, cls.Config, field(default_factory=cls.Config)) for name, cls in sorted(REGISTRY.items())]
-    return make_dataclass("AuditConfig", extra, bases=(AuditBase,))
-
-
-def spikein_config_class() -> type:
-    """The whole tree; ``benchmarks`` stays a plain mapping (see :class:`BenchmarkConfig`)."""
-    groups = [
-        ("model", ModelConfig), ("data", DataConfig), ("inject", InjectConfig), ("train", TrainConfig),
-        ("deepspeed", DeepSpeedConfig), ("audit", audit_config_class()), ("logger", LoggerConfig),
-        ("launcher", LauncherConfig), ("report", ReportConfig),
-    ]
-    top = [
-        ("experiment_name", str, field(default="demo")),  # names run_dir and the W&B group
-        ("run_dir", str, field(default="runs/${experiment_name}")),  # every stage's input and output
-        ("seed", int, field(default=1234)),  # the seed every ${seed} interpolation reads
-        ("overwrite", bool, field(default=False)),  # rebuild a stage whose output came from another config
-        ("dry_run", bool, field(default=False)),  # print the resolved plan and budget, touch nothing
-        ("sweep_dir", Optional[str], field(default=None)),  # `spikein report sweep_dir=...`: aggregate a sweep
-        ("benchmarks", Dict[str, Any], field(default_factory=dict)),  # name -> BenchmarkConfig entry
-    ]
-    return make_dataclass("SpikeinConfig", top + [(g, cls, field(default_factory=cls)) for g, cls in groups])
+    return next(f.type for f in fields(spikein_config_class()) if f.name == "audit")  # type: ignore[return-value]
 
 
 def unknown_key(node: dict[str, Any], cls: type, where: str = "") -> tuple[str, list[str]] | None:
@@ -63,7 +49,8 @@ def unknown_key(node: dict[str, Any], cls: type, where: str = "") -> tuple[str, 
 
     Hydra's ``+key=value`` appends even to a structured node, so a misspelt ``+train.lrr=1``
     would otherwise be carried along and never read."""
-    declared = {f.name: f.type for f in fields(cls)}
+    hints = get_type_hints(cls)  # core/config.py's annotations are strings (postponed evaluation)
+    declared = {f.name: hints[f.name] for f in fields(cls)}
     for key, value in node.items():
         dotted = f"{where}.{key}" if where else str(key)
         if key not in declared:
@@ -84,7 +71,7 @@ def register() -> None:
     cs = ConfigStore.instance()
     top = spikein_config_class()
     cs.store(name=SCHEMA_NAME, node=top)
-    for f in fields(top):
-        if isinstance(f.type, type) and hasattr(f.type, "__dataclass_fields__"):
-            cs.store(group="schema", name=f.name, node=f.type)
+    for name, hint in get_type_hints(top).items():
+        if isinstance(hint, type) and is_dataclass(hint):
+            cs.store(group="schema", name=name, node=hint)
     cs.store(group="schema", name="benchmark", node=BenchmarkConfig)

@@ -1,6 +1,7 @@
 """`spikein report`: report/report.md + PNG plots a person can read without W&B."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 from audit.results import ResultRow, read_null_check_rows
 from core.atomic import write_text
 from core.checkpoint_index import CheckpointIndex
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.stage_state import StageState
@@ -34,25 +36,25 @@ from report.results import (
 from train.metrics import read_metrics
 
 
-def run_report(cfg) -> int:
+def run_report(cfg: SpikeinConfig) -> int:
     sweep_dir = cfg.sweep_dir
     if sweep_dir:
         from report.sweep_report import write_sweep_report
 
-        print(f"report: {write_sweep_report(Path(sweep_dir), float(cfg.report.alpha), cfg.logger)}")
+        print(f"report: {write_sweep_report(Path(sweep_dir), cfg.report.alpha, dataclasses.asdict(cfg.logger))}")
         return 0
     rd = RunDir(cfg.run_dir)
     current = current_settings(cfg, load_manifest(rd.root)) if rd.manifest.exists() else None
     if cfg.dry_run:
         print(f"report: dry run, would {stage_plan(cfg)}")
         return 0
-    path = write_report(rd.root, float(cfg.report.alpha), cfg.experiment_name, current)
+    path = write_report(rd.root, cfg.report.alpha, cfg.experiment_name, current)
     print(f"report: {path}")
     _log_to_wandb(cfg, path.parent, current)
     return 0
 
 
-def stage_state(cfg) -> StageState:
+def stage_state(cfg: SpikeinConfig) -> StageState:
     """done once report.md is at least as new as the audit rows it is made from (reads only);
     a report older than the rows counts as absent: nothing of it is kept."""
     rd = RunDir(cfg.run_dir)
@@ -64,7 +66,7 @@ def stage_state(cfg) -> StageState:
     return StageState("report", "done", f"{rd.report_md} written from the current audit rows")
 
 
-def stage_plan(cfg) -> str:
+def stage_plan(cfg: SpikeinConfig) -> str:
     rd = RunDir(cfg.run_dir)
     rows = len(audit_rows(rd.root))
     source = f"{rows} audit rows" if rows else "the audit's rows"
@@ -410,19 +412,18 @@ READING_GUIDE = """## How to read this
 """
 
 
-def _log_to_wandb(cfg, out: Path, current: dict[tuple[str, str], str] | None) -> None:
-    from omegaconf import OmegaConf
+def _log_to_wandb(cfg: SpikeinConfig, out: Path, current: dict[tuple[str, str], str] | None) -> None:
 
     from core.wandb_log import init_wandb
 
-    run = init_wandb(cfg.logger, run_dir=str(cfg.run_dir), job_type="report",
-                     config=OmegaConf.to_container(cfg, resolve=True), name=f"{cfg.experiment_name}-report")
+    run = init_wandb(cfg.logger, run_dir=cfg.run_dir, job_type="report",
+                     config=dataclasses.asdict(cfg), name=f"{cfg.experiment_name}-report")
     if not run.active:
         return
     import wandb
 
     rows = split_by_settings(audit_rows(Path(cfg.run_dir)), current)[0]
-    cmp = comparison_rows(rows, float(cfg.report.alpha))
+    cmp = comparison_rows(rows, cfg.report.alpha)
     columns = list(cmp[0]) if cmp else ["count", "detector"]
     run.log({"report/detector_comparison": wandb.Table(columns=columns, data=[[c[k] for k in columns] for c in cmp]),
              **{f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from audit.results import ResultRow, expected_settings, read_result_rows
 from core.checkpoint_index import CheckpointIndex
+from core.config import SpikeinConfig
 from core.run_dir import RunDir
 
 
@@ -62,7 +63,7 @@ def settings_key(row: ResultRow) -> str:
     return row.settings_key()
 
 
-def current_settings(cfg, manifest) -> dict[tuple[str, str], str]:
+def current_settings(cfg: SpikeinConfig, manifest) -> dict[tuple[str, str], str]:
     """(benchmark, detector) -> the settings key the config ``cfg`` would audit with now."""
     benchmarks = [(plan.name, plan.renderer) for plan in manifest.benchmarks]
     return {key: json.dumps(settings, sort_keys=True) for key, settings in expected_settings(cfg, benchmarks).items()}

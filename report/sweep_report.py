@@ -40,11 +40,13 @@ def load_run(sweep_dir: Path, run: Path) -> SweepRun:
     overrides = _read_yaml(run / ".hydra" / "overrides.yaml") or []
     current = None
     if config is not None and rd.manifest.exists():
-        from omegaconf import OmegaConf
-
+        from audit.results import saved_config
         from inject.manifest import load_manifest
 
-        current = current_settings(OmegaConf.create(config), load_manifest(run))
+        try:
+            current = current_settings(saved_config(config), load_manifest(run))
+        except SpikeinError:  # a record that does not resolve (Hydra's own may hold ${hydra:...}): newest rows
+            current = None
     rows = final_rows(split_by_settings(audit_rows(run), current)[0])
     return SweepRun(run, str(run.relative_to(sweep_dir)), config, [str(o) for o in overrides], rows)
 

@@ -2,17 +2,17 @@
 checkpoint index, results store, resolved config.yaml), with chosen p-values."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from omegaconf import OmegaConf
-
 from audit.results import ROW_FIELDS, ResultsStore
 from core.atomic import write_json, write_text
 from core.checkpoint_index import Checkpoint, CheckpointIndex
+from core.config import config_to_yaml
 from core.run_dir import RunDir
 from core.wandb_log import redact
 from inject.manifest import BenchmarkPlan, Copy, Manifest, Partition
@@ -66,15 +66,13 @@ def write_rows(run: Path, m: Manifest, p_of: PFn, steps: Sequence[int], detector
 def compose_config(*overrides: str):
     from launch.config import compose
 
-    cfg = compose(list(overrides))
-    OmegaConf.set_struct(cfg, False)
-    return cfg
+    return compose(list(overrides))
 
 
 def write_config(run: Path, cfg) -> dict:
     """``run/config.yaml`` exactly as `spikein run` writes it (resolved, redacted)."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_text(run / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(resolved))))
+    resolved = dataclasses.asdict(cfg)
+    write_text(run / "config.yaml", config_to_yaml(redact(resolved)))
     return resolved
 
 

@@ -7,18 +7,16 @@ any worker starts, as a one-line SpikeinError.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
-
-from omegaconf import OmegaConf
 
 from core.budget import Budget, resolve_budget
 from core.checkpoint_index import CheckpointIndex
-from core.config import DeepSpeedConfig, LoggerConfig, ModelConfig, TrainConfig
+from core.config import SpikeinConfig
 from core.errors import SpikeinError
 from core.run_dir import RunDir
 from core.run_lock import stage_lock
@@ -41,16 +39,12 @@ from train.model import (
 from train.settings import TrainSettings, save_settings, settings_from_json
 
 
-def _container(node) -> dict[str, Any]:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}  # type: ignore[return-value]
-
-
-def resolve_training(cfg) -> tuple[TrainSettings, Manifest, Budget]:
+def resolve_training(cfg: SpikeinConfig) -> tuple[TrainSettings, Manifest, Budget]:
     """The resolved settings every rank will read (no weights loaded, nothing written or printed)."""
-    run_dir = Path(str(cfg.run_dir))
+    run_dir = Path(cfg.run_dir)
     manifest = load_manifest(run_dir)
     open_stream(run_dir, manifest)  # exists and has the manifest's length
-    model_cfg, train_cfg = ModelConfig(**_container(cfg.model)), TrainConfig(**_container(cfg.train))
+    model_cfg, train_cfg = cfg.model, cfg.train
     config = model_config(model_cfg, manifest)
     check_tokenizer(model_cfg, manifest)
     check_vocab(config, manifest)
@@ -60,18 +54,18 @@ def resolve_training(cfg) -> tuple[TrainSettings, Manifest, Budget]:
     budget = resolve_budget(train_cfg, stream_tokens=manifest.n_tokens, n_params=n_params,
                             world_size=world, from_scratch=is_from_scratch(model_cfg))
     settings = TrainSettings(
-        run_dir=str(run_dir), experiment_name=str(cfg.experiment_name),
+        run_dir=str(run_dir), experiment_name=cfg.experiment_name,
         seed=train_cfg.seed,
-        model=model_cfg, train=train_cfg, deepspeed=DeepSpeedConfig(**_container(cfg.deepspeed)),
-        logger=LoggerConfig(**_container(cfg.logger)), seq_len=train_cfg.seq_len, global_batch=budget.global_batch,
+        model=model_cfg, train=train_cfg, deepspeed=cfg.deepspeed,
+        logger=cfg.logger, seq_len=train_cfg.seq_len, global_batch=budget.global_batch,
         micro_batch=train_cfg.micro_batch, world_size=world, max_steps=budget.max_steps,
         lr=budget.lr, warmup_steps=budget.warmup_steps, n_params=n_params, data_hash=manifest.config_hash,
-        step_law=budget.step_law, config=_container(cfg))
+        step_law=budget.step_law, config=dataclasses.asdict(cfg))
     settings.checkpoint_steps()  # train.checkpoint_steps inside the run, or a one-line error now
     return settings, manifest, budget
 
 
-def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
+def plan_training(cfg: SpikeinConfig) -> tuple[TrainSettings, Manifest]:
     """:func:`resolve_training`, its plan printed, untrained copies refused (or warned about)."""
     settings, manifest, budget = resolve_training(cfg)
     epochs = settings.max_steps * settings.tokens_per_step / manifest.n_tokens
@@ -84,7 +78,7 @@ def plan_training(cfg) -> tuple[TrainSettings, Manifest]:
     return settings, manifest
 
 
-def check_copies_trained(cfg, settings: TrainSettings, manifest: Manifest) -> None:
+def check_copies_trained(cfg: SpikeinConfig, settings: TrainSettings, manifest: Manifest) -> None:
     """Refuse (or, with inject.allow_untrained_copies, warn about) copies training never reaches."""
     trained = settings.max_steps * settings.tokens_per_step
     epoch = manifest.epoch_tokens or manifest.n_tokens
@@ -95,12 +89,12 @@ def check_copies_trained(cfg, settings: TrainSettings, manifest: Manifest) -> No
     problem = untrained_copies(manifest.copies, trained, epoch)
     if problem is None:
         return
-    if not bool(cfg.inject.allow_untrained_copies):
+    if not cfg.inject.allow_untrained_copies:
         raise SpikeinError(problem)
     print(f"train: warning: {problem.split('; ')[0]} (inject.allow_untrained_copies=true)")
 
 
-def stage_state(cfg) -> StageState:
+def stage_state(cfg: SpikeinConfig) -> StageState:
     """checkpoints/ against this config (reads only; the data must be there to resolve the run)."""
     rd = RunDir(cfg.run_dir)
     index = rd.read_index()
@@ -133,12 +127,12 @@ def training_state(settings: TrainSettings, index: CheckpointIndex | None) -> St
     return StageState("train", "resumable", f"checkpoints up to step {last} of {settings.max_steps}")
 
 
-def stage_plan(cfg) -> str:
+def stage_plan(cfg: SpikeinConfig) -> str:
     """The budget and the step training starts from (from the config alone before data/ exists)."""
     rd = RunDir(cfg.run_dir)
     if rd.read_manifest() is None:
         t = cfg.train
-        size = (f"{t.max_steps} steps" if t.max_steps else f"{int(t.max_tokens):,} tokens" if t.max_tokens
+        size = (f"{t.max_steps} steps" if t.max_steps else f"{t.max_tokens:,} tokens" if t.max_tokens
                 else "one pass over the stream")
         return f"{size} of {t.seq_len}-token sequences, resolved once data/ exists"
     settings, _, budget = resolve_training(cfg)
@@ -164,7 +158,7 @@ def check_previous_run(settings: TrainSettings, overwrite: bool) -> bool:
     return False
 
 
-def run_train(cfg) -> int:
+def run_train(cfg: SpikeinConfig) -> int:
     settings, manifest = plan_training(cfg)
     if cfg.dry_run:
         state = training_state(settings, RunDir(settings.run_dir).read_index())
@@ -174,15 +168,15 @@ def run_train(cfg) -> int:
         return _train(cfg, settings)
 
 
-def _train(cfg, settings: TrainSettings) -> int:
+def _train(cfg: SpikeinConfig, settings: TrainSettings) -> int:
     rd = RunDir(settings.run_dir)
-    if check_previous_run(settings, bool(cfg.overwrite)):
+    if check_previous_run(settings, cfg.overwrite):
         print(f"train: {rd.checkpoints} already hold the finished run (step {settings.max_steps})")
         return 0
     check_backend_here(settings)
     save_settings(settings)
     cpu = settings.deepspeed.backend == "gloo" and "DS_ACCELERATOR" not in os.environ
-    launch_workers("train.worker", rd.root, _container(cfg.launcher), log_dir=rd.train_logs,
+    launch_workers("train.worker", rd.root, cfg.launcher, log_dir=rd.train_logs,
                    env={"DS_ACCELERATOR": "cpu"} if cpu else None)  # also for the deepspeed launcher itself
     rows = read_metrics(rd.root)
     if rows:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from audit.stats import PairedResult, TestResult
@@ -62,7 +62,7 @@ class Detector:
     Config: ClassVar[type] = Undeclared  # the dataclass of ``audit.<name>`` (launch/schema.py adds it);
     # its ``validate(where)``, if any, checks the values (run at compose time and on construction)
 
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: Any):  # the detector's Config instance (audit.detector(name)) or a partial mapping
         if self.Config is Undeclared:
             self.cfg = dict(cfg)
             return
@@ -110,9 +110,12 @@ def fresh_option_orders(part: PartitionData, rng) -> PartitionData:
         return [{} for _ in parts]
 
 
-def typed_settings(cls: type, cfg: Mapping[str, Any] | None, where: str):
-    """``cfg`` (partial; a node of the composed tree resolves against it) as a ``cls`` instance."""
-    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
+def typed_settings(cls: type, cfg: Any, where: str):
+    """``cfg`` as a ``cls`` instance: the composed config's section passes through; a partial
+    mapping (a test, a detector built by hand) is checked against ``cls``."""
+    if isinstance(cfg, cls):
+        return cfg
+    plain = dict(cfg or {})
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), plain))
     except OmegaConfBaseException as e:

@@ -69,7 +69,7 @@ def world_size(launcher_cfg: LauncherConfig | Mapping[str, Any]) -> int:
     lc = launcher_config(launcher_cfg)
     if lc.kind == "deepspeed" and lc.hostfile:
         return sum(len(slots) for slots in hostfile_hosts(lc).values())
-    return int(lc.nproc_per_node) * int(lc.num_nodes)
+    return lc.nproc_per_node * lc.num_nodes
 
 
 def hostfile_hosts(lc: LauncherConfig) -> dict[str, list[int]]:
@@ -88,8 +88,8 @@ def hostfile_hosts(lc: LauncherConfig) -> dict[str, list[int]]:
         hosts = parse_inclusion_exclusion(pool, lc.include or "", lc.exclude or "")
     except ValueError as e:
         raise SpikeinError(f"launcher.hostfile={lc.hostfile}: {e}") from None
-    if int(lc.num_nodes) > 1 and not (lc.include or lc.exclude):
-        hosts = apply_num_nodes_and_gpus(hosts, int(lc.num_nodes), -1)
+    if lc.num_nodes > 1 and not (lc.include or lc.exclude):
+        hosts = apply_num_nodes_and_gpus(hosts, lc.num_nodes, -1)
     if not hosts:
         raise SpikeinError(f"launcher.hostfile={lc.hostfile}: launcher.include/exclude leave no host")
     return dict(hosts)
@@ -111,7 +111,7 @@ def _master(lc: LauncherConfig) -> tuple[str, int]:
     if port in (None, "", 0, "auto") and lc.kind == "srun":
         port = slurm_port()  # two jobs on one node must not share a port
     if port in (None, "", 0, "auto"):
-        if int(lc.num_nodes) > 1:
+        if lc.num_nodes > 1:
             raise SpikeinError("set launcher.master_port for a multi-node run (every node must agree)")
         port = free_port()
     return addr, int(port)
@@ -121,10 +121,10 @@ def launcher_command(module: str, run_dir: Path, launcher_cfg: LauncherConfig | 
                      port: int) -> list[str]:
     """The one command that starts all local ranks (torchrun / deepspeed / srun)."""
     lc = launcher_config(launcher_cfg)
-    n, nodes, kind = int(lc.nproc_per_node), int(lc.num_nodes), lc.kind
+    n, nodes, kind = lc.nproc_per_node, lc.num_nodes, lc.kind
     if kind == "torchrun":  # --no-python: torchrun starts our exact command, -P included
         return [sys.executable, "-P", "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--nnodes={nodes}",
-                f"--node_rank={int(lc.node_rank)}", f"--master_addr={addr}", f"--master_port={port}",
+                f"--node_rank={lc.node_rank}", f"--master_addr={addr}", f"--master_port={port}",
                 "--no-python", *python_command(module, run_dir)]
     if kind == "deepspeed":  # its `python -u -m module` is kept safe by PYTHONSAFEPATH in the env
         return _deepspeed_command(module, run_dir, lc, port)
@@ -146,11 +146,11 @@ def _deepspeed_command(module: str, run_dir: Path, lc: LauncherConfig, port: int
         cmd.append(f"--hostfile={Path(str(lc.hostfile)).expanduser().resolve()}")
         if lc.include or lc.exclude:
             cmd.append(f"--include={lc.include}" if lc.include else f"--exclude={lc.exclude}")
-        elif int(lc.num_nodes) > 1:
-            cmd.append(f"--num_nodes={int(lc.num_nodes)}")
+        elif lc.num_nodes > 1:
+            cmd.append(f"--num_nodes={lc.num_nodes}")
         run_dir = Path(run_dir).resolve()
     else:
-        cmd.append(_local_gpus(int(lc.nproc_per_node)))
+        cmd.append(_local_gpus(lc.nproc_per_node))
     return cmd + [module, str(run_dir)]
 
 
@@ -194,7 +194,7 @@ def _child_env(lc: LauncherConfig, log_dir: Path, addr: str, port: int,
     env = dict(os.environ, PYTHONUNBUFFERED="1", SPIKEIN_LOG_DIR=str(log_dir), PYTHONSAFEPATH="1",
                MASTER_ADDR=addr, MASTER_PORT=str(port), **(extra or {}))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SPIKEIN_ROOT), env.get("PYTHONPATH")) if p)
-    n = int(lc.nproc_per_node)
+    n = lc.nproc_per_node
     if n > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of oversubscribing
         cpus = slurm_cpus_per_task() if lc.kind == "srun" else None  # each task gets its own CPUs there
         env["OMP_NUM_THREADS"] = str(cpus or cpu_threads(n))
@@ -288,12 +288,12 @@ def die_with_parent() -> None:
 def _run(module: str, run_dir: Path, lc: LauncherConfig, log_dir: Path, addr: str, port: int,
          child_env: dict[str, str]) -> None:
     if lc.kind == "local":
-        if int(lc.num_nodes) != 1:
+        if lc.num_nodes != 1:
             raise SpikeinError("launcher.kind=local runs on one machine; use torchrun, deepspeed or srun "
                                "for launcher.num_nodes > 1")
         procs: list[subprocess.Popen] = []
         with _signals_passed_on(procs, lc.kind):
-            procs += _start_local(module, run_dir, int(lc.nproc_per_node), child_env)
+            procs += _start_local(module, run_dir, lc.nproc_per_node, child_env)
             failed = _wait_all(procs)
         _check_preempted(log_dir)
         if failed is not None:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Iterator, Mapping
 
-from core.config import LauncherConfig, typed_section
+from core.config import LauncherConfig, SpikeinConfig, typed_section
 from core.errors import Preempted, SpikeinError
 
 JOIN_TIMEOUT_S = 1800  # how long a node waits for node 0 to come up (node 0 may be injecting)
@@ -27,12 +27,12 @@ _group: NodeGroup | None = None  # node 0's, while its command runs
 
 
 def multi_node_torchrun(lc: LauncherConfig) -> bool:
-    return lc.kind == "torchrun" and int(lc.num_nodes) > 1
+    return lc.kind == "torchrun" and lc.num_nodes > 1
 
 
 def is_follower(launcher_cfg: Any) -> bool:
     lc = typed_section(LauncherConfig, launcher_cfg)
-    return multi_node_torchrun(lc) and int(lc.node_rank) > 0
+    return multi_node_torchrun(lc) and lc.node_rank > 0
 
 
 def control_address(lc: LauncherConfig) -> tuple[str, int]:
@@ -58,7 +58,7 @@ class NodeGroup:
         from torch.distributed import TCPStore
 
         addr, port = control_address(lc)
-        self.followers = int(lc.num_nodes) - 1
+        self.followers = lc.num_nodes - 1
         self.store = TCPStore(addr, port, is_master=True, wait_for_workers=False,
                               timeout=timedelta(seconds=JOIN_TIMEOUT_S))
         self.launches = 0
@@ -86,7 +86,7 @@ def node_group(launcher_cfg: Any) -> Iterator[None]:
     """On node 0 of a multi-node torchrun command: serve the other nodes for the block."""
     global _group
     lc = typed_section(LauncherConfig, launcher_cfg)
-    if not multi_node_torchrun(lc) or int(lc.node_rank) != 0:
+    if not multi_node_torchrun(lc) or lc.node_rank != 0:
         yield
         return
     _group = NodeGroup(lc)
@@ -108,7 +108,7 @@ def node_group(launcher_cfg: Any) -> Iterator[None]:
         group.finish(code)
 
 
-def follow_node0(cfg, launch_share) -> int:
+def follow_node0(cfg: SpikeinConfig, launch_share) -> int:
     """Node ``node_rank > 0``: start this node's workers for each launch node 0 announces;
     exit with node 0's status. ``launch_share(module, log_dir, env)`` runs one launch here."""
     from torch.distributed import TCPStore

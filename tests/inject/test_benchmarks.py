@@ -75,8 +75,8 @@ def test_local_config_files_compose_and_load(mmlu):
     arc = compose(["benchmarks=arc_local", f"benchmarks.arc_challenge.path={BENCH}/arc_challenge/ARC-Challenge-Test.jsonl",
                    f"benchmarks.arc_easy.path={BENCH}/arc_easy/ARC-Easy-Test.jsonl"]).benchmarks
     assert set(arc) == {"arc_challenge", "arc_easy"}
-    assert len(load_benchmark("arc_challenge", arc.arc_challenge)) == 1172  # a DictConfig spec
-    assert compose(["benchmarks=mmlu_local", f"benchmarks.mmlu.path={BENCH}/mmlu/test"]).benchmarks.mmlu.path.endswith("mmlu/test")
+    assert len(load_benchmark("arc_challenge", arc["arc_challenge"])) == 1172  # the composed config's spec
+    assert compose(["benchmarks=mmlu_local", f"benchmarks.mmlu.path={BENCH}/mmlu/test"]).benchmarks["mmlu"]["path"].endswith("mmlu/test")
     generic = compose(["benchmarks=generic_example",
                        f"benchmarks.mmlu_anatomy_generic.path={BENCH}/mmlu/test/anatomy_test.csv"]).benchmarks
     (name, spec), = generic.items()

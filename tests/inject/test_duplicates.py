@@ -6,8 +6,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from omegaconf import open_dict
 
+from core.config import with_values
 from core.errors import SpikeinError
 from inject.duplicates import item_key
 from inject.items import Item
@@ -30,15 +30,14 @@ def twice_cfg(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("twice")
     bench = write_twice(tmp / "copa.jsonl")
     cfg = inject_config(tmp, f"+benchmarks.copa={{source:generic,path:'{bench}',fields:{{question:q,choices:opts,answer:gold}}}}")
-    with open_dict(cfg):
-        del cfg.benchmarks["toy"]  # the fixture's own benchmark
+    del cfg.benchmarks["toy"]  # the fixture's own benchmark
     return cfg
 
 
 def test_duplicates_are_named_in_one_line_at_load(twice_cfg, capsys):
     from inject.benchmarks import load_benchmark
 
-    items = load_benchmark("copa", twice_cfg.benchmarks.copa)
+    items = load_benchmark("copa", twice_cfg.benchmarks["copa"])
     assert [it.id for it in items] == [str(i) for i in range(60)]  # the first of each pair, file order
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
@@ -53,8 +52,8 @@ def test_with_defaults_every_distinct_item_is_planned_once_for_any_seed(twice_cf
     from inject.stage import plan_with_notes
 
     for seed in range(40):
-        twice_cfg.seed = seed
-        [(_, parts, notes)] = plan_with_notes(twice_cfg)
+        seeded = with_values(twice_cfg, {"seed": seed, "inject.seed": seed})  # what ${seed} reaches when planning
+        [(_, parts, notes)] = plan_with_notes(seeded)
         keys = Counter(item_key(it) for p in parts for it in p.items)
         assert max(keys.values()) == 1, seed  # no item twice, in one partition or two
         assert sum(len(p.items) for p in parts) == 24 and len(notes["duplicates"]["merged"]) == 60

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import with_values
 from core.errors import SpikeinError
 from inject.manifest import load_manifest, load_partition, load_run_tokenizer, open_stream
 from inject.render import get_renderer
@@ -77,8 +78,7 @@ def test_rerun_reuses_and_changed_config_refuses(built, capsys):
     run_inject(cfg)
     assert "up to date" in capsys.readouterr().out
     assert (run / "data" / "stream.bin").stat().st_mtime_ns == before
-    from omegaconf import OmegaConf
-    changed = OmegaConf.merge(cfg, {"inject": {"counts": [0, 2, 3]}})
+    changed = with_values(cfg, {"inject.counts": [0, 2, 3]})
     with pytest.raises(SpikeinError, match="inject.counts"):
         run_inject(changed)
 
@@ -183,7 +183,7 @@ def test_shuffled_options_stored_as_injected_and_scored_as_injected(built_option
     m = load_manifest(run)
     tok = load_run_tokenizer(run, m)
     stream = open_stream(run, m)
-    published = [json.loads(x) for x in Path(cfg.benchmarks.toy.path).read_text().splitlines()]
+    published = [json.loads(x) for x in Path(cfg.benchmarks["toy"]["path"]).read_text().splitlines()]
     moved = 0
     for part in m.partitions:
         rows = [json.loads(x) for x in (run / "data" / part.file).read_text().splitlines()]
@@ -216,12 +216,9 @@ def test_partition_files_round_trip_the_plan(built_options):
 @pytest.mark.parametrize("key, value", [("inject.item_order", "canonical"), ("inject.option_order", "canonical"),
                                         ("train.global_batch", 8)])
 def test_orders_and_batch_change_the_data(built, key, value):
-    from omegaconf import OmegaConf
-
     cfg, _ = built
-    group, name = key.split(".")
     with pytest.raises(SpikeinError, match=key):
-        run_inject(OmegaConf.merge(cfg, {group: {name: value}}))
+        run_inject(with_values(cfg, {key: value}))
 
 
 def test_copies_past_max_steps_are_refused_or_with_a_flag_warned_about(tmp_path, capsys):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from inject_fixtures import inject_config
-from omegaconf import OmegaConf, open_dict
 from train_fixtures import TINY_LLAMA
 
+from core.config import with_values as replaced
 from core.errors import CorruptOutputError, SpikeinError
 from core.run_dir import STAGE_ORDER, RunDir
 from core.stage_state import changed_keys
@@ -26,11 +26,7 @@ TINY = [*TINY_LLAMA, "train.seq_len=32", "train.global_batch=4", "train.micro_ba
 
 def with_values(cfg, **dotted):
     """``cfg`` with ``key.sub=value`` overrides (keys given as ``key__sub``)."""
-    out = OmegaConf.create(OmegaConf.to_container(cfg))
-    with open_dict(out):
-        for key, value in dotted.items():
-            OmegaConf.update(out, key.replace("__", "."), value)
-    return out
+    return replaced(cfg, {key.replace("__", "."): value for key, value in dotted.items()})
 
 
 def listing(root) -> dict[str, tuple[int, int]]:

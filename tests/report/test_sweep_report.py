@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
-from omegaconf import OmegaConf
 from scipy import stats
 
+from core.config import with_values
 from report import plots
 from report.rates import fisher_log10_p, wilson
 from report.sweep_report import group_rates, load_run, sweep_runs, write_sweep_report
@@ -87,9 +87,7 @@ def make_sweep(root: Path) -> None:
         for seed in (1, 2, 3):
             run = root / str(job)
             job += 1
-            cfg = base.copy()
-            OmegaConf.update(cfg, "seed", seed)
-            OmegaConf.update(cfg, "run_dir", str(run))
+            cfg = with_values(base, {"seed": seed, "run_dir": str(run)})
             write_config(run, cfg)
             m = write_manifest(run, COUNTS, BENCHES, copies_end=4000)
             write_index(run, STEPS)
