@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/spikein run experiment=demo
 
-test: $(STAMP)
+test: check  # lint and types first: a failure there is seconds, not the suite's minutes
 	WANDB_MODE=disabled $(PY) -m pytest -q -x --durations=15
 
 # Lint (rules in pyproject.toml) and types of the product packages.

@@ -95,7 +95,8 @@ def _key_legend(ax, colours: dict[str, str], styles: dict[str, tuple[str, str]],
 
     handles = [Line2D([], [], color=c, linewidth=2, label=f"{k}") for k, c in colours.items()]
     if len(styles) > 1 or not colours:
-        handles += [Line2D([], [], color="grey", linestyle=st, marker=mk, label=b) for b, (st, mk) in styles.items()]
+        handles += [Line2D([], [], color="grey", linestyle=st, marker=mk, label=b)  # type: ignore[arg-type]
+                    for b, (st, mk) in styles.items()]  # (matplotlib types linestyle as a Literal)
     if alpha is not None:
         handles.append(Line2D([], [], color="red", linestyle="--", linewidth=1, label=f"p = {alpha}"))
     ax.legend(handles=handles, fontsize=7, title=f"colour: {colour_title}" + ("\nline: benchmark" if len(styles) > 1 else ""),

@@ -425,7 +425,8 @@ def _log_to_wandb(cfg: SpikeinConfig, out: Path, current: dict[tuple[str, str], 
     rows = split_by_settings(audit_rows(Path(cfg.run_dir)), current)[0]
     cmp = comparison_rows(rows, cfg.report.alpha)
     columns = list(cmp[0]) if cmp else ["count", "detector"]
-    run.log({"report/detector_comparison": wandb.Table(columns=columns, data=[[c[k] for k in columns] for c in cmp]),
+    table = wandb.Table(columns=list[str | int](columns), data=[[c[k] for k in columns] for c in cmp])
+    run.log({"report/detector_comparison": table,
              **{f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))},
              **wandb_counts(read_scan(Path(cfg.run_dir)))})
     run.finish()

@@ -218,6 +218,7 @@ def _log_to_wandb(logger_cfg, sweep_dir: Path, tables, out: Path) -> None:
     import wandb
 
     columns = list(records[0]) if records else ["group", "detector", "count"]
-    run.log({"sweep/detection_rates": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in records]),
+    table = wandb.Table(columns=list[str | int](columns), data=[[r[c] for c in columns] for r in records])
+    run.log({"sweep/detection_rates": table,
              **{f"sweep/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}})
     run.finish()

@@ -24,7 +24,7 @@ def text_readers() -> dict[str, Callable[[Mapping[str, Any]], Iterator[str]]]:
 def iter_documents(data: Mapping[str, Any], readers: Mapping[str, Callable] | None = None) -> Iterator[str]:
     """Documents of the configured corpus (``cfg.data``), split at ``max_doc_chars``."""
     readers = readers or text_readers()
-    kind = data.get("kind")
+    kind = str(data.get("kind"))
     if kind not in readers:
         raise InputDataError(f"unknown data.kind '{kind}'; choose one of: {', '.join(readers)}")
     limit = data.get("max_documents")

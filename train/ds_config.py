@@ -123,7 +123,8 @@ def check_memory(s: TrainSettings) -> None:
     e = estimate(Shape.of(config, params), seq_len=s.seq_len, micro_batch=s.micro_batch, precision=s.train.precision,
                  zero_stage=int(s.deepspeed.zero_stage), world_size=s.world_size,
                  checkpointing=bool(s.train.activation_checkpointing), loss_chunk_tokens=s.train.loss_chunk_tokens)
-    if e.peak / GIB > float(s.train.gpu_memory_gb):
+    assert s.train.gpu_memory_gb is not None  # the caller checks only when it is set
+    if e.peak / GIB > s.train.gpu_memory_gb:
         raise SpikeinError(f"train.gpu_memory_gb={s.train.gpu_memory_gb}: the plan needs about {e.peak / GIB:.1f} GiB "
                            f"per GPU ({e.line()}); set train.activation_checkpointing=true, "
                            "train.loss_chunk_tokens, a smaller train.micro_batch, or raise train.gpu_memory_gb")
