@@ -5,14 +5,11 @@ each detector's ``Config``), run here on the typed config.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from core.config import validate_config
-from core.errors import ConfigError
 
 
 def validate(cfg: Any) -> None:
@@ -22,11 +19,10 @@ def validate(cfg: Any) -> None:
 
 
 def typed_config(cfg: Any) -> Any:
-    """The composed config as instances of its classes (a typed instance passes through)."""
+    """The composed config as instances of its classes (a typed instance passes through; a
+    value left unset is one line naming it, as :func:`launch.config.typed` says it)."""
     if not OmegaConf.is_config(cfg):
         return cfg
-    try:
-        typed = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"{e.full_key}: {str(e.msg).splitlines()[0]}") from None
-    return SimpleNamespace(**{str(k): v for k, v in typed.items()}) if isinstance(typed, dict) else typed
+    from launch.config import typed
+
+    return typed(cfg)

@@ -4,7 +4,6 @@ as written."""
 from dataclasses import replace
 
 import pytest
-from omegaconf import OmegaConf
 
 from core.config import (
     BENCHMARK_SOURCES,
@@ -19,7 +18,7 @@ from launch.config import compose
 
 
 def test_a_typed_instance_is_validated_by_its_classes():
-    cfg = OmegaConf.to_object(compose([]))
+    cfg = compose([])  # the typed instance
     validate_config(cfg)  # the composed defaults pass
     cfg.train = replace(cfg.train, precision="fp16")
     with pytest.raises(ConfigError, match=r"^train\.precision=fp16: choose one of: fp32, bf16$"):
@@ -70,9 +69,9 @@ def test_each_benchmark_source_has_its_own_settings():
 
 def test_a_benchmark_plan_is_inject_with_its_override():
     cfg = compose(["+benchmarks.synth_places.inject.counts=[0,2]", "inject.counts=[0,1,4]"])
-    assert benchmark_plan(cfg.inject, cfg.benchmarks.synth_places).counts == [0, 2]
-    assert benchmark_plan(cfg.inject, cfg.benchmarks.synth_people).counts == [0, 1, 4]
-    assert benchmark_plan(OmegaConf.to_object(cfg).inject, None).counts == [0, 1, 4]
+    assert benchmark_plan(cfg.inject, cfg.benchmarks["synth_places"]).counts == [0, 2]
+    assert benchmark_plan(cfg.inject, cfg.benchmarks["synth_people"]).counts == [0, 1, 4]
+    assert benchmark_plan(cfg.inject, None).counts == [0, 1, 4]
 
 
 # data_config's hash of each, computed before the checks moved into the config classes (and

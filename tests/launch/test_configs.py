@@ -138,11 +138,13 @@ def test_a_key_no_file_sets_takes_the_schema_default():
     chosen = {next(iter(d)): d[next(iter(d))] for d in OmegaConf.load(CONF_DIR / "config.yaml").defaults
               if isinstance(d, DictConfig)}
     checked = 0
-    for group in fields(schema.spikein_config_class()):
-        if not is_dataclass(group.type):
+    top = schema.spikein_config_class()
+    types = get_type_hints(top)  # the static class's annotations are strings
+    for group in fields(top):
+        if not is_dataclass(types[group.name]):
             continue
         written = option_file(group.name, chosen[group.name]) if group.name in chosen else {}
-        defaults = schema_defaults(group.type)
+        defaults = schema_defaults(types[group.name])
         for key in flat_keys(defaults):
             default = written_value(defaults, key)
             if is_set(written, key) or (isinstance(default, str) and "${" in default):
