@@ -267,10 +267,7 @@ def benchmark_plan(inject: Any, spec: Mapping[str, Any] | None) -> InjectConfig:
 
 
 def _plain(node: Any) -> dict[str, Any]:
-    """A mapping as a plain dict (a composed node resolved)."""
-    if OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
-    return dict(node)
+    return dict(node)  # the typed config holds plain mappings (benchmarks, overrides)
 
 
 @dataclass
