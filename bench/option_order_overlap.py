@@ -12,6 +12,11 @@ times as it was copied) is set against each control item in its recorded order, 
 - ``same_set`` / ``same_block``: trained texts (weighted) with the same four options in any
   order / in exactly the recorded order.
 
+With ``--ranks Z.json`` (``bench/option_shuffle_null.py --out`` of one run) and a step, per item:
+how the model's rank of an item's tested order follows its agreement (virtual items' regression
+of rank on (same - reversed) / shared pairs), the control's z that regression predicts, and the
+control's z without the items whose exact options block was trained more than once.
+
 With ``audit/results.jsonl`` present, also each control's option-shuffle z at the last step,
 and over all run dirs given the correlation of that z with ``pair_agree_z`` per benchmark: a
 model that learnt option-order preferences from the injected copies ranks a control's orders
@@ -20,6 +25,7 @@ trained depends on a control's order: ``tests/inject/test_inject_stage.py``), so
 out on both is a rare draw, not a leak.
 
     PYTHONPATH=. python bench/option_order_overlap.py RUN_DIR [RUN_DIR ...] [--out overlap.json]
+    PYTHONPATH=. python bench/option_order_overlap.py RUN_DIR --ranks z.json --step 432
 """
 from __future__ import annotations
 
@@ -53,11 +59,12 @@ def trained_texts(run_dir: Path, cfg, m) -> list[tuple[Item, int]]:
 
 
 def partition_stats(items: list[Item], pairs: Counter, sets: Counter, blocks: Counter) -> dict:
-    agree = sum(pairs[(a, b)] for it in items for a, b in itertools.combinations(it.choices, 2))
-    disagree = sum(pairs[(b, a)] for it in items for a, b in itertools.combinations(it.choices, 2))
-    return {"pair_agree": agree / max(1, agree + disagree), "pairs": agree + disagree,
-            "same_set": sum(sets[frozenset(it.choices)] for it in items),
-            "same_block": sum(blocks[tuple(it.choices)] for it in items)}
+    agree = [sum(pairs[(a, b)] for a, b in itertools.combinations(it.choices, 2)) for it in items]
+    disagree = [sum(pairs[(b, a)] for a, b in itertools.combinations(it.choices, 2)) for it in items]
+    block = [blocks[tuple(it.choices)] for it in items]
+    return {"pair_agree": sum(agree) / max(1, sum(agree) + sum(disagree)), "pairs": sum(agree) + sum(disagree),
+            "same_set": sum(sets[frozenset(it.choices)] for it in items), "same_block": sum(block),
+            "items": {"agree": agree, "disagree": disagree, "same_block": block}}
 
 
 def control_z(run_dir: Path) -> dict[str, float]:
@@ -86,7 +93,7 @@ def analyse(run_dir: Path) -> dict:
         blocks[tuple(it.choices)] += w
     virtual: dict[str, list[dict]] = {}
     for v in virtual_controls(cfg, m, 40):
-        virtual.setdefault(v.benchmark, []).append(partition_stats(v.items, pairs, sets, blocks))
+        virtual.setdefault(v.benchmark, []).append({"name": v.name, **partition_stats(v.items, pairs, sets, blocks)})
     zs = control_z(run_dir)
     out = {}
     for p in m.partitions:
@@ -96,16 +103,43 @@ def analyse(run_dir: Path) -> dict:
         ref = np.array([v["pair_agree"] for v in virtual[p.benchmark]])
         s["pair_agree_z"] = float((s["pair_agree"] - ref.mean()) / ref.std(ddof=1))
         s["virtual"] = {"n": len(ref), "pair_agree_mean": float(ref.mean()), "pair_agree_sd": float(ref.std(ddof=1)),
-                        "same_block_max": max(v["same_block"] for v in virtual[p.benchmark])}
+                        "same_block_max": max(v["same_block"] for v in virtual[p.benchmark]),
+                        "partitions": virtual[p.benchmark]}
         s["z"] = zs.get(f"{p.benchmark}/{p.name}")
         out[f"{p.benchmark}/{p.name}"] = s
     return out
+
+
+def z_of(ranks) -> float:
+    return float((np.mean(ranks) - 12.5) / math.sqrt((24**2 - 1) / 12 / len(ranks)))
+
+
+def rank_vs_agreement(name: str, s: dict, ranks: dict) -> None:
+    """Per item at one step: does the model rank an order higher the more it agrees with trained orders?"""
+    bench = name.split("/")[0]
+    x, y = [], []
+    for v in s["virtual"]["partitions"]:
+        for r, a, d in zip(ranks[f"{bench}/{v['name']}"]["ranks"], v["items"]["agree"], v["items"]["disagree"]):
+            if a + d:
+                x.append((a - d) / (a + d))
+                y.append(r)
+    slope, icept = np.polyfit(x, y, 1)
+    own = ranks[name]["ranks"]
+    it = s["items"]
+    pred = [icept + slope * (a - d) / (a + d) if a + d else 12.5 for a, d in zip(it["agree"], it["disagree"])]
+    rest = [r for r, b in zip(own, it["same_block"]) if b <= 1]
+    print(f"  {name}: over {len(x)} virtual items sharing pairs, corr(rank, agreement) {np.corrcoef(x, y)[0, 1]:+.2f}, "
+          f"rank = {icept:.1f} {slope:+.1f} x agreement; control z {z_of(own):+.2f}, predicted {z_of(pred):+.2f}; "
+          f"ranks of items with a block trained > once {[r for r, b in zip(own, it['same_block']) if b > 1]}, "
+          f"z of the other {len(rest)} {z_of(rest):+.2f}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dirs", nargs="+")
     ap.add_argument("--out")
+    ap.add_argument("--ranks", help="bench/option_shuffle_null.py --out of the (one) run dir")
+    ap.add_argument("--step", help="the step of --ranks to use")
     a = ap.parse_args()
     report = {}
     for d in a.run_dirs:
@@ -123,8 +157,12 @@ def main() -> int:
             z, pa = np.array(pts).T
             print(f"{bench}: {len(pts)} runs, corr(z, pair_agree_z) {np.corrcoef(z, pa)[0, 1]:+.2f}, "
                   f"pair_agree_z mean {pa.mean():+.2f} s.d. {pa.std(ddof=1):.2f}")
+    if a.ranks:
+        ranks = json.loads(Path(a.ranks).read_text())["steps"][a.step]
+        for name, s in report[a.run_dirs[0]].items():
+            rank_vs_agreement(name, s, ranks)
     if a.out:
-        Path(a.out).write_text(json.dumps(report, indent=1))
+        Path(a.out).write_text(json.dumps(report))
     return 0
 
 
