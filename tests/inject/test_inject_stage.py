@@ -229,3 +229,33 @@ def test_copies_past_max_steps_are_refused_or_with_a_flag_warned_about(tmp_path,
     run_inject(inject_config(tmp_path, "train.max_steps=1", "inject.allow_untrained_copies=true"))
     assert "inject: warning:" in capsys.readouterr().out
     assert run_inject(inject_config(tmp_path / "fits", "train.max_steps=1", "inject.window=[0.0,0.3]")) == 0
+
+
+def test_controls_option_orders_never_reach_the_training_data(built_options, tmp_path, monkeypatch):
+    """Issue 22: the option-shuffle null is exact only if nothing the model trains on depends on
+    a control's recorded order. Give every item that no copy injects (controls and never-partitioned
+    items) another order: the stream, manifest and tokenizer must stay byte-identical."""
+    import inject.plan as plan
+
+    _, run = built_options
+    m = load_manifest(run)
+    injected = {(p.benchmark, i) for p in m.partitions if p.count > 0 for i in p.item_indices}
+    seeded = plan.option_order_for
+
+    def rotated_unless_injected(seed: int, benchmark: str, index: int, n: int) -> tuple[int, ...]:
+        order = seeded(seed, benchmark, index, n)
+        return order if (benchmark, index) in injected else order[1:] + order[:1]
+
+    monkeypatch.setattr(plan, "option_order_for", rotated_unless_injected)
+    cfg = inject_config(tmp_path, "inject.option_order=shuffled")
+    run_inject(cfg)
+    other = Path(cfg.run_dir)
+    controls = [p.file for p in m.partitions if p.count == 0]
+    assert all(_sha(run / "data" / f) != _sha(other / "data" / f) for f in controls)  # the orders did change
+    for f in ("stream.bin", "tokenizer/tokenizer.json"):
+        assert _sha(run / "data" / f) == _sha(other / "data" / f), f
+
+    def manifest(r: Path) -> dict:  # the config hash differs only by the fixture's corpus path
+        return {k: v for k, v in json.loads((r / "data" / "manifest.json").read_text()).items() if k != "config_hash"}
+
+    assert manifest(run) == manifest(other)
