@@ -10,12 +10,15 @@ the script prints the peak-RSS ratio of the larger build to the smaller (goal <=
 ``data.token_cache=true``: the first point tokenizes the corpus into the token cache, the later
 ones only write their overlay. Prints each point's inject time and data size (the first point's
 includes the cache it wrote) and the later points' share of the first (goal <= 5%).
+``--repeat N`` makes the corpus N copies of that text (the first point grows with the corpus,
+the later ones with their copies).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,9 @@ def sweep(args, tok_dir: Path, tmp: Path) -> None:
     from launch.config import compose
 
     files = corpus_files(Path(args.shared) / "corpus/gutenberg", args.sweep)
+    if args.repeat > 1:  # a bigger corpus from the same text (timing does not depend on what the text says)
+        (tmp / "corpus").mkdir()
+        files = [str(shutil.copy(f, tmp / "corpus" / f"{r}_{Path(f).name}")) for r in range(args.repeat) for f in files]
     arc = Path(args.shared) / "benchmarks/arc_challenge/ARC-Challenge-Test.jsonl"
     cache = tmp / "cache"
     rows = []
@@ -99,6 +105,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--sizes", default="10,35")
     p.add_argument("--sweep", type=float, help="MB of text for the 3-point token-cache sweep instead (e.g. 34)")
+    p.add_argument("--repeat", type=int, default=1, help="--sweep: the text N times over (a corpus N times the size)")
     p.add_argument("--one", type=float, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--tokenizer", help=argparse.SUPPRESS)
