@@ -64,7 +64,8 @@ def test_real_text_pipeline_kill_and_rerun_equals_uninterrupted(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        steps = [c.step for c in RunDir(killed).read_index().checkpoints]
+        index = RunDir(killed).read_index()  # None until training wrote the first checkpoint
+        steps = [c.step for c in index.checkpoints] if index else []
         if any(s >= 60 for s in steps):  # killed mid-run, with a checkpoint to resume from
             break
         time.sleep(0.2)
