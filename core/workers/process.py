@@ -178,4 +178,10 @@ def run_worker(main: Callable[[Path], None], prefix: str, argv: list[str] | None
     finally:
         shutdown_distributed(clean=code in (0, Preempted.exit_code))
         logging.shutdown()
-    sys.exit(code)
+    # Leave without the interpreter's teardown: a library thread still joinable then (gloo,
+    # DeepSpeed) can abort the process ("terminate called without an active exception") after
+    # its work is done and marked, turning a finished rank into a failed one. Everything this
+    # rank writes is written and closed above; W&B runs are finished by the stages.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
