@@ -95,3 +95,28 @@ def test_workers_die_with_their_parent(tmp_path, how):
     for p in leftover:
         os.kill(p, signal.SIGKILL)
     assert not leftover
+
+
+ABORTS_AT_TEARDOWN = """
+import atexit, os
+from core.workers.process import run_worker
+
+def main(run_dir):
+    atexit.register(os.abort)  # as a library thread left joinable does: std::terminate at teardown
+
+if __name__ == "__main__":
+    run_worker(main, prefix="teardown")
+"""
+
+
+def test_a_rank_that_finished_is_not_failed_by_a_teardown_abort(tmp_path):
+    """CI once saw an srun rank exit 250 after writing rank<r>.done ("terminate called without
+    an active exception"): a finished rank leaves without the interpreter's teardown."""
+    (tmp_path / "teardown_worker.py").write_text(ABORTS_AT_TEARDOWN)
+    run = tmp_path / "run"
+    run.mkdir()
+    proc = subprocess.run([PY, str(tmp_path / "teardown_worker.py"), str(run)], capture_output=True, text=True,
+                          env=env(PYTHONPATH=str(REPO), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                                  SPIKEIN_LOG_DIR=str(tmp_path / "logs")))
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert (tmp_path / "logs" / "rank0.done").exists()
