@@ -267,22 +267,18 @@ def _training_pieces(rd, manifest) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def sample_pieces(run_root, manifest, size: int = WINDOW) -> Iterator[tuple[int, np.ndarray]]:
-    """The composed training samples (corpus + overlay), joined into pieces of about ``size`` tokens
-    at training-token offsets (sample ``s`` starts at ``s * sample_length``)."""
-    from inject.overlay import iter_training_samples, sample_geometry
+    """The composed training samples (corpus + overlay) training consumes, as :func:`stream_pieces`."""
+    from inject.manifest import open_stream
 
-    length, _ = sample_geometry(run_root, manifest)
-    start, buf, n = None, [], 0
-    for s, toks in iter_training_samples(run_root, manifest):
-        if start is None:
-            start = s * length
-        buf.append(np.asarray(toks))
-        n += len(toks)
-        if n >= size:
-            yield start, np.concatenate(buf)
-            start, buf, n = None, [], 0
-    if start is not None:
-        yield start, np.concatenate(buf)
+    return stream_pieces(open_stream(run_root, manifest), int(manifest.corpus["consumed_samples"]), size)
+
+
+def stream_pieces(stream, samples: int, size: int = WINDOW) -> Iterator[tuple[int, np.ndarray]]:
+    """Samples ``0..samples-1`` of a composed stream, whole samples joined into pieces of about
+    ``size`` tokens at training-token offsets (sample ``s`` starts at ``s * sample_length``)."""
+    per_piece = -(-size // stream.length)
+    for first in range(0, samples, per_piece):
+        yield first * stream.length, stream.samples(first, min(per_piece, samples - first)).reshape(-1)
 
 
 def memmap_pieces(path, dtype: str, n_tokens: int, size: int = WINDOW) -> Iterator[tuple[int, np.ndarray]]:
@@ -400,18 +396,25 @@ def scan_overlap(targets: list[Target], overlap: int = OVERLAP) -> int:
 def count_hits(hit_lists: Iterable[list[Hit]], targets: list[Target],
                skip_spans: Sequence[tuple[int, int]]) -> dict[tuple[str, str, str], dict[str, Found]]:
     """Each target's occurrences from the windows' hits (in stream order), those starting
-    inside ``skip_spans`` left out."""
+    inside ``skip_spans`` (disjoint) left out."""
     spans = sorted(skip_spans)
-    span_starts = np.array([s for s, _ in spans], dtype=np.int64)
-    span_ends = np.array([e for _, e in spans], dtype=np.int64)
     found: dict[tuple[str, str, str], dict[str, Found]] = {}
     for hits in hit_lists:
-        for t, kind, offset, k in hits:
-            j = int(np.searchsorted(span_starts, offset, side="right")) - 1
-            if j >= 0 and offset < span_ends[j]:
-                continue
-            found.setdefault(targets[t].key, {}).setdefault(kind, Found()).add(offset, k, kind)
+        skipped = starts_in(np.array([h[2] for h in hits], dtype=np.int64), spans)
+        for (t, kind, offset, k), skip in zip(hits, skipped):
+            if not skip:
+                found.setdefault(targets[t].key, {}).setdefault(kind, Found()).add(offset, k, kind)
     return found
+
+
+def starts_in(offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Which ``offsets`` lie inside one of ``spans`` (sorted, disjoint ``[start, end)``)."""
+    if not len(spans) or not len(offsets):
+        return np.zeros(len(offsets), dtype=bool)
+    starts = np.array([a for a, _ in spans], dtype=np.int64)
+    ends = np.array([b for _, b in spans], dtype=np.int64)
+    j = np.searchsorted(starts, offsets, side="right") - 1
+    return (j >= 0) & (offsets < ends[np.maximum(j, 0)])
 
 
 # ---- tokens -> bytes ------------------------------------------------------------------

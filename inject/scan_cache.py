@@ -16,11 +16,22 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from inject.corpus_scan import OVERLAP, WINDOW, Hit, ScanResult, Target, count_hits, scan_overlap, scan_windows, windows
+from inject.corpus_scan import (
+    OVERLAP,
+    WINDOW,
+    Hit,
+    ScanResult,
+    Target,
+    count_hits,
+    scan_overlap,
+    scan_windows,
+    starts_in,
+    stream_pieces,
+    windows,
+)
 
 Zone = tuple[int, int]  # [first, end) token offsets whose hits a run rescans
 
@@ -65,20 +76,6 @@ def copy_zones(spans: list[tuple[int, int]], overlap: int, total: int) -> list[Z
     return [(lo, hi) for lo, hi in zones]
 
 
-def in_zones(offsets: np.ndarray, zones: list[Zone]) -> np.ndarray:
-    starts = np.array([a for a, _ in zones], dtype=np.int64)
-    ends = np.array([b for _, b in zones], dtype=np.int64)
-    j = np.searchsorted(starts, offsets, side="right") - 1
-    return (j >= 0) & (offsets < ends[np.maximum(j, 0)])
-
-
-def stream_pieces(stream, samples: int, window: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Whole samples joined into pieces of about ``window`` tokens (as corpus_scan.sample_pieces)."""
-    per_piece = -(-window // stream.length)
-    for first in range(0, samples, per_piece):
-        yield first * stream.length, stream.samples(first, min(per_piece, samples - first)).reshape(-1)
-
-
 def bare_corpus_hits(stream, samples: int, targets: list[Target], token_bytes: list[bytes], workers: int,
                      window: int, overlap: int) -> list[Hit]:
     """Every occurrence in the corpus rows training reads, no copies laid over them."""
@@ -112,7 +109,7 @@ def scan_overlay_run(rd, manifest, targets: list[Target], token_bytes: list[byte
         write_json(path, {"hits": [list(h) for h in found_before]})
     bare = as_run_targets(found_before, contents, targets)
     zones = copy_zones([(c.start, c.end) for c in manifest.copies], overlap, total)
-    near = in_zones(np.array([h[2] for h in bare], dtype=np.int64), zones) if bare else np.zeros(0, bool)
+    near = starts_in(np.array([h[2] for h in bare], dtype=np.int64), zones)
     kept = [h for h, z in zip(bare, near) if not z]
     # a window owns the starts after its first token (corpus_scan.windows): one token of left context
     rescans = ((max(0, a - 1), stream[max(0, a - 1):min(total, b + overlap)], a, b, b + overlap >= total)

@@ -134,8 +134,8 @@ def _build_and_publish(cfg: SpikeinConfig, rd: RunDir, conf: dict, digest: str) 
     try:
         manifest = build_data(cfg, stage, digest)
         write_json(stage.inject_config, conf)
-        scan_cache = cache_root(cfg) if manifest.corpus is not None else None  # shared by runs on one corpus
-        write_run_scan(stage.root, manifest, cfg.inject.workers, scan_cache)  # before verify, which counts its finds
+        # before verify, which counts its finds; overlay runs share their corpus's scan in the cache dir
+        write_run_scan(stage.root, manifest, cfg.inject.workers, cache_root(cfg))
         summary = verify_run_data(stage.root, manifest)
         _publish(stage.data, rd.data)
     finally:

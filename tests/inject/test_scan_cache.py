@@ -7,9 +7,9 @@ import pytest
 from conftest import make_tokenizer
 
 from core.run_dir import RunDir
-from inject.corpus_scan import Index, Target, sample_pieces, scan_corpus, token_bytes_table
+from inject.corpus_scan import Index, Target, sample_pieces, scan_corpus, starts_in, token_bytes_table
 from inject.manifest import load_manifest, load_run_tokenizer, open_stream
-from inject.scan_cache import copy_zones, in_zones, scan_overlay_run
+from inject.scan_cache import copy_zones, scan_overlay_run
 from inject.stage import run_inject
 from launch.config import compose
 from tests.inject.test_overlay import corpus_for, overlay_overrides
@@ -19,7 +19,7 @@ def test_copy_zones_cover_every_start_that_could_reach_a_copy():
     zones = copy_zones([(100, 120), (130, 140), (500, 510)], overlap=16, total=1000)
     assert zones == [(83, 141), (483, 511)]  # the first two merged: their zones overlap
     offsets = np.arange(1000)
-    inside = in_zones(offsets, zones)
+    inside = starts_in(offsets, zones)
     assert set(offsets[inside]) == set(range(83, 141)) | set(range(483, 511))
 
 
@@ -121,3 +121,21 @@ def test_sweep_points_scan_the_corpus_once(tmp_path, monkeypatch):
     second = point("b", "[0,2,3]", "cache")
     assert len(bare_scans) == 1  # read from the cache
     assert point("c", "[0,2,3]", "fresh") == second and len(bare_scans) == 2
+
+
+def test_a_run_without_copies_takes_the_bare_corpus_finds(tmp_path):
+    """Controls only (inject.counts=[0,0]): no copy zones, every cached find kept."""
+    tok = tmp_path / "tokenizer"
+    make_tokenizer(tok, vocab_size=400)
+    paths = corpus_for("nanogpt", tmp_path, tok)
+    cfg = compose(overlay_overrides(tmp_path / "r", tok, paths, "nanogpt", "inject.counts=[0,0]"))
+    run_inject(cfg)
+    rd = RunDir(cfg.run_dir)
+    m = load_manifest(rd.root)
+    assert m.copies == []
+    table = token_bytes_table(load_run_tokenizer(rd.root, m))
+    targets = corpus_targets(rd, m)
+    full = scan_corpus(sample_pieces(rd.root, m, size=256), targets, table, overlap=32)
+    for _ in range(2):  # the second time from the cache
+        got = scan_overlay_run(rd, m, targets, table, 1, tmp_path / "cache", 256, 32)
+        assert got.found == full.found and got.found
