@@ -9,10 +9,9 @@ from typing import Sequence, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.config import SpikeinConfig
+from core.config import SpikeinConfig, validate_config
 from core.errors import ConfigError
 from launch import schema
-from launch.validate import validate
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 schema.register()  # conf/config.yaml's defaults start with the schema
@@ -20,27 +19,34 @@ schema.register()  # conf/config.yaml's defaults start with the schema
 
 def compose(overrides: Sequence[str] = ()) -> SpikeinConfig:
     """The resolved, validated config for ``overrides`` (Hydra syntax), typed."""
-    return typed(compose_tree(overrides), overrides)
+    return check(_hydra_tree(overrides), overrides)
 
 
 def compose_tree(overrides: Sequence[str] = ()) -> DictConfig:
     """Hydra's tree for ``overrides``, checked and validated, interpolations kept (``--help``)."""
+    cfg = _hydra_tree(overrides)
+    check(cfg, overrides)
+    return cfg
+
+
+def _hydra_tree(overrides: Sequence[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        cfg = _compose_plain(overrides)
+        return _compose_plain(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_type_error(e, overrides) or _one_line_error(str(e), overrides)) from None
-    check(cfg)
-    return cfg
 
 
-def check(cfg: DictConfig) -> None:
-    """Struct mode on, appended keys refused, values validated (a composed tree or a sweep point's)."""
+def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:
+    """Struct mode on, appended keys refused, values validated (a composed tree or a sweep
+    point's); the checked config, typed (converted once)."""
     OmegaConf.set_struct(cfg, True)
     _refuse_appended_keys(cfg)
-    validate(cfg)
+    checked = typed(cfg, overrides)
+    validate_config(checked)
+    return checked
 
 
 def typed(cfg: DictConfig, overrides: Sequence[str] = ()) -> SpikeinConfig:

@@ -24,7 +24,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from launch.config import check, typed
+    from launch.config import check
 
     overrides = with_concrete_sweep_dir(overrides)
     check_points(overrides)  # every point's config, before the first point runs
@@ -35,8 +35,7 @@ def multirun(stage: str, overrides: list[str]) -> int:
         hc = HydraConfig.get()
         print(point_header(hc.job.num, list(hc.overrides.task)), file=sys.stderr, flush=True)
         try:
-            check(cfg)
-            here = with_values(typed(cfg), {"run_dir": hc.runtime.output_dir, "logger.group": Path(hc.sweep.dir).name})
+            here = with_values(check(cfg), {"run_dir": hc.runtime.output_dir, "logger.group": Path(hc.sweep.dir).name})
             STAGES[stage].fn()(here)
         except SpikeinError as e:  # Hydra would print a traceback and go on to the next point
             print(f"spikein: error: sweep point {hc.job.num}: {e}", file=sys.stderr, flush=True)

@@ -225,9 +225,9 @@ def test_unknown_reference_step_is_one_line(run, monkeypatch):
 
 def test_step_reference_with_a_public_model_is_refused():
     with pytest.raises(ConfigError, match="audit.reference_model=step_0"):
-        from launch.validate import validate
+        from core.config import validate_config
 
-        validate(compose(["audit.model=gpt2", "audit.reference_model=step_0"]))
+        validate_config(compose(["audit.model=gpt2", "audit.reference_model=step_0"]))
 
 
 def test_reference_with_another_tokenizer_is_refused_before_scoring(run, tmp_path, monkeypatch):
